@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * zcdev: a kernel page ring that user space fills and drains through every
+ * Linux data path (read/write, mmap, splice, sendfile, vmsplice).
+ *
+ * This header is the whole user-space ABI. Every structure is made of
+ * fixed-size fields, naturally aligned, with explicit reserved space that
+ * the kernel zeroes, so that it reads the same from 32- and 64-bit user
+ * space and can grow without a new ioctl number.
+ */
+#ifndef _UAPI_LINUX_ZCDEV_H
+#define _UAPI_LINUX_ZCDEV_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define ZCDEV_ABI_VERSION	1
+
+/*
+ * 'Y' is not claimed in Documentation/userspace-api/ioctl/ioctl-number.rst;
+ * the rig checks that against the kernel source it builds with.
+ */
+#define ZCDEV_IOC_MAGIC		'Y'
+
+/* Offsets into the device for mmap(): the meta page, then the data pages. */
+#define ZCDEV_META_OFFSET	0
+
+struct zcdev_info {
+	__u32 abi_version;	/* ZCDEV_ABI_VERSION */
+	__u32 page_size;	/* bytes in one ring page */
+	__u32 ring_pages;	/* pages in the ring now */
+	__u32 max_ring_pages;	/* upper bound for ZCDEV_IOC_RESIZE */
+	__u64 meta_offset;	/* mmap offset of struct zcdev_ring_meta (0) */
+	__u64 data_offset;	/* mmap offset of ring page 0 (page_size) */
+	__u64 ring_bytes;	/* capacity: ring_pages * page_size */
+	__u64 reserved[4];
+};
+
+/*
+ * Counters since the module was loaded. The copy counters and the move
+ * counters are kept apart so a test can prove a path copied nothing.
+ */
+struct zcdev_stats {
+	__u64 bytes_written_copy;	/* write(): user -> ring, copied */
+	__u64 bytes_read_copy;		/* read(): ring -> user, copied */
+	__u64 bytes_spliced_out;	/* splice/sendfile out, by reference */
+	__u64 pages_spliced_out;	/* pipe buffers handed out */
+	__u64 bytes_spliced_in_moved;	/* splice in, whole pages stolen */
+	__u64 pages_stolen_in;		/* pages taken from a pipe */
+	__u64 bytes_spliced_in_copied;	/* splice in, copied */
+	__u64 bytes_produced_mmap;	/* ZCDEV_IOC_PRODUCE */
+	__u64 bytes_consumed_mmap;	/* ZCDEV_IOC_CONSUME */
+	__u64 page_swaps;		/* slots given a fresh page */
+	__u64 mmap_faults;		/* faults that mapped a ring page */
+	__u64 sigbus_faults;		/* faults answered with SIGBUS */
+	__u64 pages_held;		/* data pages the ring holds now */
+	__u64 reserved[7];
+};
+
+/*
+ * The meta page, at mmap offset 0, mapped read-only. The kernel stores
+ * head, tail and generation with release semantics before the ioctl or
+ * system call that moved them returns; read them with acquire loads
+ * (__atomic_load_n(..., __ATOMIC_ACQUIRE)). The kernel never reads this
+ * page back: it is a window on its state, not a channel into it.
+ */
+struct zcdev_ring_meta {
+	__u32 abi_version;
+	__u32 page_size;
+	__u64 ring_bytes;	/* capacity now */
+	__u64 head;		/* bytes ever produced */
+	__u64 tail;		/* bytes ever consumed; used = head - tail */
+	__u64 generation;	/* bumped by every resize and reset */
+	__u64 reserved[3];
+};
+
+#define ZCDEV_IOC_GET_INFO	_IOR(ZCDEV_IOC_MAGIC, 0x00, struct zcdev_info)
+#define ZCDEV_IOC_GET_STATS	_IOR(ZCDEV_IOC_MAGIC, 0x01, struct zcdev_stats)
+/* New page count; 0 tears the ring down. Fails with EBUSY if the unread
+ * bytes would not fit, EINVAL above max_ring_pages. */
+#define ZCDEV_IOC_RESIZE	_IOW(ZCDEV_IOC_MAGIC, 0x02, __u32)
+/* Drop every unread byte; the size stays. */
+#define ZCDEV_IOC_RESET		_IO(ZCDEV_IOC_MAGIC, 0x03)
+/* mmap producer: commit this many bytes written at head. */
+#define ZCDEV_IOC_PRODUCE	_IOW(ZCDEV_IOC_MAGIC, 0x04, __u64)
+/* mmap consumer: release this many bytes read at tail. */
+#define ZCDEV_IOC_CONSUME	_IOW(ZCDEV_IOC_MAGIC, 0x05, __u64)
+
+#endif /* _UAPI_LINUX_ZCDEV_H */
