@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zcdev: /dev/zcdev, a kernel page ring that user space fills and drains
+ * through every Linux data path side by side. Start reading at
+ * zcdev_fops below: each entry leads to one path, and each path to the
+ * page it copies, maps or moves.
+ */
+
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/poll.h>
+#include <linux/pseudo_fs.h>
+
+#include "zcdev.h"
+
+static unsigned int ring_pages = 256;
+module_param(ring_pages, uint, 0444);
+MODULE_PARM_DESC(ring_pages, "Pages in the ring at load time (default 256, 1 MiB of 4 KiB pages)");
+
+unsigned int zcdev_max_ring_pages = 65536;
+module_param_named(max_ring_pages, zcdev_max_ring_pages, uint, 0444);
+MODULE_PARM_DESC(max_ring_pages, "Upper bound on the ring, in pages, for load and ZCDEV_IOC_RESIZE (default 65536)");
+
+static ushort mode = 0600;
+module_param(mode, ushort, 0444);
+MODULE_PARM_DESC(mode, "Permission bits of /dev/zcdev (default 0600)");
+
+/* "zcdv": the magic of the internal filesystem that holds our one inode. */
+#define ZCDEV_FS_MAGIC 0x7a636476
+
+static struct zcdev zcdev_dev;
+
+static int zcdev_open(struct inode *inode, struct file *file)
+{
+	/* misc_open() left our miscdevice here. */
+	struct zcdev *zd = container_of(file->private_data, struct zcdev, misc);
+
+	file->private_data = zd;
+	/* Every open shares one address_space: see struct zcdev. */
+	file->f_mapping = zcdev_mapping(zd);
+	if (file->f_mode & FMODE_WRITE)
+		atomic_inc(&zd->writers);
+	return 0;
+}
+
+static int zcdev_release(struct inode *inode, struct file *file)
+{
+	struct zcdev *zd = file->private_data;
+
+	/* The last writer gone: blocked readers wake up to end of file. */
+	if ((file->f_mode & FMODE_WRITE) && atomic_dec_and_test(&zd->writers))
+		wake_up_interruptible_poll(&zd->readq, EPOLLHUP);
+	return 0;
+}
+
+static __poll_t zcdev_poll(struct file *file, poll_table *wait)
+{
+	struct zcdev *zd = file->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(file, &zd->readq, wait);
+	poll_wait(file, &zd->writeq, wait);
+
+	if (zcdev_used(zd))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	else if (!atomic_read(&zd->writers))
+		mask |= EPOLLHUP;
+	if (zcdev_space(zd))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	return mask;
+}
+
+/*
+ * The paths, side by side. The device is a stream: positions passed in
+ * are ignored. llseek is noop_llseek rather than no_llseek because
+ * sendfile() refuses an input file that cannot seek.
+ */
+static const struct file_operations zcdev_fops = {
+	.owner = THIS_MODULE,
+	.open = zcdev_open,
+	.release = zcdev_release,
+	.llseek = noop_llseek,
+	.read_iter = zcdev_read_iter,		/* rw.c: copy out */
+	.write_iter = zcdev_write_iter,		/* rw.c: copy in */
+	.mmap = zcdev_mmap,			/* mmap.c: in place */
+	.splice_read = zcdev_splice_read,	/* splice.c: lend pages */
+	.splice_write = zcdev_splice_write,	/* splice.c: steal pages */
+	.poll = zcdev_poll,
+	.unlocked_ioctl = zcdev_ioctl,		/* ioctl.c */
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+static int zcdev_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, ZCDEV_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+/*
+ * No .owner: a kernel mount of a filesystem with an owner pins that module,
+ * and this one is unmounted by our own exit routine.
+ */
+static struct file_system_type zcdev_fs_type = {
+	.name = "zcdev",
+	.init_fs_context = zcdev_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+static int __init zcdev_init(void)
+{
+	struct zcdev *zd = &zcdev_dev;
+	int ret;
+
+	if (ring_pages > zcdev_max_ring_pages) {
+		pr_err("ring_pages=%u is above max_ring_pages=%u\n",
+		       ring_pages, zcdev_max_ring_pages);
+		return -EINVAL;
+	}
+
+	mutex_init(&zd->produce_lock);
+	mutex_init(&zd->consume_lock);
+	mutex_init(&zd->ring_lock);
+	init_waitqueue_head(&zd->readq);
+	init_waitqueue_head(&zd->writeq);
+
+	zd->mnt = kern_mount(&zcdev_fs_type);
+	if (IS_ERR(zd->mnt))
+		return PTR_ERR(zd->mnt);
+	zd->inode = alloc_anon_inode(zd->mnt->mnt_sb);
+	if (IS_ERR(zd->inode)) {
+		ret = PTR_ERR(zd->inode);
+		goto err_unmount;
+	}
+
+	ret = zcdev_ring_init(zd, ring_pages);
+	if (ret)
+		goto err_put_inode;
+
+	zd->misc.minor = MISC_DYNAMIC_MINOR;
+	zd->misc.name = KBUILD_MODNAME;
+	zd->misc.fops = &zcdev_fops;
+	zd->misc.mode = mode;
+	zd->misc.groups = zcdev_groups;
+	ret = misc_register(&zd->misc);
+	if (ret)
+		goto err_free_ring;
+
+	zcdev_debugfs_init(zd);
+	pr_info("version %s, %u pages of %lu bytes\n", ZCDEV_VERSION,
+		ring_pages, PAGE_SIZE);
+	return 0;
+
+err_free_ring:
+	zcdev_ring_free(zd);
+err_put_inode:
+	iput(zd->inode);
+err_unmount:
+	kern_unmount(zd->mnt);
+	return ret;
+}
+
+static void __exit zcdev_exit(void)
+{
+	struct zcdev *zd = &zcdev_dev;
+
+	zcdev_debugfs_exit(zd);
+	misc_deregister(&zd->misc);
+	zcdev_ring_free(zd);
+	iput(zd->inode);
+	kern_unmount(zd->mnt);
+
+	/* Every page the ring ever took must have been given back. */
+	WARN(zcdev_pages_live(), "zcdev: %ld ring pages leaked\n",
+	     zcdev_pages_live());
+}
+
+module_init(zcdev_init);
+module_exit(zcdev_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("The zcdev developers");
+MODULE_DESCRIPTION("A page ring exposed through every Linux data path: read/write, mmap, splice, sendfile");
+MODULE_VERSION(ZCDEV_VERSION);

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The mmap path: user space reads and writes the ring's pages in place and
+ * moves head/tail with ZCDEV_IOC_PRODUCE/CONSUME. Nothing is copied.
+ *
+ * Layout of the device's offsets:
+ *   0                       the meta page (struct zcdev_ring_meta), read-only
+ *   PAGE_SIZE * (1 + i)     ring page (i % nr_pages), for i < 2 * nr_pages
+ *
+ * The data pages appear twice in a row, so a mapping of 2 * ring_bytes
+ * sees every span of the ring, wrapped or not, as one contiguous range.
+ *
+ * Pages are handed out by a .fault handler with a page reference (never as
+ * raw PFNs), and every open file shares one address_space, so that
+ * unmap_mapping_range() can take any page away from every process that
+ * maps it. A fault that finds no page raises SIGBUS, as a file mapping
+ * does past its end after truncation.
+ */
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+
+#include "zcdev.h"
+#include "trace.h"
+
+static vm_fault_t zcdev_fault(struct vm_fault *vmf)
+{
+	struct zcdev *zd = vmf->vma->vm_file->private_data;
+	unsigned int slot;
+	struct page *page;
+	u64 index;
+
+	mutex_lock(&zd->ring_lock);
+	if (vmf->pgoff == 0) {
+		page = zd->meta_page;
+	} else {
+		index = vmf->pgoff - 1;
+		if (index >= 2ULL * zd->nr_pages) {
+			zd->stats.sigbus_faults++;
+			mutex_unlock(&zd->ring_lock);
+			return VM_FAULT_SIGBUS;
+		}
+		slot = index % zd->nr_pages;
+		/* A page a pipe still holds must not become writable again. */
+		if (zcdev_ring_own_slot(zd, slot)) {
+			mutex_unlock(&zd->ring_lock);
+			return VM_FAULT_OOM;
+		}
+		page = zd->pages[slot];
+		zd->stats.mmap_faults++;
+	}
+	get_page(page);
+	/*
+	 * Hold the page lock until the PTE is in place (VM_FAULT_LOCKED):
+	 * whoever takes this page out of the ring locks it before zapping,
+	 * so it either finds our PTE or we find the slot already changed.
+	 */
+	lock_page(page);
+	mutex_unlock(&zd->ring_lock);
+
+	vmf->page = page;
+	return VM_FAULT_LOCKED;
+}
+
+/*
+ * Splitting a mapping would let part of it be unmapped or re-protected
+ * behind our back (a writable piece of the meta page, say); refuse it.
+ */
+static int zcdev_may_split(struct vm_area_struct *vma, unsigned long addr)
+{
+	return -EINVAL;
+}
+
+static const struct vm_operations_struct zcdev_vm_ops = {
+	.fault = zcdev_fault,
+	.may_split = zcdev_may_split,
+};
+
+int zcdev_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	/* Data offsets stop at data_offset + 2 * max ring; past that, nothing. */
+	u64 limit = 1 + 2ULL * zcdev_max_ring_pages;
+
+	/*
+	 * A private mapping would copy ring pages on write and then keep
+	 * showing the copy: the ring would no longer be shared.
+	 */
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	if (vma->vm_pgoff >= limit)
+		return -EINVAL;
+	if (vma->vm_pgoff == ZCDEV_META_OFFSET) {
+		/* The meta page is the kernel's word; user space only reads it. */
+		if (vma->vm_flags & (VM_WRITE | VM_EXEC))
+			return -EACCES;
+		vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
+	}
+
+	/*
+	 * VM_DONTEXPAND: mremap() cannot grow the mapping. Fork is fine: the
+	 * child's copy of the vma is on the same address_space, faults through
+	 * the same handler, and is zapped with the parent's.
+	 */
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &zcdev_vm_ops;
+	return 0;
+}

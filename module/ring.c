@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The page ring: allocation, resize and reset, the head/tail counters and
+ * the rules that keep a page safe once it has been handed to a pipe.
+ */
+
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/poll.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+
+#include "zcdev.h"
+#include "trace.h"
+
+/*
+ * Data pages the ring owns right now, over every resize, swap and steal:
+ * it is what ZCDEV_IOC_GET_STATS reports as pages_held, and it must be 0
+ * once the module has freed its ring (zcdev_exit() checks).
+ */
+static atomic_long_t zcdev_pages;
+
+long zcdev_pages_live(void)
+{
+	return atomic_long_read(&zcdev_pages);
+}
+
+/*
+ * Ring pages are zeroed: free space is visible through the mapping, and
+ * must never show what the page held before the kernel gave it to us.
+ */
+struct page *zcdev_page_alloc(void)
+{
+	struct page *page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+
+	if (page)
+		atomic_long_inc(&zcdev_pages);
+	return page;
+}
+
+/* A page stolen from a pipe joins the ring with the reference it came with. */
+void zcdev_page_adopt(struct page *page)
+{
+	atomic_long_inc(&zcdev_pages);
+}
+
+/* Drop the ring's reference; a pipe or a mapping may still hold others. */
+void zcdev_page_put(struct page *page)
+{
+	atomic_long_dec(&zcdev_pages);
+	put_page(page);
+}
+
+/* Publish the counters to the meta page; user space reads with acquire. */
+static void zcdev_publish(struct zcdev *zd)
+{
+	lockdep_assert_held(&zd->ring_lock);
+
+	WRITE_ONCE(zd->meta->ring_bytes, zcdev_ring_bytes(zd->nr_pages));
+	smp_store_release(&zd->meta->generation, zd->generation);
+	smp_store_release(&zd->meta->tail, zd->tail);
+	smp_store_release(&zd->meta->head, zd->head);
+}
+
+static void zcdev_free_pages(struct page **pages, u32 nr)
+{
+	u32 i;
+
+	for (i = 0; i < nr; i++)
+		if (pages[i])
+			zcdev_page_put(pages[i]);
+	kvfree(pages);
+}
+
+static struct page **zcdev_alloc_pages(u32 nr)
+{
+	struct page **pages;
+	u32 i;
+
+	/* One page at a time: a big ring must not need a high-order block. */
+	pages = kvcalloc(max_t(u32, nr, 1), sizeof(*pages), GFP_KERNEL);
+	if (!pages)
+		return NULL;
+	for (i = 0; i < nr; i++) {
+		pages[i] = zcdev_page_alloc();
+		if (!pages[i]) {
+			zcdev_free_pages(pages, i);
+			return NULL;
+		}
+	}
+	return pages;
+}
+
+int zcdev_ring_init(struct zcdev *zd, u32 nr_pages)
+{
+	zd->meta_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!zd->meta_page)
+		return -ENOMEM;
+	zd->meta = page_address(zd->meta_page);
+	zd->meta->abi_version = ZCDEV_ABI_VERSION;
+	zd->meta->page_size = PAGE_SIZE;
+
+	zd->pages = zcdev_alloc_pages(nr_pages);
+	if (!zd->pages)
+		goto err_free_meta;
+	zd->lent = bitmap_zalloc(max_t(u32, nr_pages, 1), GFP_KERNEL);
+	if (!zd->lent)
+		goto err_free_pages;
+	zd->nr_pages = nr_pages;
+
+	mutex_lock(&zd->ring_lock);
+	zcdev_publish(zd);
+	mutex_unlock(&zd->ring_lock);
+	return 0;
+
+err_free_pages:
+	zcdev_free_pages(zd->pages, nr_pages);
+err_free_meta:
+	__free_page(zd->meta_page);
+	return -ENOMEM;
+}
+
+/* Only after the last file and mapping are gone (the module refcount). */
+void zcdev_ring_free(struct zcdev *zd)
+{
+	zcdev_free_pages(zd->pages, zd->nr_pages);
+	bitmap_free(zd->lent);
+	__free_page(zd->meta_page);
+}
+
+/*
+ * Copy the bytes of positions [start, start + len) from one ring layout to
+ * another. Offsets within a page do not depend on the ring size, so each
+ * chunk lands at the same offset of its new page.
+ */
+static void zcdev_copy_span(struct page **dst, u32 dst_nr,
+			    struct page **src, u32 src_nr, u64 start, u64 len)
+{
+	while (len) {
+		unsigned int off = offset_in_page(start);
+		unsigned int n = min_t(u64, len, PAGE_SIZE - off);
+		u64 pg = start >> PAGE_SHIFT;
+
+		memcpy_page(dst[pg % dst_nr], off, src[pg % src_nr], off, n);
+		start += n;
+		len -= n;
+	}
+}
+
+/*
+ * Carry what a slot's page holds over to its replacement. The unread
+ * bytes always go. Free space goes too while any mapping exists: an mmap
+ * producer may have written there already and not committed it yet. With
+ * no mapping, nothing else is copied.
+ */
+static void zcdev_copy_slot(struct zcdev *zd, unsigned int slot,
+			    struct page *dst, struct page *src)
+{
+	u64 first = zd->tail >> PAGE_SHIFT;
+	u64 last, pg;
+
+	lockdep_assert_held(&zd->ring_lock);
+
+	if (mapping_mapped(zcdev_mapping(zd))) {
+		copy_highpage(dst, src);
+		return;
+	}
+	if (zd->head == zd->tail)
+		return;
+
+	/*
+	 * The unread bytes span less than nr_pages + 1 pages, so at most two
+	 * of those pages (the first and the last) land in this slot.
+	 */
+	last = (zd->head - 1) >> PAGE_SHIFT;
+	pg = first + (slot + zd->nr_pages - first % zd->nr_pages) % zd->nr_pages;
+	for (; pg <= last; pg += zd->nr_pages) {
+		u64 start = max(zd->tail, pg << PAGE_SHIFT);
+		u64 end = min(zd->head, (pg + 1) << PAGE_SHIFT);
+
+		memcpy_page(dst, offset_in_page(start), src,
+			    offset_in_page(start), end - start);
+	}
+}
+
+/*
+ * Make @slot's page safe to write into or to map: if a pipe may still
+ * hold it (it went out by splice), either the pipe has let go and the
+ * page is ours alone again, or the slot gets a fresh page and the pipe
+ * keeps the old one unchanged (DESIGN.md invariant 1).
+ *
+ * A lent page is never mapped (zcdev_ring_unmap_slot() zapped it when it
+ * was lent, and faults come here first), so once only the ring's
+ * reference is left nobody else can reach it.
+ */
+int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
+{
+	struct page *old = zd->pages[slot];
+	struct page *page;
+
+	lockdep_assert_held(&zd->ring_lock);
+
+	if (!test_bit(slot, zd->lent))
+		return 0;
+	if (page_ref_count(old) == 1) {
+		/* Pairs with the pipe's put_page() after it read the page. */
+		smp_rmb();
+		clear_bit(slot, zd->lent);
+		return 0;
+	}
+
+	page = zcdev_page_alloc();
+	if (!page)
+		return -ENOMEM;
+	zcdev_copy_slot(zd, slot, page, old);
+	zd->pages[slot] = page;
+	clear_bit(slot, zd->lent);
+	zd->stats.page_swaps++;
+	trace_zcdev_page_swap(slot, page_ref_count(old) - 1);
+	zcdev_page_put(old);
+	return 0;
+}
+
+/*
+ * Make every user mapping of @slot fault again, so the next access sees
+ * the slot as it is now. A fault that found @page before the caller
+ * changed the slot holds the page lock until its PTE is in place (see
+ * zcdev_fault()); taking the lock waits for it, and the zap that follows
+ * removes that PTE too. Called without ring_lock, which the fault needs.
+ */
+void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
+			   struct page *page)
+{
+	struct address_space *mapping = zcdev_mapping(zd);
+	loff_t first = (loff_t)(1 + slot) << PAGE_SHIFT;
+	loff_t second = first + zcdev_ring_bytes(zd->nr_pages);
+
+	if (!mapping_mapped(mapping))
+		return;
+	lock_page(page);
+	unlock_page(page);
+	/* The slot appears twice: in each half of the double mapping. */
+	unmap_mapping_range(mapping, first, PAGE_SIZE, 1);
+	unmap_mapping_range(mapping, second, PAGE_SIZE, 1);
+}
+
+void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes)
+{
+	lockdep_assert_held(&zd->ring_lock);
+
+	WRITE_ONCE(zd->head, zd->head + bytes);
+	zcdev_publish(zd);
+	wake_up_interruptible_poll(&zd->readq, EPOLLIN | EPOLLRDNORM);
+}
+
+void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes)
+{
+	lockdep_assert_held(&zd->ring_lock);
+
+	WRITE_ONCE(zd->tail, zd->tail + bytes);
+	zcdev_publish(zd);
+	wake_up_interruptible_poll(&zd->writeq, EPOLLOUT | EPOLLWRNORM);
+}
+
+/*
+ * 1 when there is data, 0 at end of file (empty and no writer), or an
+ * error. Sleeps with no zcdev lock held, so resize and reset never wait
+ * behind a blocked reader.
+ */
+int zcdev_wait_readable(struct zcdev *zd, bool nonblock)
+{
+	int ret;
+
+	for (;;) {
+		if (zcdev_used(zd))
+			return 1;
+		if (!atomic_read(&zd->writers))
+			return 0;
+		if (nonblock)
+			return -EAGAIN;
+		ret = wait_event_interruptible(zd->readq, zcdev_used(zd) ||
+					       !atomic_read(&zd->writers));
+		if (ret)
+			return ret;
+	}
+}
+
+/* 1 when there is space, or an error; a ring of size 0 never has any. */
+int zcdev_wait_writable(struct zcdev *zd, bool nonblock)
+{
+	int ret;
+
+	for (;;) {
+		if (!READ_ONCE(zd->nr_pages))
+			return -ENOSPC;
+		if (zcdev_space(zd))
+			return 1;
+		if (nonblock)
+			return -EAGAIN;
+		ret = wait_event_interruptible(zd->writeq, zcdev_space(zd) ||
+					       !READ_ONCE(zd->nr_pages));
+		if (ret)
+			return ret;
+	}
+}
+
+/* Both ends stopped: no byte moves while the ring changes shape. */
+static int zcdev_lock_ends(struct zcdev *zd)
+{
+	if (mutex_lock_interruptible(&zd->produce_lock))
+		return -ERESTARTSYS;
+	if (mutex_lock_interruptible(&zd->consume_lock)) {
+		mutex_unlock(&zd->produce_lock);
+		return -ERESTARTSYS;
+	}
+	return 0;
+}
+
+static void zcdev_unlock_ends(struct zcdev *zd)
+{
+	mutex_unlock(&zd->consume_lock);
+	mutex_unlock(&zd->produce_lock);
+	wake_up_interruptible_poll(&zd->readq, EPOLLIN | EPOLLRDNORM);
+	wake_up_interruptible_poll(&zd->writeq, EPOLLOUT | EPOLLWRNORM);
+}
+
+/*
+ * Zap every data mapping. Faults that already hold one of @pages finish
+ * first (they hold its lock), so no PTE to a page the ring no longer has
+ * survives; this is the truncation-style teardown behind SIGBUS.
+ */
+static void zcdev_unmap_all(struct zcdev *zd, struct page **pages, u32 nr)
+{
+	u32 i;
+
+	for (i = 0; i < nr && mapping_mapped(zcdev_mapping(zd)); i++) {
+		lock_page(pages[i]);
+		unlock_page(pages[i]);
+	}
+	unmap_mapping_range(zcdev_mapping(zd), PAGE_SIZE, 0, 1);
+}
+
+/*
+ * Change the number of pages. The unread bytes are kept (copied into the
+ * new layout, since a byte's slot depends on the ring size); if they do
+ * not fit the resize fails with EBUSY and nothing changes. Every mapping
+ * is zapped: offsets that still exist fault onto the new pages, the rest
+ * raise SIGBUS.
+ */
+int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
+{
+	struct page **pages, **old_pages;
+	unsigned long *lent, *old_lent;
+	u32 old_nr;
+	int ret;
+
+	if (nr_pages > zcdev_max_ring_pages)
+		return -EINVAL;
+
+	ret = zcdev_lock_ends(zd);
+	if (ret)
+		return ret;
+
+	/* head and tail cannot move now: both ends are locked. */
+	if (zd->head - zd->tail > zcdev_ring_bytes(nr_pages)) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	ret = -ENOMEM;
+	pages = zcdev_alloc_pages(nr_pages);
+	if (!pages)
+		goto out_unlock;
+	lent = bitmap_zalloc(max_t(u32, nr_pages, 1), GFP_KERNEL);
+	if (!lent)
+		goto err_free_pages;
+
+	mutex_lock(&zd->ring_lock);
+	if (nr_pages)
+		zcdev_copy_span(pages, nr_pages, zd->pages, zd->nr_pages,
+				zd->tail, zd->head - zd->tail);
+	old_pages = zd->pages;
+	old_lent = zd->lent;
+	old_nr = zd->nr_pages;
+	zd->pages = pages;
+	zd->lent = lent;
+	zd->nr_pages = nr_pages;
+	zd->generation++;
+	zcdev_publish(zd);
+	mutex_unlock(&zd->ring_lock);
+
+	zcdev_unmap_all(zd, old_pages, old_nr);
+	/* A pipe still holding an old page keeps its own reference. */
+	zcdev_free_pages(old_pages, old_nr);
+	bitmap_free(old_lent);
+	trace_zcdev_resize(old_nr, nr_pages, zd->generation);
+	ret = 0;
+	goto out_unlock;
+
+err_free_pages:
+	zcdev_free_pages(pages, nr_pages);
+out_unlock:
+	zcdev_unlock_ends(zd);
+	return ret;
+}
+
+/*
+ * Drop every unread byte. head and tail stay monotonic (tail catches up
+ * with head); mappings are zapped so that they re-fault onto the pages
+ * the ring has now.
+ */
+int zcdev_ring_reset(struct zcdev *zd)
+{
+	int ret = zcdev_lock_ends(zd);
+
+	if (ret)
+		return ret;
+	mutex_lock(&zd->ring_lock);
+	WRITE_ONCE(zd->tail, zd->head);
+	zd->generation++;
+	zcdev_publish(zd);
+	mutex_unlock(&zd->ring_lock);
+	unmap_mapping_range(zcdev_mapping(zd), PAGE_SIZE, 0, 1);
+	trace_zcdev_resize(zd->nr_pages, zd->nr_pages, zd->generation);
+	zcdev_unlock_ends(zd);
+	return 0;
+}
+
+/*
+ * An mmap producer wrote @bytes at head through its mapping: commit them.
+ * More than the free space is refused and nothing moves.
+ */
+int zcdev_ring_produce(struct zcdev *zd, u64 bytes)
+{
+	int ret = 0;
+
+	if (mutex_lock_interruptible(&zd->produce_lock))
+		return -ERESTARTSYS;
+	mutex_lock(&zd->ring_lock);
+	if (bytes > zcdev_ring_bytes(zd->nr_pages) - (zd->head - zd->tail)) {
+		ret = -EINVAL;
+	} else if (bytes) {
+		zd->stats.bytes_produced_mmap += bytes;
+		zcdev_ring_advance_head(zd, bytes);
+		trace_zcdev_xfer_produce(bytes, 0, 0);
+	}
+	mutex_unlock(&zd->ring_lock);
+	mutex_unlock(&zd->produce_lock);
+	return ret;
+}
+
+/* An mmap consumer has read @bytes at tail in place: release them. */
+int zcdev_ring_consume(struct zcdev *zd, u64 bytes)
+{
+	int ret = 0;
+
+	if (mutex_lock_interruptible(&zd->consume_lock))
+		return -ERESTARTSYS;
+	mutex_lock(&zd->ring_lock);
+	if (bytes > zd->head - zd->tail) {
+		ret = -EINVAL;
+	} else if (bytes) {
+		zd->stats.bytes_consumed_mmap += bytes;
+		zcdev_ring_advance_tail(zd, bytes);
+		trace_zcdev_xfer_consume(bytes, 0, 0);
+	}
+	mutex_unlock(&zd->ring_lock);
+	mutex_unlock(&zd->consume_lock);
+	return ret;
+}

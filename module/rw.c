@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The copy paths, read() and write(): one CPU copy each way, between the
+ * caller's buffer and the ring page that holds the bytes. They are the
+ * baseline every zero-copy path is measured against.
+ *
+ * Each step copies at most one page, with a reference on the page and
+ * with ring_lock dropped: the user buffer may be a mapping of this very
+ * device, and touching it may fault into zcdev_fault(), which needs
+ * ring_lock. produce_lock/consume_lock keep the step's position ours.
+ */
+#include <linux/pagemap.h>
+#include <linux/sched/signal.h>
+#include <linux/uio.h>
+
+#include "zcdev.h"
+#include "trace.h"
+
+static bool zcdev_nonblock(struct kiocb *iocb)
+{
+	return (iocb->ki_flags & IOCB_NOWAIT) ||
+	       (iocb->ki_filp->f_flags & O_NONBLOCK);
+}
+
+/* Copy up to one page at tail out to @to; returns bytes copied or -errno. */
+static ssize_t zcdev_read_step(struct zcdev *zd, struct iov_iter *to)
+{
+	unsigned int off, slot;
+	struct page *page;
+	size_t n, copied;
+
+	if (mutex_lock_interruptible(&zd->consume_lock))
+		return -ERESTARTSYS;
+
+	mutex_lock(&zd->ring_lock);
+	n = min_t(u64, iov_iter_count(to), zd->head - zd->tail);
+	if (!n) {
+		/* Another reader took the data while we were waking up. */
+		mutex_unlock(&zd->ring_lock);
+		mutex_unlock(&zd->consume_lock);
+		return 0;
+	}
+	off = offset_in_page(zd->tail);
+	slot = zcdev_slot(zd, zd->tail);
+	n = min_t(size_t, n, PAGE_SIZE - off);
+	/* A producer may swap this slot's page meanwhile; keep ours alive. */
+	page = zd->pages[slot];
+	get_page(page);
+	mutex_unlock(&zd->ring_lock);
+
+	copied = copy_page_to_iter(page, off, n, to);
+	put_page(page);
+
+	mutex_lock(&zd->ring_lock);
+	if (copied) {
+		zd->stats.bytes_read_copy += copied;
+		zcdev_ring_advance_tail(zd, copied);
+	}
+	mutex_unlock(&zd->ring_lock);
+	mutex_unlock(&zd->consume_lock);
+	if (copied)
+		trace_zcdev_xfer_read(copied, 0, copied);
+	return copied ? copied : -EFAULT;
+}
+
+ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct zcdev *zd = iocb->ki_filp->private_data;
+	bool nonblock = zcdev_nonblock(iocb);
+	ssize_t done = 0, ret = 0;
+
+	while (iov_iter_count(to)) {
+		/* Having read something, return it rather than wait for more. */
+		ret = zcdev_wait_readable(zd, nonblock || done);
+		if (ret <= 0)
+			break;
+		ret = zcdev_read_step(zd, to);
+		if (ret < 0)
+			break;
+		done += ret;
+	}
+	return done ? done : ret;
+}
+
+/* Copy up to one page from @from in at head; returns bytes or -errno. */
+static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
+{
+	unsigned int off, slot;
+	struct page *page;
+	size_t n, copied;
+	int ret;
+
+	if (mutex_lock_interruptible(&zd->produce_lock))
+		return -ERESTARTSYS;
+
+	mutex_lock(&zd->ring_lock);
+	n = min_t(u64, iov_iter_count(from),
+		  zcdev_ring_bytes(zd->nr_pages) - (zd->head - zd->tail));
+	if (!n) {
+		/* Full again (another writer), or resized to nothing. */
+		mutex_unlock(&zd->ring_lock);
+		mutex_unlock(&zd->produce_lock);
+		return 0;
+	}
+	off = offset_in_page(zd->head);
+	slot = zcdev_slot(zd, zd->head);
+	n = min_t(size_t, n, PAGE_SIZE - off);
+	ret = zcdev_ring_own_slot(zd, slot);
+	if (ret) {
+		mutex_unlock(&zd->ring_lock);
+		mutex_unlock(&zd->produce_lock);
+		return ret;
+	}
+	page = zd->pages[slot];
+	get_page(page);
+	mutex_unlock(&zd->ring_lock);
+
+	copied = copy_page_from_iter(page, off, n, from);
+	put_page(page);
+
+	mutex_lock(&zd->ring_lock);
+	if (copied) {
+		zd->stats.bytes_written_copy += copied;
+		zcdev_ring_advance_head(zd, copied);
+	}
+	mutex_unlock(&zd->ring_lock);
+	mutex_unlock(&zd->produce_lock);
+	if (copied)
+		trace_zcdev_xfer_write(copied, 0, copied);
+	return copied ? copied : -EFAULT;
+}
+
+/*
+ * Appends; blocks while the ring is full. A signal or a fault part-way
+ * returns what was written, so no byte is lost or written twice: the
+ * caller's next write() starts right after the last byte we took.
+ * Concurrent writers may interleave at page granularity.
+ */
+ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct zcdev *zd = iocb->ki_filp->private_data;
+	bool nonblock = zcdev_nonblock(iocb);
+	ssize_t done = 0, ret = 0;
+
+	while (iov_iter_count(from)) {
+		ret = zcdev_wait_writable(zd, nonblock);
+		if (ret <= 0)
+			break;
+		ret = zcdev_write_step(zd, from);
+		if (ret < 0)
+			break;
+		done += ret;
+	}
+	return done ? done : ret;
+}

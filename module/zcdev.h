@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * zcdev internals: one ring of pages shared by every open of /dev/zcdev.
+ *
+ * Byte positions: head and tail count bytes ever produced and consumed.
+ * Position p lives in ring slot (p / PAGE_SIZE) % nr_pages at offset
+ * p % PAGE_SIZE, so every path (copy, mmap, splice) agrees on where a byte
+ * is without any per-path bookkeeping.
+ *
+ * Locking, outermost first:
+ *
+ *   pipe->mutex          taken by the splice core or by zcdev_splice_write()
+ *   produce_lock         one producer at a time moves head
+ *   consume_lock         one consumer at a time moves tail
+ *   ring_lock            head, tail, nr_pages, pages[], lent, stats, meta
+ *   page lock            held by zcdev_fault() from lookup to PTE install
+ *
+ * The fault handler takes only ring_lock (and then the page lock), and
+ * ring_lock is never held while user memory is touched. So read() into,
+ * or write() from, a mapping of the device itself faults back into zcdev
+ * and completes instead of deadlocking (DESIGN.md invariant 6).
+ */
+#ifndef _ZCDEV_H
+#define _ZCDEV_H
+
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/zcdev.h>
+
+struct zcdev {
+	struct miscdevice misc;
+
+	/*
+	 * An inode of our own whose i_mapping every open file uses as its
+	 * f_mapping: one address_space, so unmap_mapping_range() reaches the
+	 * mappings of every open, whichever device node it came through.
+	 */
+	struct vfsmount *mnt;
+	struct inode *inode;
+
+	struct mutex produce_lock;
+	struct mutex consume_lock;
+	struct mutex ring_lock;
+
+	/* Protected by ring_lock; head and tail also read locklessly. */
+	u64 head;
+	u64 tail;
+	u64 generation;
+	u32 nr_pages;
+	struct page **pages;
+	/*
+	 * A slot is lent while a pipe may still hold its page: the page went
+	 * out by splice and must not be written or mapped again until the
+	 * pipe lets go of it (or the slot gets a fresh page).
+	 */
+	unsigned long *lent;
+	struct zcdev_stats stats;
+
+	struct page *meta_page;
+	struct zcdev_ring_meta *meta;
+
+	wait_queue_head_t readq;	/* readers waiting for data */
+	wait_queue_head_t writeq;	/* writers waiting for space */
+	atomic_t writers;		/* open files with FMODE_WRITE */
+
+	struct dentry *debugfs;
+};
+
+extern unsigned int zcdev_max_ring_pages;
+
+static inline struct address_space *zcdev_mapping(struct zcdev *zd)
+{
+	return zd->inode->i_mapping;
+}
+
+static inline u64 zcdev_ring_bytes(u32 nr_pages)
+{
+	return (u64)nr_pages << PAGE_SHIFT;
+}
+
+/* Lockless views for wait conditions and poll; exact under ring_lock. */
+static inline u64 zcdev_used(struct zcdev *zd)
+{
+	return READ_ONCE(zd->head) - READ_ONCE(zd->tail);
+}
+
+static inline u64 zcdev_space(struct zcdev *zd)
+{
+	return zcdev_ring_bytes(READ_ONCE(zd->nr_pages)) - zcdev_used(zd);
+}
+
+static inline unsigned int zcdev_slot(struct zcdev *zd, u64 pos)
+{
+	return (pos >> PAGE_SHIFT) % zd->nr_pages;
+}
+
+/* ring.c */
+int zcdev_ring_init(struct zcdev *zd, u32 nr_pages);
+void zcdev_ring_free(struct zcdev *zd);
+int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages);
+int zcdev_ring_reset(struct zcdev *zd);
+int zcdev_ring_produce(struct zcdev *zd, u64 bytes);
+int zcdev_ring_consume(struct zcdev *zd, u64 bytes);
+int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot);
+void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
+			   struct page *page);
+void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes);
+void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes);
+int zcdev_wait_readable(struct zcdev *zd, bool nonblock);
+int zcdev_wait_writable(struct zcdev *zd, bool nonblock);
+struct page *zcdev_page_alloc(void);
+void zcdev_page_adopt(struct page *page);
+void zcdev_page_put(struct page *page);
+long zcdev_pages_live(void);
+
+/* rw.c */
+ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to);
+ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from);
+
+/* mmap.c */
+int zcdev_mmap(struct file *file, struct vm_area_struct *vma);
+
+/* splice.c */
+ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
+			  struct pipe_inode_info *pipe, size_t len,
+			  unsigned int flags);
+ssize_t zcdev_splice_write(struct pipe_inode_info *pipe, struct file *out,
+			   loff_t *ppos, size_t len, unsigned int flags);
+
+/* ioctl.c */
+long zcdev_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+
+/* stats.c */
+void zcdev_stats_snapshot(struct zcdev *zd, struct zcdev_stats *st);
+void zcdev_debugfs_init(struct zcdev *zd);
+void zcdev_debugfs_exit(struct zcdev *zd);
+extern const struct attribute_group *zcdev_groups[];
+
+#endif /* _ZCDEV_H */
