@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the zcdev kselftests. Include after kselftest_harness.h.
+ *
+ * Payloads are a byte stream whose value at stream position p is
+ * zt_byte(p), so any consumer can check any span of it, at any offset,
+ * without keeping a copy of what was written.
+ */
+#ifndef ZCDEV_TEST_H
+#define ZCDEV_TEST_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/zcdev.h>
+
+#define ZT_DEV "/dev/zcdev"
+
+static inline const char *zt_dev_path(void)
+{
+	const char *p = getenv("ZCDEV_DEV");
+
+	return p ? p : ZT_DEV;
+}
+
+/* Open the device, or skip the whole test when the module is not there. */
+static inline int zt_open(int flags)
+{
+	return open(zt_dev_path(), flags | O_CLOEXEC);
+}
+
+static inline uint8_t zt_byte(uint64_t pos)
+{
+	/* Not a multiple of any page size: shifted spans never look alike. */
+	return (uint8_t)((pos * 131 + (pos >> 12) * 7 + 17) % 251);
+}
+
+static inline void zt_fill(uint8_t *buf, uint64_t pos, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = zt_byte(pos + i);
+}
+
+/* Index of the first byte that is not the stream at @pos, or -1. */
+static inline long zt_check(const uint8_t *buf, uint64_t pos, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != zt_byte(pos + i))
+			return (long)i;
+	return -1;
+}
+
+static inline int zt_info(int fd, struct zcdev_info *info)
+{
+	return ioctl(fd, ZCDEV_IOC_GET_INFO, info);
+}
+
+static inline int zt_stats(int fd, struct zcdev_stats *st)
+{
+	return ioctl(fd, ZCDEV_IOC_GET_STATS, st);
+}
+
+static inline int zt_resize(int fd, uint32_t pages)
+{
+	return ioctl(fd, ZCDEV_IOC_RESIZE, &pages);
+}
+
+/* Empty the ring and give it @pages pages, whatever it held before. */
+static inline int zt_fresh_ring(int fd, uint32_t pages)
+{
+	if (ioctl(fd, ZCDEV_IOC_RESET))
+		return -1;
+	return zt_resize(fd, pages);
+}
+
+/* write() all of @buf, retrying short writes; returns 0 or -1. */
+static inline int zt_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* read() exactly @len bytes unless EOF or an error comes first. */
+static inline ssize_t zt_read_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, p + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+#endif /* ZCDEV_TEST_H */
