@@ -405,9 +405,10 @@ out_unlock:
 }
 
 /*
- * Drop every unread byte. head and tail stay monotonic (tail catches up
- * with head); mappings are zapped so that they re-fault onto the pages
- * the ring has now.
+ * Drop every unread byte. head and tail stay monotonic: both move to the
+ * next page boundary, so a reset ring starts on a whole page (which is
+ * what lets the next splice in steal pages). Mappings are zapped so that
+ * they re-fault onto the pages the ring has now.
  */
 int zcdev_ring_reset(struct zcdev *zd)
 {
@@ -416,6 +417,7 @@ int zcdev_ring_reset(struct zcdev *zd)
 	if (ret)
 		return ret;
 	mutex_lock(&zd->ring_lock);
+	WRITE_ONCE(zd->head, round_up(zd->head, PAGE_SIZE));
 	WRITE_ONCE(zd->tail, zd->head);
 	zd->generation++;
 	zcdev_publish(zd);
