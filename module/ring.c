@@ -58,8 +58,15 @@ static void zcdev_publish(struct zcdev *zd)
 	lockdep_assert_held(&zd->ring_lock);
 
 	WRITE_ONCE(zd->meta->ring_bytes, zcdev_ring_bytes(zd->nr_pages));
+	/*
+	 * Release, each one: user space that loads a counter with acquire
+	 * also sees everything stored before it; head last, so a consumer
+	 * that sees a new head sees the bytes, the tail and the generation.
+	 */
 	smp_store_release(&zd->meta->generation, zd->generation);
+	/* Pairs with the acquire load of tail by an mmap producer. */
 	smp_store_release(&zd->meta->tail, zd->tail);
+	/* Pairs with the acquire load of head by an mmap consumer. */
 	smp_store_release(&zd->meta->head, zd->head);
 }
 

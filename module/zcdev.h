@@ -41,9 +41,9 @@ struct zcdev {
 	struct vfsmount *mnt;
 	struct inode *inode;
 
-	struct mutex produce_lock;
-	struct mutex consume_lock;
-	struct mutex ring_lock;
+	struct mutex produce_lock;	/* one producer moves head at a time */
+	struct mutex consume_lock;	/* one consumer moves tail at a time */
+	struct mutex ring_lock;		/* the fields below; see above */
 
 	/* Protected by ring_lock; head and tail also read locklessly. */
 	u64 head;

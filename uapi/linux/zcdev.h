@@ -76,11 +76,15 @@ struct zcdev_ring_meta {
 
 #define ZCDEV_IOC_GET_INFO	_IOR(ZCDEV_IOC_MAGIC, 0x00, struct zcdev_info)
 #define ZCDEV_IOC_GET_STATS	_IOR(ZCDEV_IOC_MAGIC, 0x01, struct zcdev_stats)
-/* New page count; 0 tears the ring down. Fails with EBUSY if the unread
- * bytes would not fit, EINVAL above max_ring_pages. */
+/*
+ * New page count; 0 tears the ring down. Unread bytes are kept; if they
+ * would not fit it fails with EBUSY, above max_ring_pages with EINVAL.
+ */
 #define ZCDEV_IOC_RESIZE	_IOW(ZCDEV_IOC_MAGIC, 0x02, __u32)
-/* Drop every unread byte; the size stays. head and tail both move up to
- * the next page boundary. */
+/*
+ * Drop every unread byte; the size stays. head and tail both move up to
+ * the next page boundary.
+ */
 #define ZCDEV_IOC_RESET		_IO(ZCDEV_IOC_MAGIC, 0x03)
 /* mmap producer: commit this many bytes written at head. */
 #define ZCDEV_IOC_PRODUCE	_IOW(ZCDEV_IOC_MAGIC, 0x04, __u64)
