@@ -1,0 +1,712 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zcdev(1): the data paths. Each put method is one step function that
+ * moves up to a chunk into the device, each get method one that moves up
+ * to a chunk out of it; put, get, copy and bench all run these same steps.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zcdev.h"
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+const char *const put_names[] = {
+	[PUT_WRITE]		= "write",
+	[PUT_MMAP]		= "mmap",
+	[PUT_SPLICE]		= "splice",
+	[PUT_VMSPLICE]		= "vmsplice",
+	[PUT_VMSPLICE_REF]	= "vmsplice-pipe",
+};
+
+const char *const get_names[] = {
+	[GET_READ]	= "read",
+	[GET_MMAP]	= "mmap",
+	[GET_SPLICE]	= "splice",
+	[GET_SENDFILE]	= "sendfile",
+};
+
+int method_lookup(const char *const *names, int nr, const char *name)
+{
+	int i;
+
+	for (i = 0; i < nr; i++)
+		if (!strcmp(names[i], name))
+			return i;
+	return -1;
+}
+
+static int side_vfail(struct side *s, int err, const char *fmt, va_list ap)
+{
+	char what[128];
+
+	if (s->failed)
+		return -1;
+	vsnprintf(what, sizeof(what), fmt, ap);
+	if (err)
+		snprintf(s->err, sizeof(s->err), "%s: %s", what, strerror(err));
+	else
+		snprintf(s->err, sizeof(s->err), "%s", what);
+	s->failed = true;
+	s->canceled = err == ECANCELED;
+	return -1;
+}
+
+/* Record "<what>: <strerror(errno)>" as the side's error; returns -1. */
+int side_fail(struct side *s, const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	side_vfail(s, err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The same without an errno. */
+int side_failx(struct side *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	side_vfail(s, 0, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- the mapped ring ---- */
+
+/*
+ * Wait until the ring has room (producer) or data (consumer) and return
+ * how much, contiguous at *p thanks to the double mapping. 0 means the
+ * consumer reached EOF: empty, and poll said no writer has it open.
+ */
+static ssize_t zring_wait(struct side *s, char **p)
+{
+	const struct zcdev_ring_meta *m = s->ring.meta;
+	uint64_t size = s->ring.ring_bytes;
+	bool hup = false;
+
+	for (;;) {
+		uint64_t head = __atomic_load_n(&m->head, __ATOMIC_ACQUIRE);
+		uint64_t tail = __atomic_load_n(&m->tail, __ATOMIC_ACQUIRE);
+		uint64_t used = head - tail, n;
+		struct pollfd pfd;
+
+		if (__atomic_load_n(&m->ring_bytes, __ATOMIC_RELAXED) != size ||
+		    used > size)
+			return side_failx(s, "%s: the ring was resized under the mapping",
+					  s->name);
+		n = s->put ? size - used : used;
+		if (n) {
+			*p = s->ring.data + (s->put ? head : tail) % size;
+			return n;
+		}
+		if (hup)
+			return 0;
+		pfd.fd = s->fd;
+		pfd.events = s->put ? POLLOUT : POLLIN;
+		if (SYS(poll(&pfd, 1, -1)) < 0)
+			return side_fail(s, "poll %s", s->name);
+		if (pfd.revents & (POLLERR | POLLNVAL))
+			return side_failx(s, "poll %s: revents 0x%x", s->name,
+					  pfd.revents);
+		/* Look at the counters once more: data may precede the hangup. */
+		hup = !s->put && (pfd.revents & POLLHUP);
+	}
+}
+
+/* Commit bytes written at head, or release bytes read at tail. */
+static int zring_commit(struct side *s, uint64_t n)
+{
+	unsigned long cmd = s->put ? ZCDEV_IOC_PRODUCE : ZCDEV_IOC_CONSUME;
+
+	if (SYS(ioctl(s->fd, cmd, &n)) < 0)
+		return side_fail(s, "%s %s",
+				 s->put ? "ZCDEV_IOC_PRODUCE" : "ZCDEV_IOC_CONSUME",
+				 s->name);
+	return 0;
+}
+
+/* ---- the source a producer reads ---- */
+
+/* Point *p at up to max bytes of input; 0 at its end. */
+static ssize_t src_peek(struct side *s, const void **p, size_t max)
+{
+	struct source *c = &s->src;
+	ssize_t n;
+
+	if (c->fd < 0) {
+		n = MIN(max, c->len - c->off);
+		*p = c->buf + c->off;
+		c->off += n;
+		return n;
+	}
+	n = SYS(read(c->fd, s->tmp, max));
+	if (n < 0)
+		return side_fail(s, "read input");
+	*p = s->tmp;
+	return n;
+}
+
+/* Copy up to max bytes of input to dst; with full, stop short only at its end. */
+static ssize_t src_copy(struct side *s, char *dst, size_t max, bool full)
+{
+	struct source *c = &s->src;
+	size_t done = 0;
+	ssize_t n;
+
+	if (c->fd < 0) {
+		n = MIN(max, c->len - c->off);
+		memcpy(dst, c->buf + c->off, n);
+		c->off += n;
+		return n;
+	}
+	do {
+		n = SYS(read(c->fd, dst + done, max - done));
+		if (n < 0)
+			return side_fail(s, "read input");
+		done += n;
+	} while (full && n && done < max);
+	return done;
+}
+
+/* Put up to max bytes of input into the (empty) hop pipe. */
+static ssize_t src_to_pipe(struct side *s, size_t max)
+{
+	struct source *c = &s->src;
+	ssize_t n;
+
+	if (c->fd < 0) {
+		n = MIN(max, c->len - c->off);
+		if (write_all(s->pipe[1], c->buf + c->off, n))
+			return side_fail(s, "write to pipe");
+		c->off += n;
+		return n;
+	}
+	n = SYS(splice(c->fd, NULL, s->pipe[1], NULL, max, SPLICE_F_MOVE));
+	if (n < 0)
+		return side_fail(s, "splice input -> pipe");
+	return n;
+}
+
+/* ---- the sink a consumer fills ---- */
+
+static int sink_check(struct side *s, const void *p, size_t n)
+{
+	struct sink *k = &s->snk;
+	const unsigned char *a = p, *b;
+	size_t i;
+
+	b = (const unsigned char *)k->expect + k->off;
+	if (memcmp(a, b, n)) {
+		for (i = 0; a[i] == b[i]; i++)
+			;
+		return side_failx(s, "payload mismatch at byte %llu",
+				  (unsigned long long)(k->off + i));
+	}
+	k->off += n;
+	return 0;
+}
+
+/* n bytes reached user memory at p. */
+static int sink_mem(struct side *s, const void *p, size_t n)
+{
+	struct sink *k = &s->snk;
+
+	if (k->expect)
+		return sink_check(s, p, n);
+	if (k->keep && write_all(k->fd, p, n))
+		return side_fail(s, "write output");
+	return 0;
+}
+
+/* n bytes went into the sink's fd by splice or sendfile. */
+static int sink_landed(struct side *s, size_t n)
+{
+	struct sink *k = &s->snk;
+
+	if (!k->expect)
+		return 0;
+	/* Verifying: fd is a memfd, read it back and rewind it. */
+	if (pread(k->fd, s->tmp, n, 0) != (ssize_t)n ||
+	    lseek(k->fd, 0, SEEK_SET) < 0)
+		return side_fail(s, "read back memfd");
+	return sink_check(s, s->tmp, n);
+}
+
+/* ---- helpers of the splice paths ---- */
+
+/* Drain n bytes from the hop pipe into out. */
+static ssize_t hop_out(struct side *s, int out, size_t n, const char *name)
+{
+	size_t left = n;
+
+	while (left) {
+		ssize_t r = SYS(splice(s->pipe[0], NULL, out, NULL, left,
+				       SPLICE_F_MOVE));
+
+		if (r < 0)
+			return side_fail(s, "splice pipe -> %s", name);
+		if (!r)
+			return side_failx(s, "splice pipe -> %s: pipe ran dry", name);
+		left -= r;
+	}
+	return n;
+}
+
+static int vmsplice_all(struct side *s, int fd, const void *p, size_t n,
+			unsigned int flags)
+{
+	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+
+	while (iov.iov_len) {
+		ssize_t r = SYS(vmsplice(fd, &iov, 1, flags));
+
+		if (r < 0)
+			return side_fail(s, "vmsplice into pipe");
+		iov.iov_base = (char *)iov.iov_base + r;
+		iov.iov_len -= r;
+	}
+	return 0;
+}
+
+/* ---- put: one step moves up to a chunk in; 0 at the end of input ---- */
+
+static ssize_t put_write(struct side *s)
+{
+	const void *p;
+	ssize_t n = src_peek(s, &p, s->chunk);
+
+	if (n > 0 && write_all(s->fd, p, n))
+		return side_fail(s, "write %s", s->name);
+	return n;
+}
+
+/* Fill the ring in place at head, then commit. */
+static ssize_t put_mmap(struct side *s)
+{
+	char *p;
+	ssize_t n = zring_wait(s, &p);
+
+	if (n <= 0)
+		return n;
+	n = src_copy(s, p, MIN((size_t)n, s->chunk), false);
+	if (n > 0 && zring_commit(s, n))
+		return -1;
+	return n;
+}
+
+static ssize_t put_splice(struct side *s)
+{
+	ssize_t n;
+
+	if (s->direct) {
+		n = SYS(splice(s->src.fd, NULL, s->fd, NULL, s->chunk,
+			       SPLICE_F_MOVE));
+		if (n < 0)
+			return side_fail(s, "splice input -> %s", s->name);
+		return n;
+	}
+	n = src_to_pipe(s, s->pipe_len);
+	if (n <= 0)
+		return n;
+	return hop_out(s, s->fd, n, s->name);
+}
+
+/*
+ * A gift is for good: the pages go to the pipe and we unmap them, so the
+ * device may steal them (they are then referenced by the pipe alone).
+ * Every step therefore fills fresh anonymous pages.
+ */
+static ssize_t put_vmsplice(struct side *s)
+{
+	size_t len = s->pipe_len;
+	ssize_t n;
+	void *buf;
+	int ret = 0;
+
+	buf = (void *)SYS(mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+			       -1, 0));
+	if (buf == MAP_FAILED)
+		return side_fail(s, "mmap gift buffer");
+	n = src_copy(s, buf, len, true);
+	if (n > 0)
+		ret = vmsplice_all(s, s->pipe[1], buf, n, SPLICE_F_GIFT);
+	SYS(munmap(buf, len));
+	if (n <= 0 || ret)
+		return ret ? ret : n;
+	return hop_out(s, s->fd, n, s->name);
+}
+
+/* The pipe reference: map the payload's pages into the pipe, no copy. */
+static ssize_t put_vmsplice_ref(struct side *s)
+{
+	const void *p;
+	ssize_t n = src_peek(s, &p, s->chunk);
+
+	if (n > 0 && vmsplice_all(s, s->fd, p, n, 0))
+		return -1;
+	return n;
+}
+
+/* ---- get: one step moves up to want bytes out; 0 at EOF ---- */
+
+static ssize_t get_read(struct side *s, size_t want)
+{
+	ssize_t n = SYS(read(s->fd, s->tmp, want));
+
+	if (n < 0)
+		return side_fail(s, "read %s", s->name);
+	if (n > 0 && sink_mem(s, s->tmp, n))
+		return -1;
+	return n;
+}
+
+/* Hand the bytes at tail straight to the sink, then release them. */
+static ssize_t get_mmap(struct side *s, size_t want)
+{
+	char *p;
+	ssize_t n = zring_wait(s, &p);
+
+	if (n <= 0)
+		return n;
+	n = MIN((size_t)n, want);
+	if (sink_mem(s, p, n) || zring_commit(s, n))
+		return -1;
+	return n;
+}
+
+static ssize_t get_splice(struct side *s, size_t want)
+{
+	ssize_t n;
+
+	if (s->direct) {
+		n = SYS(splice(s->fd, NULL, s->snk.fd, NULL, want, SPLICE_F_MOVE));
+		if (n < 0)
+			return side_fail(s, "splice %s -> output", s->name);
+	} else {
+		n = SYS(splice(s->fd, NULL, s->pipe[1], NULL,
+			       MIN(want, s->pipe_len), SPLICE_F_MOVE));
+		if (n < 0)
+			return side_fail(s, "splice %s -> pipe", s->name);
+		if (n > 0 && hop_out(s, s->snk.fd, n, "output") < 0)
+			return -1;
+	}
+	if (n > 0 && sink_landed(s, n))
+		return -1;
+	return n;
+}
+
+static ssize_t get_sendfile(struct side *s, size_t want)
+{
+	ssize_t n = SYS(sendfile(s->snk.fd, s->fd, NULL, want));
+
+	if (n < 0)
+		return side_fail(s, "sendfile %s -> output", s->name);
+	if (n > 0 && sink_landed(s, n))
+		return -1;
+	return n;
+}
+
+static ssize_t (*const put_steps[PUT_NR])(struct side *s) = {
+	[PUT_WRITE]		= put_write,
+	[PUT_MMAP]		= put_mmap,
+	[PUT_SPLICE]		= put_splice,
+	[PUT_VMSPLICE]		= put_vmsplice,
+	[PUT_VMSPLICE_REF]	= put_vmsplice_ref,
+};
+
+static ssize_t (*const get_steps[GET_NR])(struct side *s, size_t want) = {
+	[GET_READ]	= get_read,
+	[GET_MMAP]	= get_mmap,
+	[GET_SPLICE]	= get_splice,
+	[GET_SENDFILE]	= get_sendfile,
+};
+
+static int check_abort(struct side *s)
+{
+	if (!atomic_load(&xfer_abort))
+		return 0;
+	errno = ECANCELED;
+	return side_fail(s, "%s", s->put ? "put" : "get");
+}
+
+static int put_run(struct side *s)
+{
+	ssize_t n;
+
+	while (!check_abort(s)) {
+		n = put_steps[s->method](s);
+		if (n <= 0)
+			return n;
+		atomic_fetch_add_explicit(&s->bytes, n, memory_order_relaxed);
+	}
+	return -1;
+}
+
+static int get_run(struct side *s)
+{
+	uint64_t done;
+	size_t want;
+	ssize_t n;
+
+	while (!check_abort(s)) {
+		done = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+		want = s->chunk;
+		if (s->limit) {
+			if (done == s->limit)
+				return 0;
+			want = MIN(want, s->limit - done);
+		}
+		n = get_steps[s->method](s, want);
+		if (n < 0)
+			return -1;
+		if (!n && s->limit)
+			return side_failx(s, "%s: end of data after %llu of %llu bytes",
+					  s->name, (unsigned long long)done,
+					  (unsigned long long)s->limit);
+		if (!n)
+			return 0;
+		atomic_fetch_add_explicit(&s->bytes, n, memory_order_relaxed);
+	}
+	return -1;
+}
+
+/* ---- setting a side up ---- */
+
+void side_init(struct side *s, bool put, int method, int fd, const char *name,
+	       size_t chunk)
+{
+	memset(s, 0, sizeof(*s));
+	s->put = put;
+	s->method = method;
+	s->fd = fd;
+	s->name = name;
+	s->chunk = chunk;
+	s->src.fd = -1;
+	s->snk.fd = -1;
+	s->pipe[0] = -1;
+	s->pipe[1] = -1;
+}
+
+/* A pipe of at least want bytes if the system allows, else what it gives. */
+int open_pipe(int p[2], size_t want, size_t *got)
+{
+	int sz;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	sz = fcntl(p[1], F_SETPIPE_SZ, (int)MIN(want, (size_t)INT_MAX));
+	if (sz < 0)
+		sz = fcntl(p[1], F_GETPIPE_SZ);
+	if (sz < 0) {
+		close(p[0]);
+		close(p[1]);
+		p[0] = p[1] = -1;
+		return -1;
+	}
+	*got = sz;
+	return 0;
+}
+
+/* How a producer opens the device: a writable shared mapping needs O_RDWR. */
+int put_open_flags(int method)
+{
+	return method == PUT_MMAP ? O_RDWR : O_WRONLY;
+}
+
+static bool side_mmaps(const struct side *s)
+{
+	return s->method == (s->put ? PUT_MMAP : GET_MMAP);
+}
+
+static bool side_hops(const struct side *s)
+{
+	if (s->put)
+		return s->method == PUT_SPLICE || s->method == PUT_VMSPLICE;
+	return s->method == GET_SPLICE;
+}
+
+/*
+ * Allocate what the method needs: the bounce buffer, the mapping, and the
+ * hop pipe for splicing between two non-pipes (not needed when the other
+ * end is a pipe already, except by vmsplice, which needs its own).
+ */
+int side_setup(struct side *s, const struct zcdev_info *info)
+{
+	size_t got;
+
+	s->info = info;
+	if (posix_memalign((void **)&s->tmp, 4096, s->chunk)) {
+		errno = ENOMEM;
+		return side_fail(s, "buffer of %zu bytes", s->chunk);
+	}
+	if (side_mmaps(s) && zring_map(&s->ring, s->fd, info, s->put))
+		return side_fail(s, "mmap %s", s->name);
+	if (!side_hops(s))
+		return 0;
+	if (s->put)
+		s->direct = s->method == PUT_SPLICE && is_pipe(s->src.fd);
+	else
+		s->direct = is_pipe(s->fd) || is_pipe(s->snk.fd);
+	if (s->direct)
+		return 0;
+	if (open_pipe(s->pipe, s->chunk, &got))
+		return side_fail(s, "pipe");
+	s->pipe_len = MIN(s->chunk, got);
+	return 0;
+}
+
+void side_release(struct side *s)
+{
+	int i;
+
+	zring_unmap(&s->ring);
+	for (i = 0; i < 2; i++) {
+		if (s->pipe[i] >= 0)
+			close(s->pipe[i]);
+		s->pipe[i] = -1;
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	free(s->tmp);
+	s->tmp = NULL;
+}
+
+/* ---- running sides in threads ---- */
+
+static sem_t run_done;
+
+static void *side_main(void *arg)
+{
+	struct side *s = arg;
+	int ret;
+
+	nr_syscalls = 0;
+	getrusage(RUSAGE_THREAD, &s->ru0);
+	s->t0 = now_sec();
+	ret = s->put ? put_run(s) : get_run(s);
+	s->t1 = now_sec();
+	getrusage(RUSAGE_THREAD, &s->ru1);
+	s->syscalls = nr_syscalls;
+	/* A producer that is done closes, like a FIFO writer: EOF follows. */
+	if (s->put)
+		side_release(s);
+	if (ret)
+		atomic_store(&xfer_abort, 1);
+	sem_post(&run_done);
+	return NULL;
+}
+
+static void wake_up(int sig)
+{
+	(void)sig;
+}
+
+static void run_tick(struct run *run, struct side **sides, int n,
+		     uint64_t *last, double *last_t)
+{
+	uint64_t moved = 0, shown = atomic_load(&sides[n - 1]->bytes);
+	double now = now_sec();
+	int i;
+
+	for (i = 0; i < n; i++)
+		moved += atomic_load(&sides[i]->bytes);
+	if (moved != *last) {
+		*last = moved;
+		*last_t = now;
+	} else if (run->timeout && now - *last_t > run->timeout &&
+		   !atomic_load(&xfer_abort)) {
+		run->stalled = true;
+		snprintf(run->err, sizeof(run->err),
+			 "stalled: no progress for %g s", run->timeout);
+		atomic_store(&xfer_abort, 1);
+	}
+	if (run->progress)
+		fprintf(stderr, "\r%s: %.1f MB\033[K", run->label, shown / 1e6);
+}
+
+int run_sides(struct run *run, struct side **sides, int n)
+{
+	struct sigaction sa = { .sa_handler = wake_up };
+	pthread_t tid[2];
+	int i, ret, started = 0, finished = 0;
+	uint64_t last = 0;
+	double last_t = now_sec();
+
+	/* No SA_RESTART: the signal must break a blocked call with EINTR. */
+	sigaction(SIGUSR1, &sa, NULL);
+	atomic_store(&xfer_abort, 0);
+	run->stalled = false;
+	sem_init(&run_done, 0, 0);
+	for (i = 0; i < n && i < 2; i++, started++) {
+		ret = pthread_create(&tid[i], NULL, side_main, sides[i]);
+		if (ret) {
+			errno = ret;
+			side_fail(sides[i], "pthread_create");
+			atomic_store(&xfer_abort, 1);
+			break;
+		}
+	}
+	while (finished < started) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		if (!sem_timedwait(&run_done, &ts))
+			finished++;
+		else
+			run_tick(run, sides, n, &last, &last_t);
+		/* Again and again: a signal sent before a thread blocks is lost. */
+		if (atomic_load(&xfer_abort))
+			for (i = 0; i < started; i++)
+				pthread_kill(tid[i], SIGUSR1);
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	sem_destroy(&run_done);
+	if (run->progress)
+		fputs("\r\033[K", stderr);
+	return run_error(run, sides, n) ? -1 : 0;
+}
+
+/* The failure to report: the stall, else the cause rather than a victim. */
+const char *run_error(const struct run *run, struct side **sides, int n)
+{
+	const char *victim = NULL;
+	int i;
+
+	if (run->stalled)
+		return run->err;
+	for (i = 0; i < n; i++) {
+		if (!sides[i]->failed)
+			continue;
+		if (!sides[i]->canceled)
+			return sides[i]->err;
+		victim = sides[i]->err;
+	}
+	return victim;
+}
