@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -32,8 +31,8 @@ const char bench_help[] =
 "with the payload (it also faults pages in and warms caches), then the\n"
 "timed pass, whose consumer discards the bytes the cheapest way its path\n"
 "allows. A failing path prints an error row and the bench goes on. The\n"
-"ring is reset (ZCDEV_IOC_RESET) before every pass: do not run the bench\n"
-"while something else uses the device.\n"
+"producer resets the ring (ZCDEV_IOC_RESET) before every pass: do not run\n"
+"the bench while something else uses the device.\n"
 "\n"
 "  -s, --size BYTES     payload, K/M/G suffixes (powers of 1024), default 64M\n"
 "  -c, --chunk BYTES    bytes per call, default 64K\n"
@@ -191,7 +190,7 @@ static int open_ends(struct bench *b, const struct path *p, int fds[2],
 		return 0;
 	}
 	/* The writer first, so the reader never sees EOF early. */
-	fds[0] = dev_open(put_open_flags(p->put), &info);
+	fds[0] = dev_open_writer(put_open_flags(p->put), &info);
 	fds[1] = fds[0] < 0 ? -1 : dev_open(O_RDONLY, &info);
 	if (fds[1] >= 0)
 		return 0;
@@ -260,8 +259,6 @@ static void bench_pair(struct bench *b, const struct path *p, bool verify,
 
 	snprintf(label, sizeof(label), "bench: %s (%s)", p->label,
 		 verify ? "verify" : "timed");
-	if (p->device && ioctl(b->ctl, ZCDEV_IOC_RESET))
-		return result_fail(r, "ZCDEV_IOC_RESET", errno);
 	if (open_ends(b, p, fds, r))
 		return;
 	side_init(&prod, true, p->put, fds[0], name, b->chunk);

@@ -66,6 +66,23 @@ int dev_open(int flags, struct zcdev_info *info)
 	return fd;
 }
 
+/*
+ * Open the device for a producer, on an empty ring. The reset goes through
+ * this descriptor because it needs FMODE_WRITE, and a writer held open
+ * elsewhere would keep the consumer from ever seeing EOF.
+ */
+int dev_open_writer(int flags, struct zcdev_info *info)
+{
+	int fd = dev_open(flags, info);
+
+	if (fd >= 0 && ioctl(fd, ZCDEV_IOC_RESET)) {
+		errmsg("%s: ZCDEV_IOC_RESET: %s", dev_path(), strerror(errno));
+		close(fd);
+		return -EXIT_FAIL;
+	}
+	return fd;
+}
+
 int dev_stats(int fd, struct zcdev_stats *st)
 {
 	return ioctl(fd, ZCDEV_IOC_GET_STATS, st);

@@ -329,7 +329,8 @@ static int cmd_resize(const struct cmd *c, int argc, char **argv)
 		usage_error(c, "bad page count '%s'", argv[optind]);
 	optind++;
 	no_more_args(c, argc, argv);
-	fd = dev_open(O_RDONLY, &info);
+	/* Changing the ring is a write to it: the module wants FMODE_WRITE. */
+	fd = dev_open(O_WRONLY, &info);
 	if (fd < 0)
 		return -fd;
 	if (ioctl(fd, ZCDEV_IOC_RESIZE, &pages)) {
@@ -353,7 +354,7 @@ static int cmd_reset(const struct cmd *c, int argc, char **argv)
 	while (cmd_getopt(c, argc, argv, help_opts) != -1)
 		;
 	no_more_args(c, argc, argv);
-	fd = dev_open(O_RDONLY, &info);
+	fd = dev_open(O_WRONLY, &info);
 	if (fd < 0)
 		return -fd;
 	if (ioctl(fd, ZCDEV_IOC_RESET)) {
@@ -558,17 +559,19 @@ static int cmd_copy(const struct cmd *c, int argc, char **argv)
 	out = in < 0 ? -1 : open_output(dst);
 	if (out < 0)
 		goto close_in;
-	if (ioctl(ctl, ZCDEV_IOC_RESET) || dev_stats(ctl, &st0)) {
-		errmsg("reset and read the counters: %s", strerror(errno));
-		goto close_out;
-	}
 	/* The writer opens first, so the reader cannot see EOF early. */
-	pfd = dev_open(put_open_flags(put), &info);
+	pfd = dev_open_writer(put_open_flags(put), &info);
 	cfd = pfd < 0 ? pfd : dev_open(O_RDONLY, &info);
 	if (cfd < 0) {
 		if (pfd >= 0)
 			close(pfd);
 		ret = -cfd;
+		goto close_out;
+	}
+	if (dev_stats(ctl, &st0)) {
+		errmsg("ZCDEV_IOC_GET_STATS: %s", strerror(errno));
+		close(pfd);
+		close(cfd);
 		goto close_out;
 	}
 	side_init(&prod, true, put, pfd, dev_path(), a.chunk);

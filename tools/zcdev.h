@@ -84,6 +84,7 @@ void json_bool(struct json *j, const char *key, bool v);
 /* dev.c */
 const char *dev_path(void);
 int dev_open(int flags, struct zcdev_info *info);
+int dev_open_writer(int flags, struct zcdev_info *info);
 int dev_stats(int fd, struct zcdev_stats *st);
 void stats_delta(const struct zcdev_stats *a, const struct zcdev_stats *b,
 		 struct zcdev_stats *d);
