@@ -37,7 +37,7 @@ fail=0
 for k in "$@"; do
 	log=$(mktemp)
 	if dkms build "$name/$version" -k "$k" >"$log" 2>&1 &&
-	   dkms status "$name/$version" -k "$k" | grep -q ': built'; then
+	   dkms status "$name/$version" -k "$k" 2>/dev/null | grep -q ': built'; then
 		echo "ok dkms build $name/$version for $k"
 	else
 		echo "not ok dkms build $name/$version for $k"
