@@ -226,13 +226,11 @@ static void sides_result(struct side *prod, struct side *cons,
 			 struct result *r)
 {
 	struct side *s[] = { prod, cons };
-	double t0 = prod->t0 < cons->t0 ? prod->t0 : cons->t0;
-	double t1 = prod->t1 > cons->t1 ? prod->t1 : cons->t1;
 	int i;
 
 	r->ok = true;
 	r->bytes = atomic_load(&cons->bytes);
-	r->secs = t1 - t0;
+	r->secs = sides_elapsed(s, 2);
 	r->syscalls = 0;
 	r->usr = r->sys = 0;
 	for (i = 0; i < 2; i++) {
@@ -345,15 +343,20 @@ static void print_row(const struct bench *b, size_t i)
 {
 	const struct result *r = &b->res[i];
 	const struct zcdev_stats *d = &r->d;
+	double x;
 
 	printf("%-25s ", paths[i].label);
 	if (!r->ok) {
 		printf("error: %s\n", r->err);
 		return;
 	}
-	printf("%9.1f %6.2fx %9lu %8.1f %8.1f", mbps(r),
-	       mbps(r) / mbps(&b->res[PIPE_PATH]), r->syscalls, r->usr * 1e3,
-	       r->sys * 1e3);
+	printf("%9.1f ", mbps(r));
+	x = mbps(r) / mbps(&b->res[PIPE_PATH]);
+	if (isfinite(x))
+		printf("%6.2fx", x);
+	else
+		printf("%7s", "-");
+	printf(" %9lu %8.1f %8.1f", r->syscalls, r->usr * 1e3, r->sys * 1e3);
 	if (!r->has_stats) {
 		printf(" %6s %6s %7s %7s %6s\n", "-", "-", "-", "-", "-");
 		return;
@@ -408,7 +411,7 @@ static void print_json(const struct bench *b)
 	json_u64(&j, "pipe_bytes", b->pipe_len);
 	json_str(&j, "model", "producer and consumer threads");
 	json_bool(&j, "verified", b->verify);
-	json_u64(&j, "mb", (uint64_t)MB);
+	json_u64(&j, "mb_bytes", (uint64_t)MB);
 	if (b->ctl >= 0) {
 		json_str(&j, "device", dev_path());
 		json_begin(&j, "info", '{');
@@ -460,8 +463,6 @@ static void bench_getopt(const struct cmd *c, struct bench *b, int argc,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL }
 	};
-	uint64_t v;
-	char *end;
 	int opt;
 
 	while ((opt = cmd_getopt(c, argc, argv, opts)) != -1) {
@@ -472,18 +473,13 @@ static void bench_getopt(const struct cmd *c, struct bench *b, int argc,
 				usage_error(c, "bad --size '%s'", optarg);
 			break;
 		case 'c':
-			if (parse_size(optarg, &v) || !v || v > (1u << 30))
-				usage_error(c, "bad --chunk '%s' (1 to 1G bytes)",
-					    optarg);
-			b->chunk = v;
+			b->chunk = parse_chunk(c, optarg);
 			break;
 		case 'm':
 			parse_methods(c, b, optarg);
 			break;
 		case 't':
-			b->timeout = strtod(optarg, &end);
-			if (*end || !(b->timeout >= 0))
-				usage_error(c, "bad --timeout '%s'", optarg);
+			b->timeout = parse_timeout(c, optarg);
 			break;
 		case 'n':
 			b->verify = false;

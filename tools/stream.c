@@ -693,6 +693,21 @@ int run_sides(struct run *run, struct side **sides, int n)
 	return run_error(run, sides, n) ? -1 : 0;
 }
 
+/* Wall time from the first side's start to the last side's end. */
+double sides_elapsed(struct side **sides, int n)
+{
+	double t0 = sides[0]->t0, t1 = sides[0]->t1;
+	int i;
+
+	for (i = 1; i < n; i++) {
+		if (sides[i]->t0 < t0)
+			t0 = sides[i]->t0;
+		if (sides[i]->t1 > t1)
+			t1 = sides[i]->t1;
+	}
+	return t1 - t0;
+}
+
 /* The failure to report: the stall, else the cause rather than a victim. */
 const char *run_error(const struct run *run, struct side **sides, int n)
 {

@@ -213,12 +213,22 @@ static void no_more_args(const struct cmd *c, int argc, char **argv)
 		usage_error(c, "unexpected argument '%s'", argv[optind]);
 }
 
-static size_t parse_chunk(const struct cmd *c, const char *arg)
+size_t parse_chunk(const struct cmd *c, const char *arg)
 {
 	uint64_t v;
 
 	if (parse_size(arg, &v) || !v || v > (1u << 30))
 		usage_error(c, "bad --chunk '%s' (1 to 1G bytes)", arg);
+	return v;
+}
+
+double parse_timeout(const struct cmd *c, const char *arg)
+{
+	char *end;
+	double v = strtod(arg, &end);
+
+	if (end == arg || *end || !(v >= 0))
+		usage_error(c, "bad --timeout '%s' (seconds)", arg);
 	return v;
 }
 
@@ -390,6 +400,13 @@ static int transfer(struct run *run, struct side **sides, int n,
 static const struct option stream_opts[] = {
 	{ "method", required_argument, NULL, 'm' },
 	{ "chunk", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL }
+};
+
+static const struct option copy_opts[] = {
+	{ "method", required_argument, NULL, 'm' },
+	{ "chunk", required_argument, NULL, 'c' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL }
@@ -402,14 +419,13 @@ struct stream_args {
 };
 
 static void stream_getopt(const struct cmd *c, int argc, char **argv,
-			  struct stream_args *a, bool timeout)
+			  const struct option *opts, struct stream_args *a)
 {
-	char *end;
 	int opt;
 
 	a->chunk = DEFAULT_CHUNK;
 	a->timeout = 0;
-	while ((opt = cmd_getopt(c, argc, argv, stream_opts)) != -1) {
+	while ((opt = cmd_getopt(c, argc, argv, opts)) != -1) {
 		switch (opt) {
 		case 'm':
 			a->method = optarg;
@@ -418,9 +434,7 @@ static void stream_getopt(const struct cmd *c, int argc, char **argv,
 			a->chunk = parse_chunk(c, optarg);
 			break;
 		case 't':
-			a->timeout = strtod(optarg, &end);
-			if (!timeout || *end || a->timeout < 0)
-				usage_error(c, "bad --timeout '%s'", optarg);
+			a->timeout = parse_timeout(c, optarg);
 			break;
 		}
 	}
@@ -445,8 +459,8 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	const char *path;
 	int method, io, fd, ret;
 
-	stream_getopt(c, argc, argv, &a, false);
-	method = put ? lookup_or_die(c, put_names, PUT_VMSPLICE + 1, a.method)
+	stream_getopt(c, argc, argv, stream_opts, &a);
+	method = put ? lookup_or_die(c, put_names, PUT_USER_NR, a.method)
 		     : lookup_or_die(c, get_names, GET_NR, a.method);
 	path = optind < argc ? argv[optind++] : "-";
 	no_more_args(c, argc, argv);
@@ -511,15 +525,16 @@ static void copy_methods(const struct cmd *c, const char *name, int *put,
 	if (!colon)
 		usage_error(c, "unknown method '%s'", name);
 	*colon = '\0';
-	*put = lookup_or_die(c, put_names, PUT_VMSPLICE + 1, buf);
+	*put = lookup_or_die(c, put_names, PUT_USER_NR, buf);
 	*get = lookup_or_die(c, get_names, GET_NR, colon + 1);
 }
 
 static void copy_report(const char *src, const char *dst, struct side *prod,
 			struct side *cons, const struct zcdev_stats *d)
 {
+	struct side *sides[] = { prod, cons };
 	uint64_t bytes = atomic_load(&cons->bytes);
-	double secs = cons->t1 - (prod->t0 < cons->t0 ? prod->t0 : cons->t0);
+	double secs = sides_elapsed(sides, 2);
 
 	printf("%s -> %s: %llu bytes in %.3f s, %.1f MB/s, put %s, get %s; "
 	       "zcdev copied %llu, by reference %llu, in place %llu bytes, "
@@ -544,13 +559,15 @@ static int cmd_copy(const struct cmd *c, int argc, char **argv)
 	const char *src, *dst;
 	int put, get, in, out, ctl, pfd, cfd, ret = EXIT_FAIL;
 
-	stream_getopt(c, argc, argv, &a, true);
+	stream_getopt(c, argc, argv, copy_opts, &a);
 	run.timeout = a.timeout;
 	copy_methods(c, a.method, &put, &get);
 	if (argc - optind != 2)
 		usage_error(c, "need SRC and DST");
 	src = argv[optind];
 	dst = argv[optind + 1];
+	if (!strcmp(dst, "-"))
+		usage_error(c, "DST must be a file: the report goes to stdout");
 
 	ctl = dev_open(O_RDONLY, &info);
 	if (ctl < 0)

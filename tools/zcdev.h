@@ -125,6 +125,9 @@ enum put_method {
 	PUT_NR
 };
 
+/* The put methods a user can name: all but the bench's reference. */
+#define PUT_USER_NR	(PUT_VMSPLICE + 1)
+
 enum get_method {
 	GET_READ,
 	GET_MMAP,
@@ -214,6 +217,7 @@ struct run {
 };
 int run_sides(struct run *run, struct side **sides, int n);
 const char *run_error(const struct run *run, struct side **sides, int n);
+double sides_elapsed(struct side **sides, int n);
 
 /* zcdev.c: a command and the conventions every command follows. */
 struct option;
@@ -227,6 +231,8 @@ int cmd_getopt(const struct cmd *c, int argc, char **argv,
 void usage_error(const struct cmd *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 int open_output(const char *path);
+size_t parse_chunk(const struct cmd *c, const char *arg);
+double parse_timeout(const struct cmd *c, const char *arg);
 
 /* bench.c */
 extern const char bench_help[];

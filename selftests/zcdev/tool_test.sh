@@ -91,6 +91,8 @@ t_usage_errors() {
 	expect_rc 2 "$zc" get --method write || return 1
 	expect_rc 2 "$zc" copy only-one || return 1
 	expect_rc 2 "$zc" copy a b --method write:nope || return 1
+	expect_rc 2 "$zc" copy a - || return 1
+	expect_rc 2 "$zc" put --timeout 5 || return 1
 	expect_rc 2 "$zc" bench --size 0 || return 1
 	expect_rc 2 "$zc" bench --size 12Q || return 1
 	expect_rc 2 "$zc" bench --method nope || return 1
