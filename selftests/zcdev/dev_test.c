@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The device node and the module's life cycle: /dev/zcdev is a character
+ * device with the mode the module was told to give it, ioctls that are not
+ * zcdev's are refused with ENOTTY, and the module cannot be unloaded while
+ * an open file or a mapping could still call into it.
+ *
+ * The life-cycle tests unload the module and load it again from $ZCDEV_KO;
+ * they leave it loaded.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <linux/zcdev.h>
+
+#include "kselftest_harness.h"
+
+#define DEV_PATH	"/dev/zcdev"
+#define MODE_PARAM	"/sys/module/zcdev/parameters/mode"
+
+static bool module_loaded(void)
+{
+	char line[256];
+	bool found = false;
+	FILE *f;
+
+	f = fopen("/proc/modules", "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "zcdev ", strlen("zcdev "));
+	fclose(f);
+	return found;
+}
+
+/*
+ * O_NONBLOCK: fail at once instead of waiting for the last user. Never
+ * O_TRUNC, which forces the unload on kernels with MODULE_FORCE_UNLOAD
+ * (Debian's have it).
+ */
+static int unload_module(void)
+{
+	return syscall(__NR_delete_module, "zcdev", O_NONBLOCK);
+}
+
+/* A sysfs file's contents as a number; "0600" reads as octal, "384" as decimal. */
+static int read_number(const char *path, unsigned long *val)
+{
+	char buf[32], *end;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	errno = 0;
+	*val = strtoul(buf, &end, 0);
+	if (errno || end == buf || (*end != '\n' && *end != '\0'))
+		return -1;
+	return 0;
+}
+
+TEST(node_is_char_device)
+{
+	struct stat st;
+
+	ASSERT_EQ(0, stat(DEV_PATH, &st)) {
+		TH_LOG("stat %s: %s", DEV_PATH, strerror(errno));
+	}
+	ASSERT_TRUE(S_ISCHR(st.st_mode));
+}
+
+TEST(node_matches_sysfs)
+{
+	char path[64], uevent[512];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	ASSERT_EQ(0, stat(DEV_PATH, &st));
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/uevent",
+		 major(st.st_rdev), minor(st.st_rdev));
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd) {
+		TH_LOG("%s: %s", path, strerror(errno));
+	}
+	n = read(fd, uevent, sizeof(uevent) - 1);
+	close(fd);
+	ASSERT_LT(0, n);
+	uevent[n] = '\0';
+	ASSERT_NE(NULL, strstr(uevent, "DEVNAME=zcdev\n")) {
+		TH_LOG("%s says:\n%s", path, uevent);
+	}
+}
+
+TEST(node_mode_is_mode_param)
+{
+	unsigned long mode;
+	struct stat st;
+
+	ASSERT_EQ(0, read_number(MODE_PARAM, &mode)) {
+		TH_LOG("cannot read a number from %s", MODE_PARAM);
+	}
+	ASSERT_EQ(0UL, mode & ~07777UL);
+	ASSERT_EQ(0, stat(DEV_PATH, &st));
+	ASSERT_EQ(mode, st.st_mode & 07777) {
+		TH_LOG("%s is %04o, the mode parameter says %04lo",
+		       DEV_PATH, st.st_mode & 07777, mode);
+	}
+}
+
+TEST(unknown_nr_is_enotty)
+{
+	int fd;
+
+	fd = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, ioctl(fd, _IO(ZCDEV_IOC_MAGIC, 0x7f)));
+	EXPECT_EQ(ENOTTY, errno);
+	close(fd);
+}
+
+/* GET_INFO's number and size under another magic must not reach GET_INFO. */
+TEST(foreign_magic_is_enotty)
+{
+	struct zcdev_info info;
+	int fd;
+
+	fd = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, ioctl(fd, _IOR('Z', _IOC_NR(ZCDEV_IOC_GET_INFO),
+				     struct zcdev_info), &info));
+	EXPECT_EQ(ENOTTY, errno);
+	/* TCGETS, the tty layer's own request. */
+	EXPECT_EQ(0, isatty(fd));
+	EXPECT_EQ(ENOTTY, errno);
+	close(fd);
+}
+
+FIXTURE(lifecycle) {
+	int fd;
+};
+
+/*
+ * Each test checks for root itself: 6.1's harness runs the test body even
+ * after FIXTURE_SETUP calls SKIP().
+ */
+#define SKIP_UNLESS_ROOT() do {						\
+	if (geteuid() != 0)						\
+		SKIP(return, "unloading modules needs root");		\
+} while (0)
+
+FIXTURE_SETUP(lifecycle)
+{
+	ASSERT_TRUE(module_loaded());
+	self->fd = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(lifecycle)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+static void assert_unload_refused(struct __test_metadata *_metadata)
+{
+	ASSERT_EQ(-1, unload_module());
+	ASSERT_TRUE(errno == EWOULDBLOCK || errno == EBUSY) {
+		TH_LOG("delete_module: %s, expected EWOULDBLOCK or EBUSY",
+		       strerror(errno));
+	}
+	ASSERT_TRUE(module_loaded());
+}
+
+TEST_F(lifecycle, unload_refused_while_open)
+{
+	SKIP_UNLESS_ROOT();
+	assert_unload_refused(_metadata);
+}
+
+/* The mapping holds the file, and the file holds the module. */
+TEST_F(lifecycle, unload_refused_while_mapped)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *meta;
+
+	SKIP_UNLESS_ROOT();
+	meta = mmap(NULL, page, PROT_READ, MAP_SHARED, self->fd, ZCDEV_META_OFFSET);
+	ASSERT_NE(MAP_FAILED, meta) {
+		TH_LOG("mmap of the meta page: %s", strerror(errno));
+	}
+	close(self->fd);
+	self->fd = -1;
+	assert_unload_refused(_metadata);
+	ASSERT_EQ(0, munmap(meta, page));
+}
+
+TEST_F(lifecycle, unload_and_reload_after_close)
+{
+	const char *ko = getenv("ZCDEV_KO");
+	struct stat st;
+	int ko_fd;
+
+	SKIP_UNLESS_ROOT();
+	if (!ko || !*ko)
+		SKIP(return, "ZCDEV_KO does not name the module to load again");
+	ko_fd = open(ko, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, ko_fd) {
+		TH_LOG("%s: %s", ko, strerror(errno));
+	}
+	close(self->fd);
+	self->fd = -1;
+
+	ASSERT_EQ(0, unload_module()) {
+		TH_LOG("delete_module after the last close: %s", strerror(errno));
+	}
+	ASSERT_FALSE(module_loaded());
+	ASSERT_EQ(-1, access(DEV_PATH, F_OK));
+	ASSERT_EQ(ENOENT, errno);
+
+	ASSERT_EQ(0, syscall(__NR_finit_module, ko_fd, "", 0)) {
+		TH_LOG("finit_module %s: %s", ko, strerror(errno));
+	}
+	close(ko_fd);
+	ASSERT_TRUE(module_loaded());
+	ASSERT_EQ(0, stat(DEV_PATH, &st));
+	ASSERT_TRUE(S_ISCHR(st.st_mode));
+}
+
+TEST_HARNESS_MAIN
