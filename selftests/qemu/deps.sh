@@ -15,7 +15,7 @@ series=("$@")
 
 tools_pkgs=(qemu-system-x86 busybox-static cpio kmod build-essential
 	    linux-source-6.1 xz-utils sparse bc flex bison libelf-dev libssl-dev
-	    python3 dwarves rsync)
+	    python3 dwarves rsync dkms)
 
 bpo=/etc/apt/sources.list.d/zcdev-bookworm-backports.sources
 updated=

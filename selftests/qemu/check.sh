@@ -1,0 +1,184 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check: for each kernel series in KERNELS, build the module against
+# the newest installed kernel of the series, boot that kernel in QEMU with
+# the module, the tool and every selftest, and read the guest's results
+# from its second serial port. A crash, a panic or a timeout never writes
+# the verdict, so it fails. The last line is "N passed, N failed,
+# N skipped" over all kernels; the exit status is non-zero on any failure.
+#
+# Environment:
+#   KERNELS           kernel series to test (default "6.1 6.12")
+#   V=1               stream the guest console to the terminal
+#   ZCDEV_TIMEOUT     seconds one boot may take (default 900)
+#   ZCDEV_ACCEL       kvm or tcg: skip the KVM probe
+#   ZCDEV_GUEST_HANG  1: the guest hangs after loading the module (to see
+#                     the timeout at work; use a short ZCDEV_TIMEOUT)
+
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
+
+read -ra series <<< "${KERNELS:-6.1 6.12}"
+timeout_s=${ZCDEV_TIMEOUT:-900}
+
+passed=0 failed=0 skipped=0
+failures=()
+# Counts per WHERE (user space, dkms, a kernel series), in first-seen order.
+declare -A where_passed where_failed where_skipped
+wheres=()
+
+# record "ok|not ok|skip WHAT" WHERE: one test or check, counted and shown.
+record() {
+	if [ -z "${where_passed[$2]:-}" ]; then
+		wheres+=("$2")
+		where_passed[$2]=0 where_failed[$2]=0 where_skipped[$2]=0
+	fi
+	case $1 in
+	"ok "*)
+		passed=$((passed + 1)) where_passed[$2]=$((where_passed[$2] + 1)) ;;
+	"not ok "*)
+		failed=$((failed + 1)) where_failed[$2]=$((where_failed[$2] + 1))
+		failures+=("$2: ${1#not ok }") ;;
+	"skip "*)
+		skipped=$((skipped + 1)) where_skipped[$2]=$((where_skipped[$2] + 1)) ;;
+	esac
+	echo "  $1"
+}
+
+# "N passed, N failed, N skipped" for WHERE.
+counts() {
+	echo "${where_passed[$1]} passed, ${where_failed[$1]} failed, ${where_skipped[$1]} skipped"
+}
+
+# Result lines on stdin, from the guest or a host-side check: "ok ...",
+# "not ok ...", "skip ..." are recorded, "# ..." shown; "run PROGRAM" and
+# "verdict ..." set $last and $verdict.
+read_results() {
+	local line
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		"ok "* | "not ok "* | "skip "*) record "$line" "$1" ;;
+		"# "*) echo "    $line" ;;
+		"run "*) last=${line#run } ;;
+		"verdict "*) verdict=${line#verdict } ;;
+		esac
+	done
+}
+
+# selftests/qemu/dkms.sh builds what `make dkms-install` ships under DKMS
+# for each kernel. It puts a tree in /usr/src, so it needs root.
+dkms_check() {
+	local rc=0 f=$failed
+	if [ "$(id -u)" != 0 ]; then
+		record "skip dkms (needs root)" dkms
+		return
+	fi
+	say "building under DKMS for ${*}"
+	"$qemu_dir/dkms.sh" "$@" > "$build/dkms.log" 2>&1 || rc=$?
+	read_results dkms < "$build/dkms.log"
+	[ "$rc" = 0 ] || [ "$failed" != "$f" ] ||
+		record "not ok dkms.sh exit status $rc (log: build/dkms.log)" dkms
+}
+
+# What the guest's lines added: the difference of two counts() outputs.
+guest_counts() {
+	local b a
+	read -ra b <<< "${1//,/}"
+	read -ra a <<< "${2//,/}"
+	echo "$((a[0] - b[0])) passed, $((a[2] - b[2])) failed, $((a[4] - b[4])) skipped"
+}
+
+# Boot series $1 (kernel $2) with the module $ko and judge what comes out.
+boot() {
+	local s=$1 v=$2 dir=$build/$1 rc=0 last='' verdict='' splats why before after
+	local log=$dir/console.log vfile=$dir/verdict.txt
+
+	pack_initramfs "$dir/initramfs.cpio.gz" "$ko" mode=check "hang=${ZCDEV_GUEST_HANG:-}"
+	rm -f "$vfile"
+	set_qemu_cmd "$v" "$dir/initramfs.cpio.gz" "$vfile" -serial stdio -- "$kernel_cmdline"
+	say "$s: booting $v (timeout ${timeout_s}s, console: ${log#"$top"/})"
+	if [ -n "${V:-}" ]; then
+		timeout --foreground -k 10 "$timeout_s" "${qemu_cmd[@]}" < /dev/null 2>&1 |
+			tee "$log" || rc=${PIPESTATUS[0]}
+	else
+		timeout --foreground -k 10 "$timeout_s" "${qemu_cmd[@]}" < /dev/null \
+			> "$log" 2>&1 || rc=$?
+	fi
+
+	touch "$vfile"
+	before=$(counts "$s")
+	read_results "$s" < "$vfile"
+	after=$(counts "$s")
+
+	if [ -z "$verdict" ]; then
+		if [ "$rc" = 124 ]; then
+			why="timed out after ${timeout_s}s"
+		else
+			why="the guest stopped early: a kernel crash or panic"
+		fi
+		[ -z "$last" ] || why+="; last test started: $last"
+		record "not ok guest: no verdict ($why); see ${log#"$top"/}" "$s"
+	elif [ "$verdict" != "$(guest_counts "$before" "$after")" ]; then
+		record "not ok guest: its verdict ($verdict) does not match the lines it sent" "$s"
+	fi
+
+	splats=$(console_splats "$log")
+	if [ -z "$splats" ]; then
+		record "ok check console-log" "$s"
+	else
+		record "not ok check console-log" "$s"
+		head -n 20 <<< "$splats" | sed 's/^/    # /'
+	fi
+}
+
+start=$SECONDS
+resolve_kernels "${series[@]}"
+lock_build
+accel_start "${kver[${series[0]}]}"
+
+say "building the tool and the selftests"
+have_userspace=1
+if build_userspace; then
+	record "ok build user space" "user space"
+else
+	record "not ok build user space" "user space"
+	[ -x "$top/tools/zcdev" ] || have_userspace=
+fi
+
+declare -A kos
+for s in "${series[@]}"; do
+	say "$s: building the module against ${kver[$s]}"
+	if build_module "$s" "${kver[$s]}"; then
+		record "ok build module" "$s"
+	else
+		record "not ok build module" "$s"
+	fi
+	[ ! -f "$ko" ] || kos[$s]=$ko
+done
+
+versions=()
+for s in "${series[@]}"; do versions+=("${kver[$s]}"); done
+dkms_check "${versions[@]}"
+
+accel_wait
+for s in "${series[@]}"; do
+	if [ -z "$have_userspace" ] || [ -z "${kos[$s]:-}" ]; then
+		record "not ok guest: not booted, a build failed" "$s"
+		continue
+	fi
+	ko=${kos[$s]} t0=$SECONDS
+	boot "$s" "${kver[$s]}"
+	say "$s: $(counts "$s") in $((SECONDS - t0))s"
+done
+
+echo
+echo "== summary (${accel_args[1]}, $((SECONDS - start))s)"
+for w in "${wheres[@]}"; do
+	printf '%-34s %s\n' "$w${kver[$w]:+ (${kver[$w]})}" "$(counts "$w")"
+done
+[ ${#failures[@]} -eq 0 ] || printf 'FAIL %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

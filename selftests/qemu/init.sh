@@ -1,0 +1,174 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the zcdev QEMU guest (busybox sh). /etc/zcdev/config, written by
+# the host, sets mode= to one of:
+#   probe  write "OK" and power off: the host's KVM probe
+#   check  load the module, run every program in /tests, unload the module,
+#          scan the kernel log; one result line per test case and check
+#   shell  load the module and give a shell on the console
+#   cmd    load the module and run the command cmd=
+# and hang=1 makes check mode hang after loading the module (to show that
+# the host's timeout catches it).
+#
+# Results leave through the second serial port, /dev/ttyS1, which the host
+# saves to a file; the console (ttyS0) is for people. The last line is
+# "verdict ..." (check) or "status N" (shell, cmd); a crash or a hang never
+# writes it.
+#
+# busybox ash has local and pipefail:
+# shellcheck disable=SC3040,SC3043
+
+set -u -o pipefail
+export PATH=/bin HOME=/root
+
+mode='' hang='' rows='' cols='' cmd=''
+# shellcheck source=/dev/null
+. /etc/zcdev/config
+
+report() {
+	echo "$*" > /dev/ttyS1
+}
+
+# Each line of $1 as a "# " comment line, for the host to show.
+note() {
+	printf '%s\n' "$1" | while IFS= read -r line; do report "# $line"; done
+}
+
+mount -t devtmpfs devtmpfs /dev
+if [ "$mode" = probe ]; then
+	report OK
+	poweroff -f
+fi
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing
+ip link set lo up
+
+# Kernel log lines that match a splat pattern; the command line is no splat.
+splats() {
+	dmesg | grep -E -f /etc/zcdev/splat-patterns | grep -v 'Command line:'
+}
+
+# Taint beyond O (4096, out-of-tree) and E (8192, unsigned), which loading
+# zcdev sets by itself, means the kernel saw something go wrong.
+bad_taint() {
+	echo $(($(cat /proc/sys/kernel/tainted) & ~(4096 | 8192)))
+}
+
+passed=0 failed=0 skipped=0
+
+# result "ok|not ok|skip PROGRAM TEST": counted, shown, reported.
+result() {
+	case $1 in
+	"ok "*) passed=$((passed + 1)) ;;
+	"not ok "*) failed=$((failed + 1)) ;;
+	"skip "*) skipped=$((skipped + 1)) ;;
+	esac
+	echo "zcdev: $1"
+	report "$1"
+}
+
+# KTAP from kselftest_harness on stdin -> result lines. 6.1's harness
+# prints "ok N # SKIP reason" without the name, which the "#  RUN" line
+# before it gives. Tests that never reported (a crash, a kill) fail.
+ktap_results() {
+	awk -v prog="$1" -v rc="$2" '
+	/^#  RUN / { name = $3 }
+	/^1\.\.[0-9]+$/ { plan = substr($0, 4) + 0 }
+	/^ok [0-9]+ / {
+		n++
+		if (/ # SKIP/) {
+			reason = $0
+			sub(/.* # SKIP */, "", reason)
+			print "skip " prog " " name " # " reason
+		} else {
+			print "ok " prog " " $3
+		}
+	}
+	/^not ok [0-9]+ / { n++; fails++; print "not ok " prog " " $4 }
+	END {
+		if (n < plan)
+			print "not ok " prog " reported " n + 0 " of " plan " tests, exit status " rc
+		else if (rc == 4 && n == 0)
+			print "skip " prog " (exit status 4)"
+		else if (n == 0)
+			print "not ok " prog " reported no tests, exit status " rc
+		else if (rc != 0 && rc != 4 && !fails)
+			print "not ok " prog " exit status " rc
+	}'
+}
+
+run_tests() {
+	local t name rc line
+	for t in /tests/*; do
+		name=${t##*/}
+		report "run $name"
+		echo "zcdev: running $name"
+		ZCDEV_KO=/lib/zcdev.ko "$t" < /dev/null 2>&1 | tee "/tmp/$name.out"
+		rc=$?
+		ktap_results "$name" "$rc" < "/tmp/$name.out" > "/tmp/$name.results"
+		while IFS= read -r line; do
+			result "$line"
+		done < "/tmp/$name.results"
+	done
+}
+
+check() {
+	local out found
+
+	if out=$(insmod /lib/zcdev.ko 2>&1); then
+		result "ok check insmod"
+		if [ "$hang" = 1 ]; then
+			echo "zcdev: hanging on purpose (hang=1)"
+			while :; do sleep 3600; done
+		fi
+		run_tests
+		if out=$(rmmod zcdev 2>&1); then
+			result "ok check rmmod"
+		else
+			result "not ok check rmmod"
+			note "$out"
+		fi
+	else
+		result "not ok check insmod"
+		note "$out"
+	fi
+
+	found=$(splats)
+	if [ -z "$found" ] && [ "$(bad_taint)" = 0 ]; then
+		result "ok check kernel-log"
+	else
+		result "not ok check kernel-log"
+		[ -z "$found" ] || note "$(echo "$found" | head -n 20)"
+		note "taint: $(cat /proc/sys/kernel/tainted)"
+	fi
+	report "verdict $passed passed, $failed failed, $skipped skipped"
+}
+
+# shell and cmd: the exit status goes out; splats are shown, not judged.
+interactive() {
+	local status found
+
+	insmod /lib/zcdev.ko || echo "zcdev: insmod failed; carrying on without the module" >&2
+	if [ "$mode" = shell ]; then
+		[ -z "$rows" ] || stty -F /dev/ttyS0 rows "$rows" cols "$cols"
+		echo "zcdev: the module is loaded and zcdev is on PATH; exit the shell to power off"
+		# cttyhack makes the console the controlling tty: job control, ^C.
+		PS1='zcdev:\w# ' setsid cttyhack sh
+	else
+		sh -c "$cmd" < /dev/null
+	fi
+	status=$?
+	found=$(splats)
+	[ -z "$found" ] || printf 'zcdev: the kernel log has splats:\n%s\n' "$found" >&2
+	report "status $status"
+}
+
+case $mode in
+check) check ;;
+shell | cmd) interactive ;;
+*) echo "zcdev: unknown mode '$mode' in /etc/zcdev/config" >&2 ;;
+esac
+poweroff -f
