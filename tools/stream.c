@@ -554,7 +554,6 @@ int side_setup(struct side *s, const struct zcdev_info *info)
 {
 	size_t got;
 
-	s->info = info;
 	if (posix_memalign((void **)&s->tmp, 4096, s->chunk)) {
 		errno = ENOMEM;
 		return side_fail(s, "buffer of %zu bytes", s->chunk);

@@ -174,7 +174,6 @@ struct side {
 	struct sink snk;
 
 	/* set up by side_setup() */
-	const struct zcdev_info *info;
 	struct zring ring;
 	int pipe[2];		/* the hop for splice/vmsplice, else -1 */
 	size_t pipe_len;
