@@ -12,8 +12,9 @@
  * which holds because the tests run one at a time.
  *
  * Accesses that must raise SIGBUS are made in a forked child and checked
- * with WTERMSIG, so the test itself lives on to check the counters and
- * to restore the ring.
+ * with WTERMSIG, or here under a SIGBUS handler (guarded_touch()) when the
+ * point is that this process's own PTEs were zapped; either way the test
+ * lives on to check the counters and to restore the ring.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -159,6 +160,45 @@ static const char *describe(int status)
 	else
 		snprintf(buf, sizeof(buf), "exited with %d", WEXITSTATUS(status));
 	return buf;
+}
+
+/*
+ * In-process SIGBUS: the access that must fault is made here, through
+ * PTEs this process already had, so that only a zap can make it fault.
+ * Thread-local, so the racing toucher thread below can use it too.
+ */
+static __thread sigjmp_buf sigbus_env;
+static __thread volatile sig_atomic_t sigbus_armed;
+
+static void on_sigbus(int sig)
+{
+	if (sigbus_armed)
+		siglongjmp(sigbus_env, 1);
+	/* Not a guarded access: die of it, as if nobody had caught it. */
+	signal(sig, SIG_DFL);
+}
+
+static int catch_sigbus(bool on)
+{
+	struct sigaction sa = { .sa_handler = on ? on_sigbus : SIG_DFL };
+
+	return sigaction(SIGBUS, &sa, NULL);
+}
+
+/* Load (and store) one byte; false if that raised SIGBUS. */
+static bool __attribute__((noinline)) guarded_touch(volatile uint8_t *p,
+						     bool store)
+{
+	if (sigsetjmp(sigbus_env, 1)) {
+		sigbus_armed = 0;
+		return false;
+	}
+	sigbus_armed = 1;
+	(void)p[0];
+	if (store)
+		p[0] = 0x5a;
+	sigbus_armed = 0;
+	return true;
 }
 
 FIXTURE(ring) {
@@ -748,8 +788,13 @@ TEST_F(ring, shrink_sigbus_above_new_pages_below)
 	EXPECT_TRUE(killed_by(status, SIGBUS)) {
 		TH_LOG("load from the mapping's last byte: %s", describe(status));
 	}
+	/* Our own PTEs up there, from before the shrink, are gone too. */
+	ASSERT_EQ(0, catch_sigbus(true));
+	EXPECT_FALSE(guarded_touch(self->data + 2 * srb, false));
+	EXPECT_FALSE(guarded_touch(self->data + self->data_len - 1, true));
+	ASSERT_EQ(0, catch_sigbus(false));
 	get_stats(_metadata, self->fd, &st1);
-	EXPECT_EQ(3ULL, st1.sigbus_faults - st0.sigbus_faults);
+	EXPECT_EQ(5ULL, st1.sigbus_faults - st0.sigbus_faults);
 
 	/* Below 2 * the new size: no signal, and the ring as it is now. */
 	status = touch_in_child(self->data + 2 * srb - 1, false);
@@ -783,18 +828,25 @@ TEST_F(ring, resize_to_zero_sigbus_everywhere_then_regrow)
 	uint64_t g, head;
 	int status;
 
-	write_stream(_metadata, self, 5000);
-	touch_pages(self, 0, 2 * TEST_PAGES);
+	uint8_t buf[5000];
+
+	write_stream(_metadata, self, sizeof(buf));
 	/* The drain a teardown needs: RESIZE keeps unread bytes. */
 	EXPECT_EQ(-1, zt_resize(self->fd, 0));
 	EXPECT_EQ(EBUSY, errno);
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	/* Drained by read(), not RESET, so that only the resize zaps. */
+	ASSERT_EQ((ssize_t)sizeof(buf), zt_read_all(self->fd, buf, sizeof(buf)));
+	touch_pages(self, 0, 2 * TEST_PAGES);
 	g = meta_gen(m);
 	ASSERT_EQ(0, zt_resize(self->fd, 0));
 	EXPECT_EQ(g + 1, meta_gen(m));
 	EXPECT_EQ(0ULL, meta_ring_bytes(m));
 
 	get_stats(_metadata, self->fd, &st0);
+	ASSERT_EQ(0, catch_sigbus(true));
+	EXPECT_FALSE(guarded_touch(self->data, false));
+	EXPECT_FALSE(guarded_touch(self->data + self->data_len - 1, true));
+	ASSERT_EQ(0, catch_sigbus(false));
 	status = touch_in_child(self->data, false);
 	EXPECT_TRUE(killed_by(status, SIGBUS)) {
 		TH_LOG("load from page 0 of an empty ring: %s", describe(status));
@@ -804,7 +856,7 @@ TEST_F(ring, resize_to_zero_sigbus_everywhere_then_regrow)
 		TH_LOG("store to page 5 of an empty ring: %s", describe(status));
 	}
 	get_stats(_metadata, self->fd, &st1);
-	EXPECT_EQ(2ULL, st1.sigbus_faults - st0.sigbus_faults);
+	EXPECT_EQ(4ULL, st1.sigbus_faults - st0.sigbus_faults);
 	EXPECT_EQ(0ULL, st1.pages_held);
 	/* Nothing to commit into. */
 	EXPECT_EQ(-1, produce(self->fd, 1));
@@ -1239,7 +1291,9 @@ TEST_F(ring, fork_parent_shrink_makes_child_sigbus)
 		_exit(0);
 	}
 	ASSERT_EQ(1, read(to_parent[0], &token, 1));
-	ASSERT_EQ(0, zt_fresh_ring(self->fd, 2));
+	/* Empty already: a plain resize, no RESET that would zap by itself. */
+	ASSERT_EQ(meta_head(self->meta), meta_tail(self->meta));
+	ASSERT_EQ(0, zt_resize(self->fd, 2));
 	reload_info(_metadata, self);
 	write_stream(_metadata, self, 1000);
 	get_stats(_metadata, self->fd, &st0);
@@ -1266,31 +1320,6 @@ struct toucher {
 	volatile unsigned long touches, sigbus;
 };
 
-static __thread sigjmp_buf toucher_env;
-static __thread volatile sig_atomic_t toucher_armed;
-
-static void toucher_sigbus(int sig)
-{
-	if (toucher_armed)
-		siglongjmp(toucher_env, 1);
-	/* Not the toucher: die of it, as if nobody had caught it. */
-	signal(sig, SIG_DFL);
-}
-
-/* Load and store one byte; false if that raised SIGBUS. */
-static bool __attribute__((noinline)) guarded_touch(volatile uint8_t *p)
-{
-	if (sigsetjmp(toucher_env, 1)) {
-		toucher_armed = 0;
-		return false;
-	}
-	toucher_armed = 1;
-	(void)p[0];
-	p[1] = 0x5a;
-	toucher_armed = 0;
-	return true;
-}
-
 /* Every page, over and over, surviving SIGBUS. */
 static void *toucher(void *arg)
 {
@@ -1298,7 +1327,7 @@ static void *toucher(void *arg)
 
 	while (!t->stop) {
 		for (size_t off = 0; off < t->len && !t->stop; off += t->ps) {
-			if (guarded_touch(t->map + off))
+			if (guarded_touch(t->map + off, true))
 				t->touches++;
 			else
 				t->sigbus++;
@@ -1319,14 +1348,14 @@ TEST_F(ring, resize_races_a_touching_thread)
 	struct toucher t = {
 		.map = self->data, .len = 16 * self->ps, .ps = self->ps,
 	};
-	struct sigaction sa = { .sa_handler = toucher_sigbus };
 	struct zcdev_stats st0, st1;
 	unsigned int i, waited_for = 0;
 	pthread_t thread;
+	int ms;
 	uint64_t head;
 
 	fresh_ring(_metadata, self, 8);
-	ASSERT_EQ(0, sigaction(SIGBUS, &sa, NULL));
+	ASSERT_EQ(0, catch_sigbus(true));
 	get_stats(_metadata, self->fd, &st0);
 	ASSERT_EQ(0, pthread_create(&thread, NULL, toucher, &t));
 
@@ -1340,22 +1369,26 @@ TEST_F(ring, resize_races_a_touching_thread)
 		if (i % 7 == 3)
 			ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
 		/*
-		 * Now and then make sure the thread really met the empty
-		 * ring, however the scheduler interleaves us.
+		 * However the scheduler interleaves us, the thread keeps
+		 * faulting between any two resizes (half a pass at least),
+		 * and now and then it really meets the empty ring.
 		 */
 		if (pages == 0 && waited_for < 5) {
 			unsigned long seen = t.sigbus;
-			int ms;
 
 			for (ms = 0; ms < WAIT_MS && t.sigbus == seen; ms++)
 				usleep(1000);
 			waited_for++;
+		} else {
+			unsigned long seen = t.touches + t.sigbus;
+
+			for (ms = 0; ms < WAIT_MS && t.touches + t.sigbus < seen + 8; ms++)
+				sched_yield();
 		}
-		sched_yield();
 	}
 	t.stop = true;
 	ASSERT_EQ(0, pthread_join(thread, NULL));
-	signal(SIGBUS, SIG_DFL);
+	ASSERT_EQ(0, catch_sigbus(false));
 
 	TH_LOG("%u resizes: %lu touches, %lu SIGBUS caught", rounds,
 	       t.touches, t.sigbus);
@@ -1364,8 +1397,14 @@ TEST_F(ring, resize_races_a_touching_thread)
 	get_stats(_metadata, self->fd, &st1);
 	EXPECT_EQ(t.sigbus, st1.sigbus_faults - st0.sigbus_faults);
 
-	/* The ring is whole: no page leaked or lost, data where it belongs. */
-	fresh_ring(_metadata, self, 8);
+	/*
+	 * The ring is whole: no page leaked or lost, data where it belongs.
+	 * A plain resize (the ring is empty), so that only its own zap can
+	 * take away the PTEs the thread left.
+	 */
+	ASSERT_EQ(meta_head(self->meta), meta_tail(self->meta));
+	ASSERT_EQ(0, zt_resize(self->fd, 8));
+	reload_info(_metadata, self);
 	get_stats(_metadata, self->fd, &st1);
 	EXPECT_EQ(8ULL, st1.pages_held);
 	head = meta_head(self->meta);
