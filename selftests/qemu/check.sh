@@ -69,7 +69,8 @@ read_results() {
 }
 
 # selftests/qemu/dkms.sh builds what `make dkms-install` ships under DKMS
-# for each kernel. It puts a tree in /usr/src, so it needs root.
+# for each kernel. It uses /usr/src and the DKMS tree, so it needs root,
+# and runs from one tree at a time (a lock in /run/lock).
 dkms_check() {
 	local rc=0 f=$failed
 	if [ "$(id -u)" != 0 ]; then
@@ -77,7 +78,7 @@ dkms_check() {
 		return
 	fi
 	say "building under DKMS for ${*}"
-	"$qemu_dir/dkms.sh" "$@" > "$build/dkms.log" 2>&1 || rc=$?
+	flock /run/lock/zcdev-dkms.lock "$qemu_dir/dkms.sh" "$@" > "$build/dkms.log" 2>&1 || rc=$?
 	read_results dkms < "$build/dkms.log"
 	[ "$rc" = 0 ] || [ "$failed" != "$f" ] ||
 		record "not ok dkms.sh exit status $rc (log: build/dkms.log)" dkms
