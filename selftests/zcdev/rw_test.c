@@ -176,8 +176,9 @@ static void check_stats(struct __test_metadata *_metadata,
 	}
 	ZT_STATS_FIELDS(ZT_CHECK_FIELD)
 #undef ZT_CHECK_FIELD
-	for (size_t i = 0; i < sizeof(b->reserved) / sizeof(b->reserved[0]); i++)
+	for (size_t i = 0; i < sizeof(b->reserved) / sizeof(b->reserved[0]); i++) {
 		EXPECT_EQ(0ULL, (unsigned long long)b->reserved[i]);
+	}
 }
 
 #define DELTA(...) (&(struct zcdev_stats){ __VA_ARGS__ })
@@ -1073,6 +1074,113 @@ TEST_F_TIMEOUT(rw, fork_producer_consumer_64mib_in_order, 120)
 	close(rd);
 }
 
+/*
+ * Two writers and two readers at once, moving whole pages with the ring
+ * on page boundaries (so every write and read step is one whole page):
+ * each page arrives intact, exactly once, and every reader sees each
+ * writer's pages in the order they were written.
+ */
+#define MIX_PROCS	2
+#define MIX_PAGES	1024
+
+struct mix_board {
+	int seen[MIX_PROCS][MIX_PAGES];	/* times each page was read */
+	int disorder;			/* a reader saw a writer's pages out of order */
+	int torn;			/* a page read did not hold one record */
+};
+
+static uint64_t mix_base(uint64_t writer, uint64_t seq, size_t pg)
+{
+	return (writer << 40) + seq * pg;
+}
+
+TEST_F_TIMEOUT(rw, concurrent_writers_and_readers_move_each_page_once, 90)
+{
+	const size_t P = self->pg;
+	struct mix_board *board;
+	pid_t pids[2 * MIX_PROCS];
+	int w, rd;
+
+	ASSERT_EQ(0, set_ring(self, 16));
+	ALIGN_HEAD(0);
+	board = mmap(NULL, sizeof(*board), PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, board);
+	close_writers(self);
+	rd = zt_open(O_RDONLY);
+	w = zt_open(O_WRONLY);
+	ASSERT_LE(0, rd);
+	ASSERT_LE(0, w);
+
+	for (int i = 0; i < 2 * MIX_PROCS; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (pids[i]) {
+			self->kids[self->nkids++] = pids[i];
+			continue;
+		}
+		if (i < MIX_PROCS) {
+			/* Writer i: page seq holds (i, seq) and the stream at its base. */
+			close(rd);
+			for (uint64_t seq = 0; seq < MIX_PAGES; seq++) {
+				uint64_t hdr[2] = { i, seq };
+
+				zt_fill(self->wbuf, mix_base(i, seq, P), P);
+				memcpy(self->wbuf, hdr, sizeof(hdr));
+				if (write(w, self->wbuf, P) != (ssize_t)P)
+					_exit(1);
+			}
+		} else {
+			int64_t last[MIX_PROCS];
+
+			close(w);
+			for (int k = 0; k < MIX_PROCS; k++)
+				last[k] = -1;
+			for (;;) {
+				uint64_t hdr[2];
+				ssize_t n = read(rd, self->rbuf, P);
+
+				if (n == 0)
+					break;
+				memcpy(hdr, self->rbuf, sizeof(hdr));
+				if (n != (ssize_t)P || hdr[0] >= MIX_PROCS ||
+				    hdr[1] >= MIX_PAGES ||
+				    zt_check(self->rbuf + sizeof(hdr),
+					     mix_base(hdr[0], hdr[1], P) + sizeof(hdr),
+					     P - sizeof(hdr)) != -1) {
+					__atomic_add_fetch(&board->torn, 1, __ATOMIC_SEQ_CST);
+					continue;
+				}
+				if ((int64_t)hdr[1] <= last[hdr[0]])
+					__atomic_add_fetch(&board->disorder, 1, __ATOMIC_SEQ_CST);
+				last[hdr[0]] = hdr[1];
+				__atomic_add_fetch(&board->seen[hdr[0]][hdr[1]], 1,
+						   __ATOMIC_SEQ_CST);
+			}
+		}
+		_exit(0);
+	}
+	/* The writers' exits are the readers' EOF. */
+	close(w);
+	close(rd);
+	for (int i = 0; i < 2 * MIX_PROCS; i++) {
+		ASSERT_EQ(0, reap(self, pids[i])) {
+			TH_LOG("%s %d failed", i < MIX_PROCS ? "writer" : "reader", i);
+		}
+	}
+	EXPECT_EQ(0, board->torn);
+	EXPECT_EQ(0, board->disorder);
+	for (int k = 0; k < MIX_PROCS; k++) {
+		for (int s = 0; s < MIX_PAGES; s++) {
+			ASSERT_EQ(1, board->seen[k][s]) {
+				TH_LOG("writer %d's page %d was read %d times",
+				       k, s, board->seen[k][s]);
+			}
+		}
+	}
+	munmap(board, sizeof(*board));
+}
+
 /* ---- sendfile: splice out by reference --------------------------------------- */
 
 /* Ring pages spanned by the bytes [pos, pos + len) of the ring. */
@@ -1426,8 +1534,9 @@ TEST_F(rw, get_info_describes_the_ring)
 		EXPECT_EQ(0ULL, (unsigned long long)info.meta_offset);
 		EXPECT_EQ((uint64_t)getpagesize(), info.data_offset);
 		EXPECT_EQ((uint64_t)pages * getpagesize(), info.ring_bytes);
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < 4; i++) {
 			EXPECT_EQ(0ULL, (unsigned long long)info.reserved[i]);
+		}
 	}
 	/* Any open may ask, whatever its mode. */
 	close_writers(self);
@@ -1447,8 +1556,9 @@ TEST_F(rw, get_stats_zeroes_reserved_and_counts_held_pages)
 	memset(&st, 0xa5, sizeof(st));
 	ASSERT_EQ(0, zt_stats(self->fd, &st));
 	EXPECT_EQ((uint64_t)SMALL_PAGES, st.pages_held);
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 7; i++) {
 		EXPECT_EQ(0ULL, (unsigned long long)st.reserved[i]);
+	}
 	close_writers(self);
 	self->fd = zt_open(O_RDONLY);
 	ASSERT_LE(0, self->fd);
