@@ -59,7 +59,8 @@ bad_taint() {
 
 passed=0 failed=0 skipped=0
 
-# result "ok|not ok|skip PROGRAM TEST": counted, shown, reported.
+# result "ok|not ok|skip PROGRAM TEST" is counted, shown and reported;
+# a "# ..." line is only shown and reported.
 result() {
 	case $1 in
 	"ok "*) passed=$((passed + 1)) ;;
@@ -70,12 +71,14 @@ result() {
 	report "$1"
 }
 
-# KTAP from kselftest_harness on stdin -> result lines. 6.1's harness
-# prints "ok N # SKIP reason" without the name, which the "#  RUN" line
-# before it gives. Tests that never reported (a crash, a kill) fail.
+# KTAP from kselftest_harness on stdin -> result lines, each failure
+# followed by its first diagnostics as "# " lines. 6.1's harness prints
+# "ok N # SKIP reason" without the name, which the "#  RUN" line before
+# it gives. Tests that never reported (a crash, a kill) fail.
 ktap_results() {
 	awk -v prog="$1" -v rc="$2" '
-	/^#  RUN / { name = $3 }
+	/^#  RUN / { name = $3; ndiag = 0; next }
+	/^# / && ndiag < 10 { diag[ndiag++] = $0 }
 	/^1\.\.[0-9]+$/ { plan = substr($0, 4) + 0 }
 	/^ok [0-9]+ / {
 		n++
@@ -87,7 +90,13 @@ ktap_results() {
 			print "ok " prog " " $3
 		}
 	}
-	/^not ok [0-9]+ / { n++; fails++; print "not ok " prog " " $4 }
+	/^not ok [0-9]+ / {
+		n++
+		fails++
+		print "not ok " prog " " $4
+		for (i = 0; i < ndiag; i++)
+			print diag[i]
+	}
 	END {
 		if (n < plan)
 			print "not ok " prog " reported " n + 0 " of " plan " tests, exit status " rc
