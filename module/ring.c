@@ -192,14 +192,37 @@ static void zcdev_copy_slot(struct zcdev *zd, unsigned int slot,
 }
 
 /*
+ * Make every user mapping of @slot fault again, so the next access sees
+ * the slot as it is now. A fault that found @page before the slot changed
+ * holds the page lock until its PTE is in place (see zcdev_fault());
+ * taking the lock waits for it, and the zap that follows removes that PTE
+ * too. Safe with or without ring_lock: a fault holds the page lock only
+ * after it has finished with ring_lock.
+ */
+void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
+			   struct page *page)
+{
+	struct address_space *mapping = zcdev_mapping(zd);
+	loff_t first = (loff_t)(1 + slot) << PAGE_SHIFT;
+	loff_t second = first + zcdev_ring_bytes(zd->nr_pages);
+
+	if (!mapping_mapped(mapping))
+		return;
+	lock_page(page);
+	unlock_page(page);
+	/* The slot appears twice: in each half of the double mapping. */
+	unmap_mapping_range(mapping, first, PAGE_SIZE, 1);
+	unmap_mapping_range(mapping, second, PAGE_SIZE, 1);
+}
+
+/*
  * Make @slot's page safe to write into or to map: if a pipe may still
  * hold it (it went out by splice), either the pipe has let go and the
  * page is ours alone again, or the slot gets a fresh page and the pipe
  * keeps the old one unchanged (DESIGN.md invariant 1).
  *
- * A lent page is never mapped (zcdev_ring_unmap_slot() zapped it when it
- * was lent, and faults come here first), so once only the ring's
- * reference is left nobody else can reach it.
+ * Once only the ring's reference is left nobody else can reach the page:
+ * every mapping holds a reference of its own.
  */
 int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 {
@@ -220,6 +243,13 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 	page = zcdev_page_alloc();
 	if (!page)
 		return -ENOMEM;
+	/*
+	 * The lender marks the slot lent before it can zap the page (it must
+	 * drop ring_lock first), so an mmap producer may still be storing to
+	 * the old page through a PTE. Zap it before copying: after that no
+	 * CPU can store to it, and the copy sees every byte written so far.
+	 */
+	zcdev_ring_unmap_slot(zd, slot, old);
 	zcdev_copy_slot(zd, slot, page, old);
 	zd->pages[slot] = page;
 	clear_bit(slot, zd->lent);
@@ -227,29 +257,6 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 	trace_zcdev_page_swap(slot, page_ref_count(old) - 1);
 	zcdev_page_put(old);
 	return 0;
-}
-
-/*
- * Make every user mapping of @slot fault again, so the next access sees
- * the slot as it is now. A fault that found @page before the caller
- * changed the slot holds the page lock until its PTE is in place (see
- * zcdev_fault()); taking the lock waits for it, and the zap that follows
- * removes that PTE too. Called without ring_lock, which the fault needs.
- */
-void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
-			   struct page *page)
-{
-	struct address_space *mapping = zcdev_mapping(zd);
-	loff_t first = (loff_t)(1 + slot) << PAGE_SHIFT;
-	loff_t second = first + zcdev_ring_bytes(zd->nr_pages);
-
-	if (!mapping_mapped(mapping))
-		return;
-	lock_page(page);
-	unlock_page(page);
-	/* The slot appears twice: in each half of the double mapping. */
-	unmap_mapping_range(mapping, first, PAGE_SIZE, 1);
-	unmap_mapping_range(mapping, second, PAGE_SIZE, 1);
 }
 
 void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes)
