@@ -716,11 +716,19 @@ static void noise_op(struct worker *w)
 			fail(sh, "noise: CONSUME(0): %s", strerror(errno));
 		break;
 	default:
-		/* Fault ring pages in, wherever they are; SIGBUS past the ring. */
+		/*
+		 * Fault ring pages in: half the time where the action is, the
+		 * pages at head and tail (a monitor reading the ring would), else
+		 * anywhere; SIGBUS past the ring.
+		 */
 		probing = 1;
 		if (!sigsetjmp(probe_env, 1)) {
+			uint64_t rb = ld(&w->meta->ring_bytes);
+			uint64_t at = ld(rnd(&w->rng) % 2 ? &w->meta->head : &w->meta->tail);
 			size_t off = rnd(&w->rng) % (2 * MAXP * w->ps);
 
+			if (rb && rnd(&w->rng) % 2)
+				off = at % rb + (rnd(&w->rng) % 2) * rb;
 			(void)*(volatile uint8_t *)(w->data + off);
 		} else {
 			add(&sh->sigbus, 1);
@@ -835,6 +843,21 @@ static unsigned int stress_seconds(void)
 	int v = s ? atoi(s) : 0;
 
 	return v > 0 ? v : 20;
+}
+
+/* The total is shared: a quarter (at least 2 s) for the focused test. */
+static unsigned int focused_seconds(void)
+{
+	unsigned int s = stress_seconds() / 4;
+
+	return s > 2 ? s : 2;
+}
+
+static unsigned int mixed_seconds(void)
+{
+	unsigned int s = stress_seconds();
+
+	return s > focused_seconds() + 2 ? s - focused_seconds() : 2;
 }
 
 FIXTURE(stress) {
@@ -1003,7 +1026,7 @@ static void resize(FIXTURE_DATA(stress) *self)
 TEST_F_TIMEOUT(stress, mixed_paths_resize_signals, 600)
 {
 	struct shared *sh = self->sh;
-	unsigned int seconds = stress_seconds();
+	unsigned int seconds = mixed_seconds();
 	const char *seed_env = getenv("ZCDEV_STRESS_SEED");
 	uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0) : (uint64_t)time(NULL);
 	double start = now(), end = start + seconds;
@@ -1139,12 +1162,121 @@ TEST_F_TIMEOUT(stress, mixed_paths_resize_signals, 600)
 }
 
 /*
+ * One producer writing through its mapping and committing with PRODUCE,
+ * one consumer splicing out, and a third task that only reads the ring
+ * through a mapping of its own: the producer's bytes, written at head
+ * before PRODUCE, must all arrive. When tail and head share a page,
+ * splice out lends that page while the producer is still writing into
+ * it; the reader's faults on that slot must not make the ring lose what
+ * the producer wrote (the slot swap must carry uncommitted bytes over).
+ */
+TEST_F_TIMEOUT(stress, mmap_producer_splice_consumer_and_a_reader, 600)
+{
+	int *stop = (int *)&self->sh->stop;
+	double start = now(), end = start + focused_seconds();
+	uint64_t head0 = ld(&self->meta->head), pos = 0, bad = 0, first = 0;
+	uint32_t pages = 1;	/* head and tail always share the slot */
+	size_t chunk = 64, pchunk = 512;
+	pid_t prod, reader;
+	uint8_t buf[4096];
+	int p[2];
+
+	ASSERT_EQ(0, zt_resize(self->fd, pages));
+	ASSERT_EQ(0, pipe(p));
+	fflush(stdout);
+	fflush(stderr);
+
+	/* Two readers: more faults on the slot, at any moment. */
+	for (int r = 0; r < 2; r++) {
+		reader = fork();
+		ASSERT_LE(0, reader);
+		if (!reader) {
+			volatile uint8_t *m = mmap(NULL, 2 * pages * self->ps, PROT_READ,
+						   MAP_SHARED, self->fd, self->ps);
+			unsigned int sum = 0;
+
+			while (m != MAP_FAILED && !ldi(stop)) {
+				for (uint32_t i = 0; i < 2 * pages; i++)
+					sum += m[i * self->ps];
+				sched_yield();
+			}
+			(void)sum;
+			_exit(m == MAP_FAILED);
+		}
+		self->pids[self->nprocs++] = reader;
+	}
+
+	prod = fork();
+	ASSERT_LE(0, prod);
+	if (!prod) {
+		uint8_t *m = mmap(NULL, 2 * pages * self->ps, PROT_READ | PROT_WRITE,
+				  MAP_SHARED, self->fd, self->ps);
+		uint64_t rb = pages * self->ps;
+
+		if (m == MAP_FAILED)
+			_exit(1);
+		while (!ldi(stop)) {
+			uint64_t tail = ld(&self->meta->tail), head = ld(&self->meta->head);
+			uint64_t n = rb - (head - tail);
+
+			if (n > pchunk)
+				n = pchunk;
+			if (!n) {
+				sched_yield();
+				continue;
+			}
+			/* Byte by byte: the stores take a while, as a real producer's do. */
+			for (uint64_t i = 0; i < n; i++)
+				((volatile uint8_t *)m)[(head + i) % rb] = zt_byte(head + i - head0);
+			if (ioctl(self->fd, ZCDEV_IOC_PRODUCE, &n))
+				_exit(2);
+		}
+		_exit(0);
+	}
+	self->pids[self->nprocs++] = prod;
+
+	/* At least 256 KiB, unless the machine is very slow. */
+	while (now() < end || (pos < (256 << 10) && now() < start + 3 * focused_seconds())) {
+		ssize_t n = splice(self->fd, NULL, p[1], NULL, chunk, SPLICE_F_NONBLOCK);
+
+		if (n < 0 && errno == EAGAIN) {
+			sched_yield();
+			continue;
+		}
+		ASSERT_LT(0, n) TH_LOG("splice out: %s", strerror(errno));
+		ASSERT_EQ(n, read(p[0], buf, n));
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != zt_byte(pos + i) && !bad++)
+				first = pos + i;
+		}
+		pos += n;
+	}
+	sti(stop, 1);
+	for (int i = 0; i < self->nprocs; i++) {
+		int status;
+
+		ASSERT_EQ(self->pids[i], waitpid(self->pids[i], &status, 0));
+		self->pids[i] = 0;
+		EXPECT_EQ(0, status);
+	}
+	close(p[0]);
+	close(p[1]);
+	ksft_print_msg("%llu bytes checked, %llu wrong\n", (unsigned long long)pos,
+		       (unsigned long long)bad);
+	EXPECT_EQ(0, bad) TH_LOG("first wrong byte at stream position %llu",
+				 (unsigned long long)first);
+	EXPECT_LT(0, pos);
+}
+
+/*
  * The harness's timeout is a constant and the duration comes from the
  * environment: give the test its duration plus room to quiesce and exit.
  */
 static void __attribute__((constructor)) stress_timeout(void)
 {
-	_stress_mixed_paths_resize_signals_object.timeout = stress_seconds() + 120;
+	_stress_mixed_paths_resize_signals_object.timeout = mixed_seconds() + 120;
+	_stress_mmap_producer_splice_consumer_and_a_reader_object.timeout =
+		3 * focused_seconds() + 60;
 }
 
 TEST_HARNESS_MAIN
