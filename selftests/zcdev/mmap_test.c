@@ -1234,6 +1234,47 @@ TEST_F(ring, meta_mprotect_to_write_or_exec_is_eacces)
 	EXPECT_EQ(meta_head(self->meta), meta_tail(self->meta));
 }
 
+/*
+ * Nor can any other path write it for us: the kernel's own copy to user
+ * memory, and ptrace-style forced writes through /proc/self/mem, fail
+ * like the store does, and nothing moves. The data pages, for contrast,
+ * take the same forced write.
+ */
+TEST_F(ring, meta_page_is_read_only_to_every_path)
+{
+	const struct zcdev_ring_meta *m = self->meta;
+	struct zcdev_ring_meta before;
+	uint64_t h, t;
+	uint8_t byte = 0x3c;
+	int mem;
+
+	write_stream(_metadata, self, 100);
+	h = meta_head(m);
+	t = meta_tail(m);
+	before = *m;
+
+	EXPECT_EQ(-1, read(self->fd, (void *)m, 10));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(t, meta_tail(m));
+	EXPECT_EQ(-1, ioctl(self->fd, ZCDEV_IOC_GET_INFO, (void *)m));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, ZCDEV_IOC_GET_STATS, (void *)m));
+	EXPECT_EQ(EFAULT, errno);
+
+	mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, mem) {
+		TH_LOG("/proc/self/mem: %s", strerror(errno));
+	}
+	EXPECT_EQ(-1, pwrite(mem, &byte, 1, (off_t)(uintptr_t)&m->head));
+	EXPECT_EQ(1, pwrite(mem, &byte, 1, (off_t)(uintptr_t)self->data));
+	EXPECT_EQ(byte, self->data[0]);
+	close(mem);
+
+	EXPECT_EQ(0, memcmp(&before, (const void *)m, sizeof(before)));
+	EXPECT_EQ(h, meta_head(m));
+	EXPECT_EQ(t, meta_tail(m));
+}
+
 TEST_F(ring, offset_past_the_maximum_is_einval)
 {
 	const uint64_t last = 2ULL * self->info.max_ring_pages - 1;
