@@ -92,6 +92,7 @@ struct fz_thread {
 	int own;		/* O_RDWR | O_NONBLOCK, only this thread uses it */
 	int own_ro;		/* O_RDONLY | O_NONBLOCK, likewise */
 	int epfd;
+	int pp[2];		/* a non-blocking pipe of this thread's own */
 	loff_t off;
 	uint64_t ops;
 	int64_t op_start;	/* ms, CLOCK_MONOTONIC; 0 when not in a call */
@@ -119,7 +120,7 @@ static struct {
 	char child_msg[256];
 
 	uint64_t sigbus, sigsegv, calls, eintr;
-	uint64_t kind_n[9];
+	uint64_t kind_n[10];
 
 	struct fz_thread th[NTHREADS];
 } G;
@@ -954,6 +955,106 @@ static void op_wellformed(struct fz_thread *t)
 	}
 }
 
+/* Empty this thread's own pipe into the scratch area. */
+static void drain_own_pipe(struct fz_thread *t)
+{
+	while (read(t->pp[0], G.scratch, 64 * 1024) > 0)
+		;
+}
+
+/*
+ * Short sequences of valid calls that reach states random calls rarely
+ * do: pages stolen by splice in, ring pages gifted back to the ring after
+ * a resize dropped them, stores through a lent slot, pipes that outlive
+ * the pages' ring, and copies between the device and its own mapping.
+ */
+static void op_recipe(struct fz_thread *t)
+{
+	size_t k = 1 + below(t, 8), len = k * G.ps, pages;
+	uint8_t *m = wpage(t, &pages);
+	struct iovec iov;
+	uint32_t np;
+	uint64_t n;
+
+	/* A mapping of k data pages of the ring, somewhere in the window. */
+	if ((size_t)(G.win + G.win_len - m) < 2 * len)
+		m = G.win;
+	drain_own_pipe(t);
+	switch (below(t, 6)) {
+	case 0:
+		note(t, "recipe: steal %zu pages", k);
+		if (one_in(t, 2))
+			ioctl(t->own, ZCDEV_IOC_RESET);
+		ret_of(write(t->pp[1], G.scratch, len));
+		ret_of(splice(t->pp[0], NULL, t->own, NULL, len,
+			      SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
+		break;
+	case 1:
+		note(t, "recipe: gift %zu ring pages, resize, splice them back", k);
+		if (mmap(m, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			 t->own, G.ps) == MAP_FAILED)
+			break;
+		probing = 1;
+		if (!sigsetjmp(probe_env, 1))
+			for (size_t i = 0; i < len; i += G.ps)
+				m[i] ^= 1;
+		probing = 0;
+		iov.iov_base = m;
+		iov.iov_len = len;
+		ret_of(vmsplice(t->pp[1], &iov, 1, SPLICE_F_GIFT | SPLICE_F_NONBLOCK));
+		np = 1 + below(t, 32);
+		ret_of(ioctl(t->own, ZCDEV_IOC_RESIZE, &np));
+		if (one_in(t, 2))
+			ioctl(t->own, ZCDEV_IOC_RESET);
+		ret_of(splice(t->pp[0], NULL, t->own, NULL, len,
+			      SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
+		break;
+	case 2:
+		note(t, "recipe: lend, then store through the mapping and produce");
+		ret_of(write(t->own, G.scratch, 1 + below(t, len)));
+		if (mmap(m, 2 * len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			 t->own, G.ps) == MAP_FAILED)
+			break;
+		ret_of(splice(t->own, NULL, t->pp[1], NULL, 1 + below(t, len),
+			      SPLICE_F_NONBLOCK));
+		probing = 1;
+		if (!sigsetjmp(probe_env, 1))
+			memset(m + below(t, len), 0x3c, 1 + below(t, G.ps));
+		probing = 0;
+		n = below(t, 2 * G.ps);
+		ret_of(ioctl(t->own, ZCDEV_IOC_PRODUCE, &n));
+		ret_of(tee(t->pp[0], __atomic_load_n(&G.pipes[below(t, NPIPE)][1],
+						     __ATOMIC_RELAXED),
+			   len, SPLICE_F_NONBLOCK));
+		break;
+	case 3:
+		note(t, "recipe: splice out, then resize/reset, then read the pipe");
+		ret_of(write(t->own, G.scratch, len));
+		ret_of(splice(t->own, NULL, t->pp[1], NULL, len, SPLICE_F_NONBLOCK));
+		np = 1 + below(t, 64);
+		ret_of(one_in(t, 2) ? ioctl(t->own, ZCDEV_IOC_RESET) :
+		       ioctl(t->own, ZCDEV_IOC_RESIZE, &np));
+		ret_of(read(t->pp[0], G.scratch, len));
+		break;
+	case 4:
+		note(t, "recipe: read/write between the device and its own mapping");
+		if (mmap(m, 2 * len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			 t->own, G.ps) == MAP_FAILED)
+			break;
+		ret_of(write(t->own, m + below(t, len), 1 + below(t, len)));
+		ret_of(read(t->own, m + below(t, len), 1 + below(t, len)));
+		ret_of(splice(t->own, NULL, t->pp[1], NULL, len, SPLICE_F_NONBLOCK));
+		ret_of(read(t->pp[0], m + below(t, len), len));
+		break;
+	default:
+		note(t, "recipe: sendfile between the device and a tmpfs file");
+		ret_of(write(t->own, G.scratch, len));
+		ret_of(sendfile(G.misc[2], t->own, NULL, len));
+		ret_of(sendfile(t->own, G.misc[2], &t->off, len));
+		break;
+	}
+}
+
 static void op_fork(struct fz_thread *t);
 
 static void one_op(struct fz_thread *t)
@@ -970,16 +1071,18 @@ static void one_op(struct fz_thread *t)
 		op_mm(t);
 	else if (w < 72)
 		op_splice(t);
-	else if (w < 77)
+	else if (w < 76)
 		op_poll(t);
-	else if (w < 92)
+	else if (w < 86)
 		op_ioctl(t);
+	else if (w < 92)
+		op_recipe(t);
 	else if (w < 99)
 		op_wellformed(t);
 	else
 		op_fork(t);
 	kind = w < 12 ? 0 : w < 30 ? 1 : w < 40 ? 2 : w < 55 ? 3 : w < 72 ? 4 :
-	       w < 77 ? 5 : w < 92 ? 6 : w < 99 ? 7 : 8;
+	       w < 76 ? 5 : w < 86 ? 6 : w < 92 ? 9 : w < 99 ? 7 : 8;
 	__atomic_add_fetch(&G.kind_n[kind], 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&t->op_start, 0, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&t->ops, 1, __ATOMIC_RELAXED);
@@ -1200,6 +1303,7 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 		t->own = zt_open(O_RDWR | O_NONBLOCK);
 		t->own_ro = zt_open(O_RDONLY | O_NONBLOCK);
 		t->epfd = epoll_create1(EPOLL_CLOEXEC);
+		ASSERT_EQ(0, pipe2(t->pp, O_CLOEXEC | O_NONBLOCK));
 		ASSERT_LE(0, t->own);
 		ASSERT_LE(0, t->own_ro);
 		ASSERT_LE(0, t->epfd);
@@ -1268,12 +1372,13 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 		       (unsigned long long)G.forks, (unsigned long long)G.sigbus,
 		       (unsigned long long)G.sigsegv, G.violations);
 	ksft_print_msg("operations: files %llu, read/write %llu, touch %llu, mm %llu, "
-		       "splice %llu, poll %llu, ioctl %llu, well-formed %llu, fork %llu\n",
+		       "splice %llu, poll %llu, ioctl %llu, well-formed %llu, fork %llu, "
+		       "recipes %llu\n",
 		       (unsigned long long)G.kind_n[0], (unsigned long long)G.kind_n[1],
 		       (unsigned long long)G.kind_n[2], (unsigned long long)G.kind_n[3],
 		       (unsigned long long)G.kind_n[4], (unsigned long long)G.kind_n[5],
 		       (unsigned long long)G.kind_n[6], (unsigned long long)G.kind_n[7],
-		       (unsigned long long)G.kind_n[8]);
+		       (unsigned long long)G.kind_n[8], (unsigned long long)G.kind_n[9]);
 	/* What the kernel saw: which of its paths the fuzzing reached. */
 	ASSERT_EQ(0, zt_stats(self->fd, &st));
 #define D(f) (unsigned long long)(st.f - st0.f)
@@ -1302,6 +1407,8 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 		close(G.th[i].own);
 		close(G.th[i].own_ro);
 		close(G.th[i].epfd);
+		close(G.th[i].pp[0]);
+		close(G.th[i].pp[1]);
 	}
 
 	/* The device still works: 1 MiB through write/read, across the wrap. */
