@@ -7,7 +7,8 @@
  * Each step copies at most one page, with a reference on the page and
  * with ring_lock dropped: the user buffer may be a mapping of this very
  * device, and touching it may fault into zcdev_fault(), which needs
- * ring_lock. produce_lock/consume_lock keep the step's position ours.
+ * ring_lock. produce_lock/consume_lock, held across the steps, keep the
+ * position ours.
  */
 #include <linux/pagemap.h>
 #include <linux/sched/signal.h>
@@ -22,22 +23,19 @@ static bool zcdev_nonblock(struct kiocb *iocb)
 	       (iocb->ki_filp->f_flags & O_NONBLOCK);
 }
 
-/* Copy up to one page at tail out to @to; returns bytes copied or -errno. */
+/* Copy up to one page at tail out to @to: bytes copied, 0 if empty, -errno. */
 static ssize_t zcdev_read_step(struct zcdev *zd, struct iov_iter *to)
 {
 	unsigned int off, slot;
 	struct page *page;
 	size_t n, copied;
 
-	if (mutex_lock_interruptible(&zd->consume_lock))
-		return -ERESTARTSYS;
+	lockdep_assert_held(&zd->consume_lock);
 
 	mutex_lock(&zd->ring_lock);
 	n = min_t(u64, iov_iter_count(to), zd->head - zd->tail);
 	if (!n) {
-		/* Another reader took the data while we were waking up. */
 		mutex_unlock(&zd->ring_lock);
-		mutex_unlock(&zd->consume_lock);
 		return 0;
 	}
 	off = offset_in_page(zd->tail);
@@ -57,32 +55,45 @@ static ssize_t zcdev_read_step(struct zcdev *zd, struct iov_iter *to)
 		zcdev_ring_advance_tail(zd, copied);
 	}
 	mutex_unlock(&zd->ring_lock);
-	mutex_unlock(&zd->consume_lock);
 	if (copied)
 		trace_zcdev_xfer_read(copied, 0, copied);
 	return copied ? copied : -EFAULT;
 }
 
+/*
+ * Consumes; blocks while the ring is empty and has a writer. One call
+ * reads one contiguous run of the stream: consume_lock is held from the
+ * first byte to the last (and never while sleeping).
+ */
 ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct zcdev *zd = iocb->ki_filp->private_data;
 	bool nonblock = zcdev_nonblock(iocb);
 	ssize_t done = 0, ret = 0;
 
-	while (iov_iter_count(to)) {
-		/* Having read something, return it rather than wait for more. */
-		ret = zcdev_wait_readable(zd, nonblock || done);
+	if (!iov_iter_count(to))
+		return 0;
+	while (!done) {
+		ret = zcdev_wait_readable(zd, nonblock);
 		if (ret <= 0)
-			break;
-		ret = zcdev_read_step(zd, to);
-		if (ret < 0)
-			break;
-		done += ret;
+			return ret;
+		if (mutex_lock_interruptible(&zd->consume_lock))
+			return -ERESTARTSYS;
+		/* Nothing, if another reader took the data as we woke up. */
+		while (iov_iter_count(to)) {
+			ret = zcdev_read_step(zd, to);
+			if (ret <= 0)
+				break;
+			done += ret;
+		}
+		mutex_unlock(&zd->consume_lock);
+		if (ret < 0 && !done)
+			return ret;
 	}
-	return done ? done : ret;
+	return done;
 }
 
-/* Copy up to one page from @from in at head; returns bytes or -errno. */
+/* Copy up to one page from @from in at head: bytes, 0 if full, -errno. */
 static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
 {
 	unsigned int off, slot;
@@ -90,16 +101,13 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
 	size_t n, copied;
 	int ret;
 
-	if (mutex_lock_interruptible(&zd->produce_lock))
-		return -ERESTARTSYS;
+	lockdep_assert_held(&zd->produce_lock);
 
 	mutex_lock(&zd->ring_lock);
 	n = min_t(u64, iov_iter_count(from),
 		  zcdev_ring_bytes(zd->nr_pages) - (zd->head - zd->tail));
 	if (!n) {
-		/* Full again (another writer), or resized to nothing. */
 		mutex_unlock(&zd->ring_lock);
-		mutex_unlock(&zd->produce_lock);
 		return 0;
 	}
 	off = offset_in_page(zd->head);
@@ -108,7 +116,6 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
 	ret = zcdev_ring_own_slot(zd, slot);
 	if (ret) {
 		mutex_unlock(&zd->ring_lock);
-		mutex_unlock(&zd->produce_lock);
 		return ret;
 	}
 	page = zd->pages[slot];
@@ -124,7 +131,6 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
 		zcdev_ring_advance_head(zd, copied);
 	}
 	mutex_unlock(&zd->ring_lock);
-	mutex_unlock(&zd->produce_lock);
 	if (copied)
 		trace_zcdev_xfer_write(copied, 0, copied);
 	return copied ? copied : -EFAULT;
@@ -134,7 +140,9 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
  * Appends; blocks while the ring is full. A signal or a fault part-way
  * returns what was written, so no byte is lost or written twice: the
  * caller's next write() starts right after the last byte we took.
- * Concurrent writers may interleave at page granularity.
+ * produce_lock is held while there is room, so a write that never has to
+ * wait lands as one contiguous run; concurrent writers can interleave only
+ * where a write waited for space, as with a pipe beyond PIPE_BUF.
  */
 ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
@@ -146,10 +154,19 @@ ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		ret = zcdev_wait_writable(zd, nonblock);
 		if (ret <= 0)
 			break;
-		ret = zcdev_write_step(zd, from);
+		if (mutex_lock_interruptible(&zd->produce_lock)) {
+			ret = -ERESTARTSYS;
+			break;
+		}
+		while (iov_iter_count(from)) {
+			ret = zcdev_write_step(zd, from);
+			if (ret <= 0)
+				break;
+			done += ret;
+		}
+		mutex_unlock(&zd->produce_lock);
 		if (ret < 0)
 			break;
-		done += ret;
 	}
 	return done ? done : ret;
 }
