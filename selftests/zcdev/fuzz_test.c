@@ -39,9 +39,12 @@
  * inside the window; only zcdev's ioctl magic is sent to files other
  * than the device; no thread allocates memory while fuzzing.
  *
- * ZCDEV_FUZZ_SEED replays a run's choices (each thread draws from its own
- * generator, seeded from it; the interleaving of threads is the
- * scheduler's), ZCDEV_FUZZ_SECONDS sets the duration (default 20).
+ * ZCDEV_FUZZ_SEED replays a run's choices: each thread's k-th operation
+ * is the same call with the same arguments (file numbers and the state of
+ * the ring aside); the interleaving of threads is the scheduler's, so
+ * ZCDEV_FUZZ_THREADS=1 replays most faithfully. ZCDEV_FUZZ_SECONDS sets
+ * the duration (default 20), ZCDEV_FUZZ_TRACE=1 logs every call to stderr
+ * (the last lines before a kernel crash say what each thread was doing).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -88,7 +91,8 @@
 struct fz_thread {
 	int idx;
 	pid_t tid;
-	uint64_t rng;
+	uint64_t stream;	/* one draw per operation: the op's own seed */
+	uint64_t rng;		/* the operation's draws */
 	int own;		/* O_RDWR | O_NONBLOCK, only this thread uses it */
 	int own_ro;		/* O_RDONLY | O_NONBLOCK, likewise */
 	int epfd;
@@ -111,6 +115,8 @@ static struct {
 
 	int stop;
 	int in_child;
+	int nthreads;
+	int trace;
 	int violations;
 	char vmsg[512];
 
@@ -174,6 +180,14 @@ static void note(struct fz_thread *t, const char *fmt, ...)
 	vsnprintf(t->last, sizeof(t->last), fmt, ap);
 	va_end(ap);
 	__atomic_store_n(&t->op_start, now_ms(), __ATOMIC_RELEASE);
+	if (G.trace) {
+		char line[sizeof(t->last) + 32];
+		int n = snprintf(line, sizeof(line), "# %s%d: %s\n",
+				 G.in_child ? "child of t" : "t", t->idx, t->last);
+
+		if (write(2, line, n < (int)sizeof(line) ? n : (int)sizeof(line) - 1) < 0)
+			G.trace = 0;
+	}
 }
 
 /* A well-formed call got an answer the ABI does not allow. */
@@ -213,7 +227,7 @@ static void on_watchdog(int sig)
 	(void)sig;
 	if (write(2, msg, sizeof(msg) - 1) < 0)
 		_exit(3);
-	for (int i = 0; i < NTHREADS; i++) {
+	for (int i = 0; i < G.nthreads; i++) {
 		const char *l = G.th[i].last;
 
 		if (write(2, "#   last call: ", 15) < 0 ||
@@ -1059,7 +1073,15 @@ static void op_fork(struct fz_thread *t);
 
 static void one_op(struct fz_thread *t)
 {
-	unsigned int w = below(t, 100), kind;
+	unsigned int w, kind;
+
+	/*
+	 * Each operation draws from a generator of its own, seeded from the
+	 * thread's stream: however many draws an operation makes (a fault can
+	 * cut a loop short), the next one is the same on a replay.
+	 */
+	t->rng = splitmix(&t->stream);
+	w = below(t, 100);
 
 	if (w < 12)
 		op_files(t);
@@ -1124,7 +1146,7 @@ static void op_fork(struct fz_thread *t)
 		G.in_child = 1;
 		sigaction(SIGALRM, &sa, NULL);
 		setitimer(ITIMER_REAL, &it, NULL);
-		t->rng = child_seed;
+		t->stream = child_seed;
 		for (int i = 0; i < CHILD_OPS && now() < end; i++)
 			one_op(t);
 		_exit(0);
@@ -1155,7 +1177,7 @@ static void *ticker(void *arg)
 	uint64_t s = (uintptr_t)arg;
 
 	while (__atomic_load_n(&G.stop, __ATOMIC_ACQUIRE) < 2) {
-		for (int i = 0; i < NTHREADS; i++)
+		for (int i = 0; i < G.nthreads; i++)
 			if (G.th[i].tid)
 				syscall(SYS_tgkill, getpid(), G.th[i].tid, SIGUSR1);
 		usleep(10000 + splitmix(&s) % 40000);
@@ -1204,6 +1226,14 @@ static void reap_children(bool wait_all, char *why, size_t whylen)
 			dump_task(pid, pid);
 		}
 	}
+}
+
+static int fuzz_threads(void)
+{
+	const char *s = getenv("ZCDEV_FUZZ_THREADS");
+	int v = s ? atoi(s) : 0;
+
+	return v > 0 && v <= NTHREADS ? v : NTHREADS;
 }
 
 static unsigned int fuzz_seconds(void)
@@ -1262,8 +1292,11 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 	}
 	/* The line to look for, and the environment that replays it. */
 	ksft_print_msg("seed: %llu\n", (unsigned long long)seed);
-	ksft_print_msg("replay: ZCDEV_FUZZ_SEED=%llu ZCDEV_FUZZ_SECONDS=%u\n",
-		       (unsigned long long)seed, seconds);
+	G.nthreads = fuzz_threads();
+	G.trace = getenv("ZCDEV_FUZZ_TRACE") && atoi(getenv("ZCDEV_FUZZ_TRACE"));
+	ksft_print_msg("replay: ZCDEV_FUZZ_SEED=%llu ZCDEV_FUZZ_SECONDS=%u "
+		       "ZCDEV_FUZZ_THREADS=%d (ZCDEV_FUZZ_TRACE=1 logs every call)\n",
+		       (unsigned long long)seed, seconds, G.nthreads);
 
 	G.ps = sysconf(_SC_PAGESIZE);
 	ASSERT_EQ(0, zt_info(self->fd, &info));
@@ -1299,6 +1332,7 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 		struct fz_thread *t = &G.th[i];
 
 		t->idx = i;
+		t->stream = splitmix(&s);
 		t->rng = splitmix(&s);
 		t->own = zt_open(O_RDWR | O_NONBLOCK);
 		t->own_ro = zt_open(O_RDONLY | O_NONBLOCK);
@@ -1328,14 +1362,14 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 	start = now();
 	end = start + seconds;
 	alarm(seconds + 90);
-	for (int i = 0; i < NTHREADS; i++)
+	for (int i = 0; i < G.nthreads; i++)
 		ASSERT_EQ(0, pthread_create(&th[i], NULL, fuzz_thread, &G.th[i]));
 	ASSERT_EQ(0, pthread_create(&tick, NULL, ticker, (void *)(uintptr_t)seed));
 
 	/* The monitor: time, stuck calls, stuck children. */
 	while (now() < end && !*why) {
 		usleep(100000);
-		for (int i = 0; i < NTHREADS; i++) {
+		for (int i = 0; i < G.nthreads; i++) {
 			int64_t t0 = __atomic_load_n(&G.th[i].op_start, __ATOMIC_ACQUIRE);
 
 			if (t0 && now_ms() - t0 > STUCK_SECONDS * 1000) {
@@ -1349,7 +1383,7 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 
 	/* Stop: the ticker keeps interrupting until every thread is out. */
 	__atomic_store_n(&G.stop, 1, __ATOMIC_RELEASE);
-	for (int i = 0; i < NTHREADS && !*why; i++) {
+	for (int i = 0; i < G.nthreads && !*why; i++) {
 		struct timespec dl;
 
 		clock_gettime(CLOCK_REALTIME, &dl);
