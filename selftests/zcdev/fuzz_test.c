@@ -4,8 +4,8 @@
  * invariant 7, and the robustness of every path under abuse).
  *
  * Several threads share a table of open files (device opens with every
- * access mode, pipes, a socket pair, a tmpfs file, /dev/null) and an
- * address window that holds the device's mappings. Each thread draws
+ * access mode, pipes, a socket pair, a tmpfs file, /dev/null, an eventfd,
+ * a memfd) and an address window that holds the device's mappings. Each thread draws
  * calls at random: ioctls with valid and invalid numbers, sizes and
  * pointers (NULL, unmapped, kernel addresses, misaligned, read-only),
  * RESIZE to any value, RESET, PRODUCE/CONSUME of any amount,
@@ -16,7 +16,9 @@
  * splice/tee/vmsplice/sendfile/copy_file_range in both directions with
  * random flags and lengths, poll/epoll, close and dup2 over files other
  * threads are blocked on, and fork with live mappings (the child fuzzes
- * for a moment, then _exit()s).
+ * for a moment, then _exit()s). Short recipes of valid calls mixed in
+ * reach what random calls rarely do: pages stolen by splice in, ring
+ * pages gifted back after a resize, stores through a lent slot.
  *
  * What it asserts:
  *  - well-formed calls on a file nobody else touches get the errno the
@@ -97,6 +99,7 @@ struct fz_thread {
 	int own_ro;		/* O_RDONLY | O_NONBLOCK, likewise */
 	int epfd;
 	int pp[2];		/* a non-blocking pipe of this thread's own */
+	int busy_fd;		/* the file of the call in progress, or -1 */
 	loff_t off;
 	uint64_t ops;
 	int64_t op_start;	/* ms, CLOCK_MONOTONIC; 0 when not in a call */
@@ -365,23 +368,32 @@ static int open_dev(struct fz_thread *t)
 	return zt_open(fl);
 }
 
+static void replace(int *slot, int fd);
+static long ret_of(long r);
+
+/* misc[0] and misc[1]: the two ends of a socket pair. */
+static void new_socketpair(struct fz_thread *t)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, one_in(t, 2) ? SOCK_STREAM : SOCK_DGRAM,
+		       SOCK_CLOEXEC | (one_in(t, 2) ? SOCK_NONBLOCK : 0), sv))
+		return;
+	replace(&G.misc[0], sv[0]);
+	replace(&G.misc[1], sv[1]);
+}
+
+/* misc[2..]: a tmpfs file, /dev/null, an eventfd, a memfd. */
 static int open_misc(struct fz_thread *t, int slot)
 {
-	int sv[2], fd;
+	int fd;
 
 	switch (slot) {
-	case 0:
-	case 1:
-		if (socketpair(AF_UNIX, one_in(t, 2) ? SOCK_STREAM : SOCK_DGRAM,
-			       SOCK_CLOEXEC | (one_in(t, 2) ? SOCK_NONBLOCK : 0), sv))
-			return -1;
-		/* Keep one end; the other goes with the slot beside it. */
-		close(sv[1 - slot]);
-		return sv[slot];
 	case 2:
 		fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (fd >= 0 && ftruncate(fd, below(t, 64) * G.ps) < 0)
-			return fd;
+		/* Some pages to map and to splice from; empty will do too. */
+		if (fd >= 0 && ftruncate(fd, below(t, 64) * G.ps))
+			ret_of(-1);
 		return fd;
 	case 3:
 		return open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -419,6 +431,34 @@ static void replace(int *slot, int fd)
 
 /* ---- the calls ---- */
 
+/* Files of one thread's own (never closed by another: the checks rely on them). */
+static bool is_private(int fd)
+{
+	if (fd <= 2)
+		return true;
+	for (int i = 0; i < NTHREADS; i++) {
+		struct fz_thread *o = &G.th[i];
+
+		if (fd == o->own || fd == o->own_ro || fd == o->epfd ||
+		    fd == o->pp[0] || fd == o->pp[1])
+			return true;
+	}
+	return false;
+}
+
+/* The file another thread is in a call on right now (maybe blocked), or any. */
+static int busy_or_any(struct fz_thread *t)
+{
+	int fd = __atomic_load_n(&G.th[below(t, G.nthreads)].busy_fd, __ATOMIC_ACQUIRE);
+
+	return fd >= 0 && one_in(t, 2) ? fd : any_fd(t);
+}
+
+static void busy(struct fz_thread *t, int fd)
+{
+	__atomic_store_n(&t->busy_fd, fd, __ATOMIC_RELEASE);
+}
+
 static long ret_of(long r)
 {
 	__atomic_add_fetch(&G.calls, 1, __ATOMIC_RELAXED);
@@ -445,28 +485,31 @@ static void op_files(struct fz_thread *t)
 		int s = below(t, NMISC);
 
 		note(t, "reopen misc slot %d", s);
-		replace(&G.misc[s], open_misc(t, s));
+		if (s < 2)
+			new_socketpair(t);
+		else
+			replace(&G.misc[s], open_misc(t, s));
 		break;
 	}
 	case 4:
 		/* Close a file that other threads may be blocked on. */
-		a = any_fd(t);
+		a = busy_or_any(t);
 		note(t, "close(%d)", a);
-		if (a > 2 && a != t->own && a != t->own_ro)
+		if (!is_private(a))
 			ret_of(close(a));
 		break;
 	case 5:
 		/* dup2 over one: the blocked call keeps its file, the number moves on. */
 		a = any_fd(t);
-		b = any_fd(t);
+		b = busy_or_any(t);
 		note(t, "dup2(%d, %d)", a, b);
-		if (b > 2 && b != t->own && b != t->own_ro && b != t->epfd)
+		if (!is_private(b))
 			ret_of(dup3(a, b, O_CLOEXEC));
 		break;
 	case 6:
-		a = any_fd(t);
+		a = busy_or_any(t);
 		note(t, "fcntl(%d, F_SETFL)", a);
-		if (a != t->own && a != t->own_ro)
+		if (!is_private(a))
 			ret_of(fcntl(a, F_SETFL, (one_in(t, 2) ? O_NONBLOCK : 0) |
 				     (one_in(t, 4) ? O_APPEND : 0) |
 				     (one_in(t, 8) ? O_DIRECT : 0)));
@@ -502,6 +545,7 @@ static void op_rw(struct fz_thread *t)
 		iov[i].iov_base = uptr(t);
 		iov[i].iov_len = one_in(t, 2) ? below(t, 2 * G.ps) : rlen(t);
 	}
+	busy(t, fd);
 	switch (below(t, 8)) {
 	case 0:
 	case 1:
@@ -532,6 +576,7 @@ static void op_rw(struct fz_thread *t)
 				below(t, 32)));
 		break;
 	}
+	busy(t, -1);
 }
 
 /* Loads and stores through the window: device mappings, holes, anything. */
@@ -682,6 +727,7 @@ static void op_splice(struct fz_thread *t)
 		a = dev_fd(t);
 		b = pipe_fd(t, 1);
 		note(t, "splice(%d -> pipe %d, %zu, %#x)", a, b, len, fl);
+		busy(t, one_in(t, 2) ? a : b);
 		ret_of(splice(a, offp(t), b, NULL, len, fl));
 		break;
 	case 2:
@@ -689,22 +735,26 @@ static void op_splice(struct fz_thread *t)
 		a = pipe_fd(t, 0);
 		b = dev_fd(t);
 		note(t, "splice(pipe %d -> %d, %zu, %#x)", a, b, len, fl);
+		busy(t, one_in(t, 2) ? a : b);
 		ret_of(splice(a, NULL, b, offp(t), len, fl));
 		break;
 	case 4:
 		a = pipe_fd(t, 0);
 		b = pipe_fd(t, 1);
 		note(t, "tee(%d, %d, %zu, %#x)", a, b, len, fl);
+		busy(t, a);
 		ret_of(tee(a, b, len, fl));
 		break;
 	case 5:
 		a = pipe_fd(t, 1);
 		note(t, "vmsplice(-> %d, %d iovs, %#x)", a, n, fl);
+		busy(t, a);
 		ret_of(vmsplice(a, iov, n, fl));
 		break;
 	case 6:
 		a = pipe_fd(t, 0);
 		note(t, "vmsplice(%d ->, %d iovs, %#x)", a, n, fl);
+		busy(t, a);
 		ret_of(vmsplice(a, iov, n, fl));
 		break;
 	case 7:
@@ -716,6 +766,7 @@ static void op_splice(struct fz_thread *t)
 			b = one_in(t, 2) ? G.misc[2] : any_fd(t);
 		}
 		note(t, "sendfile(%d <- %d, %zu)", a, b, len);
+		busy(t, one_in(t, 2) ? a : b);
 		ret_of(sendfile(a, b, offp(t), len));
 		break;
 	default:
@@ -731,6 +782,7 @@ static void op_splice(struct fz_thread *t)
 		ret_of(copy_file_range(a, offp(t), b, offp(t), len, one_in(t, 8)));
 		break;
 	}
+	busy(t, -1);
 }
 
 static void op_poll(struct fz_thread *t)
@@ -738,6 +790,9 @@ static void op_poll(struct fz_thread *t)
 	struct pollfd p[3];
 	struct epoll_event ev = { .events = below(t, 1 << 16) }, out[4];
 	int fd = dev_fd(t);
+
+	if (one_in(t, 4))	/* EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET */
+		ev.events |= 1u << (28 + below(t, 4));
 
 	switch (below(t, 3)) {
 	case 0:
@@ -1332,6 +1387,7 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 		struct fz_thread *t = &G.th[i];
 
 		t->idx = i;
+		t->busy_fd = -1;
 		t->stream = splitmix(&s);
 		t->rng = splitmix(&s);
 		t->own = zt_open(O_RDWR | O_NONBLOCK);
@@ -1350,7 +1406,9 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 		G.pipes[i][0] = G.pipes[i][1] = -1;
 		new_pipe(&G.th[0], i);
 	}
-	for (int i = 0; i < NMISC; i++)
+	G.misc[0] = G.misc[1] = -1;
+	new_socketpair(&G.th[0]);
+	for (int i = 2; i < NMISC; i++)
 		G.misc[i] = open_misc(&G.th[0], i);
 	/* Some device mappings to begin with (the ring has 16 pages). */
 	for (int i = 0; i < 8; i++)
