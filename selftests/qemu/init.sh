@@ -110,13 +110,15 @@ ktap_results() {
 }
 
 run_tests() {
-	local t name rc line
+	local t name rc line start
 	for t in /tests/*; do
 		name=${t##*/}
 		report "run $name"
 		echo "zcdev: running $name"
+		start=$(date +%s)
 		ZCDEV_KO=/lib/zcdev.ko "$t" < /dev/null 2>&1 | tee "/tmp/$name.out"
 		rc=$?
+		result "# $name: exit status $rc after $(($(date +%s) - start))s"
 		ktap_results "$name" "$rc" < "/tmp/$name.out" > "/tmp/$name.results"
 		while IFS= read -r line; do
 			result "$line"
