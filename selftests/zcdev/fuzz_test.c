@@ -1352,6 +1352,8 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 	ksft_print_msg("replay: ZCDEV_FUZZ_SEED=%llu ZCDEV_FUZZ_SECONDS=%u "
 		       "ZCDEV_FUZZ_THREADS=%d (ZCDEV_FUZZ_TRACE=1 logs every call)\n",
 		       (unsigned long long)seed, seconds, G.nthreads);
+	/* Out now: if the kernel dies, the console still has the seed. */
+	fflush(stdout);
 
 	G.ps = sysconf(_SC_PAGESIZE);
 	ASSERT_EQ(0, zt_info(self->fd, &info));
@@ -1452,6 +1454,7 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 			dump_task(getpid(), G.th[i].tid);
 		}
 	}
+	fflush(stdout);
 	ASSERT_STREQ("", why);
 	__atomic_store_n(&G.stop, 2, __ATOMIC_RELEASE);
 	pthread_join(tick, NULL);
@@ -1482,6 +1485,8 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 		       D(bytes_produced_mmap), D(bytes_consumed_mmap), D(page_swaps),
 		       D(mmap_faults), D(sigbus_faults));
 #undef D
+	/* stdout is a pipe under the rig, and the harness ends with _exit(). */
+	fflush(stdout);
 	EXPECT_EQ(0, G.violations) TH_LOG("first: %s", G.vmsg);
 	EXPECT_EQ(0, G.child_fail) TH_LOG("%s", G.child_msg);
 

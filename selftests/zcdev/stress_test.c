@@ -1039,6 +1039,7 @@ TEST_F_TIMEOUT(stress, mixed_paths_resize_signals, 600)
 	struct zcdev_info info;
 
 	ksft_print_msg("seed: %llu, %u s\n", (unsigned long long)seed, seconds);
+	fflush(stdout);
 	self->rng = seed | 1;
 	/* No SA_RESTART: blocked calls return EINTR or a short count. */
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
@@ -1129,6 +1130,8 @@ TEST_F_TIMEOUT(stress, mixed_paths_resize_signals, 600)
 			       ppath_name[i], (unsigned long long)sh->pops[i],
 			       cpath_name[i], (unsigned long long)sh->cops[i]);
 
+	/* stdout is a pipe under the rig, and the harness ends with _exit(). */
+	fflush(stdout);
 	ASSERT_FALSE(sh->failed) TH_LOG("%s", sh->msg);
 	for (int p = 0; p < NPROD; p++) {
 		EXPECT_EQ(sh->next_seq[p], sh->expect_seq[p])
@@ -1157,6 +1160,7 @@ TEST_F_TIMEOUT(stress, mixed_paths_resize_signals, 600)
 		       (unsigned long long)(st.bytes_read_copy - st0.bytes_read_copy),
 		       (unsigned long long)(st.page_swaps - st0.page_swaps),
 		       (unsigned long long)(st.mmap_faults - st0.mmap_faults));
+	fflush(stdout);
 	EXPECT_EQ(info.ring_pages, st.pages_held);
 	ASSERT_EQ(0, zt_fresh_ring(self->fd, 256));
 	ASSERT_EQ(0, zt_stats(self->fd, &st));
@@ -1265,6 +1269,7 @@ TEST_F_TIMEOUT(stress, mmap_producer_splice_consumer_and_a_reader, 600)
 	close(p[1]);
 	ksft_print_msg("%llu bytes checked, %llu wrong\n", (unsigned long long)pos,
 		       (unsigned long long)bad);
+	fflush(stdout);
 	EXPECT_EQ(0, bad) TH_LOG("first wrong byte at stream position %llu",
 				 (unsigned long long)first);
 	EXPECT_LT(0, pos);
