@@ -7,7 +7,8 @@
 #   check  load the module, run every program in /tests, unload the module,
 #          scan the kernel log; one result line per test case and check
 #   shell  load the module and give a shell on the console
-#   cmd    load the module and run the command cmd=
+#   cmd    load the module and run the command cmd= (on the console, or
+#          through a pipe when tty= is not 1: the host's output is no tty)
 # and hang=1 makes check mode hang after loading the module (to show that
 # the host's timeout catches it).
 #
@@ -22,7 +23,7 @@
 set -u -o pipefail
 export PATH=/bin HOME=/root
 
-mode='' hang='' rows='' cols='' cmd=''
+mode='' hang='' rows='' cols='' cmd='' tty=''
 # shellcheck source=/dev/null
 . /etc/zcdev/config
 
@@ -168,8 +169,10 @@ interactive() {
 		echo "zcdev: the module is loaded and zcdev is on PATH; exit the shell to power off"
 		# cttyhack makes the console the controlling tty: job control, ^C.
 		PS1='zcdev:\w# ' setsid cttyhack sh
-	else
+	elif [ "$tty" = 1 ]; then
 		sh -c "$cmd" < /dev/null
+	else
+		sh -c "$cmd" < /dev/null 2>&1 | cat
 	fi
 	status=$?
 	found=$(splats)

@@ -42,6 +42,8 @@ accel_wait
 if [ -n "$cmd" ]; then
 	# One single-quoted sh word, whatever CMD holds.
 	config=(mode=cmd "cmd='${cmd//\'/\'\\\'\'}'")
+	# Progress meters and colours only for a terminal.
+	[ ! -t 1 ] || config+=(tty=1)
 	console=(-serial stdio)
 else
 	# The guest's console cannot learn the terminal's size by itself.
