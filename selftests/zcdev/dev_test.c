@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <linux/zcdev.h>
 
 #include "kselftest_harness.h"
+#include "zcdev_test.h"
 
 #define DEV_PATH	"/dev/zcdev"
 #define MODE_PARAM	"/sys/module/zcdev/parameters/mode"
@@ -52,28 +54,6 @@ static bool module_loaded(void)
 static int unload_module(void)
 {
 	return syscall(__NR_delete_module, "zcdev", O_NONBLOCK);
-}
-
-/* A sysfs file's contents as a number; "0600" reads as octal, "384" as decimal. */
-static int read_number(const char *path, unsigned long *val)
-{
-	char buf[32], *end;
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	errno = 0;
-	*val = strtoul(buf, &end, 0);
-	if (errno || end == buf || (*end != '\n' && *end != '\0'))
-		return -1;
-	return 0;
 }
 
 TEST(node_is_char_device)
@@ -111,16 +91,16 @@ TEST(node_matches_sysfs)
 
 TEST(node_mode_is_mode_param)
 {
-	unsigned long mode;
+	uint64_t mode;
 	struct stat st;
 
-	ASSERT_EQ(0, read_number(MODE_PARAM, &mode)) {
+	ASSERT_EQ(0, zt_read_u64(MODE_PARAM, &mode)) {
 		TH_LOG("cannot read a number from %s", MODE_PARAM);
 	}
 	ASSERT_EQ(0UL, mode & ~07777UL);
 	ASSERT_EQ(0, stat(DEV_PATH, &st));
 	ASSERT_EQ(mode, st.st_mode & 07777) {
-		TH_LOG("%s is %04o, the mode parameter says %04lo",
+		TH_LOG("%s is %04o, the mode parameter says %04" PRIo64,
 		       DEV_PATH, st.st_mode & 07777, mode);
 	}
 }

@@ -46,7 +46,6 @@
 #define DEFAULT_PAGES	256
 /* Small enough to wrap often, big enough for multi-page spans. */
 #define TEST_PAGES	16
-#define SYSFS_DIR	"/sys/class/misc/zcdev/"
 /* How long a test waits for the other side of the ring before failing. */
 #define WAIT_MS		5000
 
@@ -90,27 +89,6 @@ static void *map_data(int fd, const struct zcdev_info *info, uint64_t first,
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
-}
-
-/* A number from one of the ring's sysfs files (head, tail, generation...). */
-static int sysfs_u64(const char *name, uint64_t *val)
-{
-	char path[128], buf[32], *end;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), SYSFS_DIR "%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	errno = 0;
-	*val = strtoull(buf, &end, 10);
-	return errno || end == buf ? -1 : 0;
 }
 
 /*
@@ -338,13 +316,13 @@ TEST_F(ring, meta_page_matches_get_info_and_sysfs)
 
 	/* The ring is empty after the setup's RESET. */
 	EXPECT_EQ(meta_head(m), meta_tail(m));
-	ASSERT_EQ(0, sysfs_u64("head", &val));
+	ASSERT_EQ(0, zt_sysfs_u64("head", &val));
 	EXPECT_EQ(val, meta_head(m));
-	ASSERT_EQ(0, sysfs_u64("tail", &val));
+	ASSERT_EQ(0, zt_sysfs_u64("tail", &val));
 	EXPECT_EQ(val, meta_tail(m));
-	ASSERT_EQ(0, sysfs_u64("generation", &val));
+	ASSERT_EQ(0, zt_sysfs_u64("generation", &val));
 	EXPECT_EQ(val, meta_gen(m));
-	ASSERT_EQ(0, sysfs_u64("ring_bytes", &val));
+	ASSERT_EQ(0, zt_sysfs_u64("ring_bytes", &val));
 	EXPECT_EQ(val, meta_ring_bytes(m));
 }
 
@@ -412,9 +390,9 @@ TEST_F(ring, meta_follows_write_read_produce_consume_resize_reset)
 	ASSERT_EQ(0, zt_resize(self->fd, 0));
 	EXPECT_EQ(g + 4, meta_gen(m));
 	EXPECT_EQ(0ULL, meta_ring_bytes(m));
-	ASSERT_EQ(0, sysfs_u64("generation", &val));
+	ASSERT_EQ(0, zt_sysfs_u64("generation", &val));
 	EXPECT_EQ(val, meta_gen(m));
-	ASSERT_EQ(0, sysfs_u64("head", &val));
+	ASSERT_EQ(0, zt_sysfs_u64("head", &val));
 	EXPECT_EQ(val, meta_head(m));
 }
 

@@ -50,7 +50,6 @@
 #include "kselftest_harness.h"
 #include "zcdev_test.h"
 
-#define SYSFS_DIR	"/sys/class/misc/zcdev/"
 #define PARAM_DIR	"/sys/module/zcdev/parameters/"
 #define DEBUGFS_DIR	"/sys/kernel/debug"
 #define DEBUGFS_STATS	DEBUGFS_DIR "/zcdev/stats"
@@ -81,42 +80,13 @@ FIXTURE(rw) {
 
 /* ---- sysfs and module parameters ---------------------------------------- */
 
-static int read_u64(const char *path, uint64_t *val)
-{
-	char buf[64], *end;
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	errno = 0;
-	*val = strtoull(buf, &end, 10);
-	if (errno || end == buf || (*end != '\n' && *end != '\0'))
-		return -1;
-	return 0;
-}
-
-static int sysfs_u64(const char *attr, uint64_t *val)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), SYSFS_DIR "%s", attr);
-	return read_u64(path, val);
-}
-
 static uint32_t param_u32(const char *name, uint32_t dflt)
 {
 	char path[128];
 	uint64_t val;
 
 	snprintf(path, sizeof(path), PARAM_DIR "%s", name);
-	return read_u64(path, &val) ? dflt : (uint32_t)val;
+	return zt_read_u64(path, &val) ? dflt : (uint32_t)val;
 }
 
 /* The ring as sysfs shows it. */
@@ -126,17 +96,17 @@ struct ring_state {
 
 static int get_state(struct ring_state *s)
 {
-	return sysfs_u64("ring_pages", &s->ring_pages) ||
-	       sysfs_u64("ring_bytes", &s->ring_bytes) ||
-	       sysfs_u64("head", &s->head) ||
-	       sysfs_u64("tail", &s->tail) ||
-	       sysfs_u64("used", &s->used) ||
-	       sysfs_u64("generation", &s->generation) ||
-	       sysfs_u64("writers", &s->writers) ? -1 : 0;
+	return zt_sysfs_u64("ring_pages", &s->ring_pages) ||
+	       zt_sysfs_u64("ring_bytes", &s->ring_bytes) ||
+	       zt_sysfs_u64("head", &s->head) ||
+	       zt_sysfs_u64("tail", &s->tail) ||
+	       zt_sysfs_u64("used", &s->used) ||
+	       zt_sysfs_u64("generation", &s->generation) ||
+	       zt_sysfs_u64("writers", &s->writers) ? -1 : 0;
 }
 
 #define STATE(s) ASSERT_EQ(0, get_state(&(s))) {			\
-	TH_LOG("cannot read the ring state from " SYSFS_DIR);		\
+	TH_LOG("cannot read the ring state from " ZT_SYSFS_DIR);		\
 }
 
 /* Nothing about the ring moved between @a and @b. */
@@ -316,13 +286,13 @@ static int align_head(FIXTURE_DATA(rw) *self, size_t off)
 	static uint8_t filler[SCRATCH];
 	uint64_t head, tail, n;
 
-	if (sysfs_u64("head", &head) || sysfs_u64("tail", &tail) || head != tail)
+	if (zt_sysfs_u64("head", &head) || zt_sysfs_u64("tail", &tail) || head != tail)
 		return -1;
 	n = (off + self->ring - head % self->ring) % self->ring;
 	if (n && (write(self->nb, filler, n) != (ssize_t)n ||
 		  read(self->nb, filler, n) != (ssize_t)n))
 		return -1;
-	if (sysfs_u64("head", &head) || head % self->ring != off)
+	if (zt_sysfs_u64("head", &head) || head % self->ring != off)
 		return -1;
 	return 0;
 }
@@ -938,7 +908,7 @@ TEST_F(rw, read_is_eof_when_empty_and_no_writer)
 	int rd, rdnb;
 
 	close_writers(self);
-	ASSERT_EQ(0, sysfs_u64("writers", &writers));
+	ASSERT_EQ(0, zt_sysfs_u64("writers", &writers));
 	ASSERT_EQ(0ULL, (unsigned long long)writers) {
 		TH_LOG("another process holds /dev/zcdev open for writing");
 	}

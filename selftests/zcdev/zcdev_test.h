@@ -22,6 +22,7 @@
 #include <linux/zcdev.h>
 
 #define ZT_DEV "/dev/zcdev"
+#define ZT_SYSFS_DIR "/sys/class/misc/zcdev/"
 
 static inline const char *zt_dev_path(void)
 {
@@ -55,6 +56,40 @@ static inline long zt_check(const uint8_t *buf, uint64_t pos, size_t len)
 		if (buf[i] != zt_byte(pos + i))
 			return (long)i;
 	return -1;
+}
+
+/*
+ * A sysfs file's contents as a number, in C notation (base 0: "0600" is
+ * octal, "384" decimal). 0, or -1 if the file is missing or not a number.
+ */
+static inline int zt_read_u64(const char *path, uint64_t *val)
+{
+	char buf[64], *end;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	errno = 0;
+	*val = strtoull(buf, &end, 0);
+	if (errno || end == buf || (*end != '\n' && *end != '\0'))
+		return -1;
+	return 0;
+}
+
+/* One of the ring's sysfs files: ring_pages, head, tail, used, ... */
+static inline int zt_sysfs_u64(const char *attr, uint64_t *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), ZT_SYSFS_DIR "%s", attr);
+	return zt_read_u64(path, val);
 }
 
 static inline int zt_info(int fd, struct zcdev_info *info)
