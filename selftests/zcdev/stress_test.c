@@ -247,6 +247,26 @@ static size_t piece(struct worker *w, size_t len)
 
 /* ---- producers: each returns true once all of @len is in the ring ---- */
 
+/*
+ * A producer's call that an interruption or a full ring stopped is simply
+ * made again (after waiting for room); true when that is the case.
+ */
+static bool producer_retry(struct worker *w, ssize_t r)
+{
+	if (r >= 0)
+		return false;
+	if (errno == EINTR) {
+		add(&w->sh->eintr, 1);
+		return true;
+	}
+	if (errno == EAGAIN) {
+		add(&w->sh->eagain, 1);
+		wait_fd(w->fd, POLLOUT);
+		return true;
+	}
+	return false;
+}
+
 static bool put_write(struct worker *w, const uint8_t *p, size_t len)
 {
 	struct shared *sh = w->sh;
@@ -255,15 +275,8 @@ static bool put_write(struct worker *w, const uint8_t *p, size_t len)
 		size_t n = piece(w, len);
 		ssize_t r = write(rnd(&w->rng) % 4 ? w->fd : w->nbfd, p, n);
 
-		if (r < 0 && errno == EINTR) {
-			add(&sh->eintr, 1);
+		if (producer_retry(w, r))
 			continue;
-		}
-		if (r < 0 && errno == EAGAIN) {
-			add(&sh->eagain, 1);
-			wait_fd(w->fd, POLLOUT);
-			continue;
-		}
 		if (r <= 0) {
 			fail(sh, "producer %d: write(%zu) = %zd: %s", w->id, n, r,
 			     strerror(errno));
@@ -343,15 +356,8 @@ static bool splice_from_pipe(struct worker *w, size_t len)
 			fd = w->nbfd;
 		r = splice(w->pipe[0], NULL, fd, NULL,
 			   rnd(&w->rng) % 2 ? len : piece(w, len), flags);
-		if (r < 0 && errno == EINTR) {
-			add(&sh->eintr, 1);
+		if (producer_retry(w, r))
 			continue;
-		}
-		if (r < 0 && errno == EAGAIN) {
-			add(&sh->eagain, 1);
-			wait_fd(w->fd, POLLOUT);
-			continue;
-		}
 		if (r <= 0) {
 			fail(sh, "producer %d: splice in (%zu left) = %zd: %s", w->id,
 			     len, r, strerror(errno));
