@@ -6,7 +6,8 @@
 # 6.1 comes from bookworm, 6.12 from bookworm-backports. Only root can
 # install; anyone else gets a list of what is missing.
 #
-# Usage: deps.sh [SERIES...]   (default: 6.1 6.12)
+# Usage: deps.sh [SERIES...]   (default: 6.1 6.12; "debug" needs only the
+#                                tool packages, which are always installed)
 
 set -euo pipefail
 
@@ -82,6 +83,8 @@ candidate_kernel() {
 apt_install "${tools_pkgs[@]}"
 
 for s in "${series[@]}"; do
+	# The debug kernel is built from linux-source-6.1 by debug-kernel.sh.
+	[ "$s" != debug ] || continue
 	if ! installed_kernel "$s" >/dev/null; then
 		[ "$s" = 6.1 ] || add_backports
 		apt_update

@@ -110,6 +110,52 @@ ktap_results() {
 	}'
 }
 
+# The ring's pages after a test program: every test leaves the ring at its
+# load-time size, and pages_held (the pages the module owns) must match it.
+check_pages_held() {
+	local held size loaded
+	held=$(awk '$1 == "pages_held" { print $2 }' /sys/kernel/debug/zcdev/stats)
+	size=$(cat /sys/class/misc/zcdev/ring_pages)
+	loaded=$(cat /sys/module/zcdev/parameters/ring_pages)
+	if [ "$held" = "$size" ] && [ "$size" = "$loaded" ]; then
+		result "ok check pages-held after $1"
+	else
+		result "not ok check pages-held after $1"
+		note "pages_held=$held ring_pages=$size load-time ring_pages=$loaded"
+	fi
+}
+
+# kmemleak reports an object once it has looked unreferenced in two scans.
+check_kmemleak() {
+	local leaks
+	[ -e /sys/kernel/debug/kmemleak ] || return 0
+	echo scan > /sys/kernel/debug/kmemleak
+	sleep 5
+	echo scan > /sys/kernel/debug/kmemleak
+	leaks=$(cat /sys/kernel/debug/kmemleak)
+	if [ -z "$leaks" ]; then
+		result "ok check kmemleak"
+	else
+		result "not ok check kmemleak"
+		note "$(echo "$leaks" | head -n 40)"
+	fi
+}
+
+# Load and unload again and again: the module's exit WARNs (and so panics
+# the guest) if its page count is not back to zero.
+check_reload() {
+	local i out
+	for i in $(seq 100); do
+		out=$({ insmod /lib/zcdev.ko && rmmod zcdev; } 2>&1) || break
+	done
+	if [ -z "$out" ] && [ "$i" = 100 ] && ! grep -q '^zcdev ' /proc/modules; then
+		result "ok check load-unload x100"
+	else
+		result "not ok check load-unload x100"
+		note "round $i: $out"
+	fi
+}
+
 run_tests() {
 	local t name rc line start
 	for t in /tests/*; do
@@ -124,6 +170,12 @@ run_tests() {
 		while IFS= read -r line; do
 			result "$line"
 		done < "/tmp/$name.results"
+		if grep -q '^zcdev ' /proc/modules; then
+			check_pages_held "$name"
+		else
+			result "not ok check $name left the module unloaded"
+			insmod /lib/zcdev.ko
+		fi
 	done
 }
 
@@ -139,10 +191,12 @@ check() {
 		run_tests
 		if out=$(rmmod zcdev 2>&1); then
 			result "ok check rmmod"
+			check_reload
 		else
 			result "not ok check rmmod"
 			note "$out"
 		fi
+		check_kmemleak
 	else
 		result "not ok check insmod"
 		note "$out"

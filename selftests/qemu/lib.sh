@@ -28,7 +28,9 @@ kernel_cmdline+=" slub_debug=FZP page_poison=1 preempt=full"
 splat_patterns=(
 	'BUG:' 'kernel BUG at' 'BUG [^ ]+ \((Not t|T)ainted' 'WARNING:' 'Oops'
 	'general protection fault' 'Kernel panic' 'Call Trace:'
-	'KASAN' 'UBSAN' 'lockdep' 'possible recursive locking' 'circular locking'
+	'KASAN' 'UBSAN' 'possible recursive locking' 'circular locking'
+	'inconsistent lock state' 'lock inversion' 'bad unlock balance'
+	'held lock freed' 'lock held when returning to user space'
 	'refcount_t:' 'list_add corruption' 'list_del corruption'
 	'memory corruption' 'unreferenced object' 'blocked for more than'
 )
@@ -52,16 +54,27 @@ lock_build() {
 }
 
 # deps.sh installs whatever is missing and reports "deps: kernel S -> V".
-# Fills kver[SERIES]=VERSION for each series asked for.
-declare -A kver
+# Fills kver[SERIES]=VERSION for each series asked for. A Debian kernel is
+# /boot/vmlinuz-V with its headers in /lib/modules/V/build; the series
+# "debug" is the kernel debug-kernel.sh builds (and caches), whose image and
+# tree go in kimage[V] and kdir[V], with the memory KASAN wants in kmem[V].
+declare -A kver kimage kdir kmem
 resolve_kernels() {
-	local out line
+	local out line v
 	out=$("$qemu_dir/deps.sh" "$@")
 	echo "$out" >&2
 	while IFS= read -r line; do
 		[[ $line =~ ^deps:\ kernel\ ([^ ]+)\ -\>\ ([^ ]+)$ ]] &&
 			kver[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
 	done <<< "$out"
+	if [[ " $* " == *" debug "* ]]; then
+		say "debug: building or reusing the debug kernel (the first build takes ~15 minutes)"
+		out=$("$qemu_dir/debug-kernel.sh") || die "the debug kernel does not build"
+		local KERNEL_IMAGE KDIR
+		eval "$out"
+		v=$(cat "$KDIR/include/config/kernel.release")
+		kver[debug]=$v kimage[$v]=$KERNEL_IMAGE kdir[$v]=$KDIR kmem[$v]=2048
+	fi
 	for line in "$@"; do
 		[ -n "${kver[$line]:-}" ] || die "deps.sh named no kernel for series $line"
 	done
@@ -82,7 +95,7 @@ build_module() {
 		"$top/" "$dir/src/"
 	ko=$dir/src/module/zcdev.ko
 	rm -f "$ko"
-	if ! make -C "/lib/modules/$v/build" M="$dir/src" ZCDEV_WERROR=1 \
+	if ! make -C "${kdir[$v]:-/lib/modules/$v/build}" M="$dir/src" ZCDEV_WERROR=1 \
 			-j"$(nproc)" modules > "$dir/build.log" 2>&1; then
 		cat "$dir/build.log" >&2
 		say "$s: the module does not build against $v (log: ${dir#"$top"/}/build.log)"
@@ -145,10 +158,10 @@ set_qemu_cmd() {
 	local v=$1 initrd=$2 verdict=$3 console=()
 	shift 3
 	while [ "$1" != -- ]; do console+=("$1"); shift; done
-	qemu_cmd=(qemu-system-x86_64 "${accel_args[@]}" -m 1024 -smp 2
+	qemu_cmd=(qemu-system-x86_64 "${accel_args[@]}" -m "${kmem[$v]:-1024}" -smp 2
 		  -nodefaults -display none -monitor none -no-reboot
 		  "${console[@]}" -serial "file:$verdict"
-		  -kernel "/boot/vmlinuz-$v" -initrd "$initrd" -append "$2")
+		  -kernel "${kimage[$v]:-/boot/vmlinuz-$v}" -initrd "$initrd" -append "$2")
 }
 
 # /dev/kvm can exist while KVM guests hang at boot, so KVM is used only
