@@ -24,6 +24,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 TOOLS_CFLAGS := -static -O2 -Wall -Wextra -I uapi -pthread
+TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"'
 TOOLS_SRCS := $(wildcard tools/*.c)
 
 .PHONY: all module tools selftests check run bench style sparse \
@@ -36,7 +37,7 @@ module:
 
 tools: tools/zcdev
 
-tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h) uapi/linux/zcdev.h
+tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h) uapi/linux/zcdev.h VERSION
 	$(if $(TOOLS_SRCS),,$(error no tools/*.c to build tools/zcdev from))
 	$(CC) $(TOOLS_CFLAGS) -o $@ $(TOOLS_SRCS)
 
