@@ -80,6 +80,22 @@ resolve_kernels() {
 	done
 }
 
+# build_logged LOG WHAT COMMAND...: run a build with its output in LOG; an
+# error or any warning fails it, with the log shown.
+build_logged() {
+	local log=$1 what=$2
+	shift 2
+	if ! "$@" > "$log" 2>&1; then
+		cat "$log" >&2
+		say "$what: the build failed (log: ${log#"$top"/})"
+		return 1
+	fi
+	if grep -i 'warning:' "$log" >&2; then
+		say "$what: the build printed warnings (log: ${log#"$top"/})"
+		return 1
+	fi
+}
+
 # Build the module for kernel VERSION in build/SERIES/src, a copy of the
 # module sources (not what an in-tree build generated, like zcdev.mod.c),
 # so that two kernels never share objects; rsync keeps the objects there
@@ -95,32 +111,17 @@ build_module() {
 		"$top/" "$dir/src/"
 	ko=$dir/src/module/zcdev.ko
 	rm -f "$ko"
-	if ! make -C "${kdir[$v]:-/lib/modules/$v/build}" M="$dir/src" ZCDEV_WERROR=1 \
-			-j"$(nproc)" modules > "$dir/build.log" 2>&1; then
-		cat "$dir/build.log" >&2
-		say "$s: the module does not build against $v (log: ${dir#"$top"/}/build.log)"
-		return 1
-	fi
-	if grep -i 'warning:' "$dir/build.log" >&2; then
-		say "$s: the module builds against $v with warnings (log: ${dir#"$top"/}/build.log)"
-		return 1
-	fi
+	build_logged "$dir/build.log" "$s: the module for $v" \
+		make -C "${kdir[$v]:-/lib/modules/$v/build}" M="$dir/src" ZCDEV_WERROR=1 \
+		-j"$(nproc)" modules
 }
 
 # The tool and every test program, static, built once: user space does not
 # depend on the kernel. Returns non-zero on a failure or a warning.
 build_userspace() {
-	local log=$build/userspace.log
 	mkdir -p "$build"
-	if ! make -C "$top" tools selftests > "$log" 2>&1; then
-		cat "$log" >&2
-		say "the tool or the selftests do not build (log: ${log#"$top"/})"
-		return 1
-	fi
-	if grep -i 'warning:' "$log" >&2; then
-		say "the tool or the selftests build with warnings (log: ${log#"$top"/})"
-		return 1
-	fi
+	build_logged "$build/userspace.log" "the tool and the selftests" \
+		make -C "$top" tools selftests
 }
 
 # pack_initramfs OUT KO CONFIG-LINE...: busybox, /init and its config
