@@ -319,8 +319,11 @@ int zcdev_wait_writable(struct zcdev *zd, bool nonblock)
 	}
 }
 
-/* Both ends stopped: no byte moves while the ring changes shape. */
-static int zcdev_lock_ends(struct zcdev *zd)
+/*
+ * Both ends stopped: no byte moves while the ring changes shape, and no
+ * producer is part-way through a page that splice out is about to lend.
+ */
+int zcdev_lock_ends(struct zcdev *zd)
 {
 	if (mutex_lock_interruptible(&zd->produce_lock))
 		return -ERESTARTSYS;
@@ -331,10 +334,15 @@ static int zcdev_lock_ends(struct zcdev *zd)
 	return 0;
 }
 
-static void zcdev_unlock_ends(struct zcdev *zd)
+void zcdev_unlock_ends(struct zcdev *zd)
 {
 	mutex_unlock(&zd->consume_lock);
 	mutex_unlock(&zd->produce_lock);
+}
+
+/* The ring changed shape: whoever waits for data or space looks again. */
+static void zcdev_wake_all(struct zcdev *zd)
+{
 	wake_up_interruptible_poll(&zd->readq, EPOLLIN | EPOLLRDNORM);
 	wake_up_interruptible_poll(&zd->writeq, EPOLLOUT | EPOLLWRNORM);
 }
@@ -415,6 +423,7 @@ err_free_pages:
 	zcdev_free_pages(pages, nr_pages);
 out_unlock:
 	zcdev_unlock_ends(zd);
+	zcdev_wake_all(zd);
 	return ret;
 }
 
@@ -439,6 +448,7 @@ int zcdev_ring_reset(struct zcdev *zd)
 	unmap_mapping_range(zcdev_mapping(zd), PAGE_SIZE, 0, 1);
 	trace_zcdev_resize(zd->nr_pages, zd->nr_pages, zd->generation);
 	zcdev_unlock_ends(zd);
+	zcdev_wake_all(zd);
 	return 0;
 }
 

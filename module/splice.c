@@ -98,16 +98,13 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 		if (ret <= 0)
 			return ret;
 		/*
-		 * produce_lock too: no producer may be part-way through copying
-		 * into a page while we lend it, or a fault could swap the page
-		 * under it.
+		 * Both ends, not only consume_lock: no producer may be part-way
+		 * through copying into a page while we lend it, or a fault could
+		 * swap the page under it.
 		 */
-		if (mutex_lock_interruptible(&zd->produce_lock))
-			return -ERESTARTSYS;
-		if (mutex_lock_interruptible(&zd->consume_lock)) {
-			mutex_unlock(&zd->produce_lock);
-			return -ERESTARTSYS;
-		}
+		ret = zcdev_lock_ends(zd);
+		if (ret)
+			return ret;
 		while (len && !pipe_full(pipe->head, pipe->tail, pipe->max_usage)) {
 			ret = zcdev_splice_out_page(zd, pipe, len);
 			if (ret <= 0)
@@ -115,8 +112,7 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 			done += ret;
 			len -= ret;
 		}
-		mutex_unlock(&zd->consume_lock);
-		mutex_unlock(&zd->produce_lock);
+		zcdev_unlock_ends(zd);
 		/* ret == 0 with nothing done: another reader won the race. */
 	} while (!done && !ret);
 

@@ -104,6 +104,8 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages);
 int zcdev_ring_reset(struct zcdev *zd);
 int zcdev_ring_produce(struct zcdev *zd, u64 bytes);
 int zcdev_ring_consume(struct zcdev *zd, u64 bytes);
+int zcdev_lock_ends(struct zcdev *zd);
+void zcdev_unlock_ends(struct zcdev *zd);
 int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot);
 void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
 			   struct page *page);
