@@ -139,13 +139,17 @@ install-module: module
 uninstall-module:
 	@test -n "$(KRELEASE)" || { echo "uninstall-module: no kernel headers in KDIR=$(KDIR)"; exit 1; }
 	rm -f $(DESTDIR)$(MODDIR)/zcdev.ko
+	[ ! -d $(DESTDIR)$(MODDIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(MODDIR)
 	if cmp -s $(MODPROBE_CONF) $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf; \
 	elif [ -e $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf ]; then \
 		echo "uninstall-module: $(SYSCONFDIR)/modprobe.d/zcdev.conf was edited: left in place"; \
 	fi
 	rm -f $(DESTDIR)$(DOCDIR)/examples/modules-load.d/zcdev.conf
-	-rmdir -p --ignore-fail-on-non-empty $(DESTDIR)$(DOCDIR)/examples/modules-load.d
+	for d in $(DESTDIR)$(DOCDIR)/examples/modules-load.d $(DESTDIR)$(DOCDIR)/examples \
+		 $(DESTDIR)$(DOCDIR); do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \
+	done
 	$(if $(DESTDIR),,depmod -a $(KRELEASE))
 
 install-tools: tools
@@ -258,7 +262,7 @@ sign: module
 	@test -r "$(SIGN_CERT)" || { echo "sign: cannot read the certificate SIGN_CERT=$(SIGN_CERT)"; exit 1; }
 	@test -x "$(SIGN_FILE)" || { echo "sign: no $(SIGN_FILE) (kernel headers for $(KVER)?)"; exit 1; }
 	@ko=module/zcdev.ko; \
-	if [ "$$(tail -c 28 $$ko)" = "$(MODULE_SIG_MAGIC)" ]; then \
+	if [ "$$(tail -c 28 $$ko | tr -d '\0')" = "$(MODULE_SIG_MAGIC)" ]; then \
 		len=$$(tail -c 32 $$ko | head -c 4 | od -An -tu1 | \
 		       awk '{ print (($$1 * 256 + $$2) * 256 + $$3) * 256 + $$4 }'); \
 		echo "  UNSIGN  $$ko (an earlier signature, $$len bytes)"; \

@@ -175,7 +175,14 @@ if in_root apt-get install -y -q --no-install-recommends \
 	ok "install: zcdev-dkms zcdev-tools in $codename"
 else
 	notok "install: zcdev-dkms zcdev-tools in $codename"
-	tail_log 40
+	# Which kernel DKMS failed on, and the compiler's first complaints
+	# (the package's purge below takes DKMS's logs away).
+	grep -E '^(Error!|E: |dpkg: error)' "$log" | sed 's/^/# /'
+	find "$root/var/lib/dkms/zcdev" -name make.log 2>/dev/null |
+	while IFS= read -r f; do
+		note "${f#"$root"}:"
+		grep -m 8 -E 'error|Error' "$f" | sed 's/^/#   /'
+	done
 fi
 
 # ---- what the packages did ----------------------------------------------
