@@ -169,6 +169,15 @@ for p in "${pkgs[@]}"; do
 done
 in_root sh -c '! getent group zcdev >/dev/null || groupdel zcdev'
 
+# A kernel whose image package is installed has its modules.dep; a root
+# may hold only the headers (and, from 7.x, linux-base), and DKMS then
+# skips depmod, so modprobe would not find what it installed. Make the
+# root look like a machine running that kernel.
+if [ ! -e "$root/lib/modules/$kver/modules.dep" ]; then
+	note "no modules.dep for $kver in $codename (no kernel image installed): running depmod first"
+	in_root depmod -a "$kver" || notok "depmod -a $kver in $codename"
+fi
+
 if in_root apt-get install -y -q --no-install-recommends \
 	"$wroot/debs/zcdev-dkms_${version}_all.deb" \
 	"$wroot/debs/zcdev-tools_${version}_amd64.deb"; then
