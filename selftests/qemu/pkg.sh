@@ -102,9 +102,11 @@ debs=$top/build/deb/$codename
 
 # The sources as `make deb` takes them: what git tracks or would track
 # (untracked but not ignored), without the build directory.
+# (safe.directory: a root-run rig in a clone that another user owns.)
 mkdir -p "$work/src"
-if git -C "$top" rev-parse --git-dir > /dev/null 2>&1; then
-	git -C "$top" ls-files -co --exclude-standard | while IFS= read -r f; do
+git=(git -c safe.directory="$top" -C "$top")
+if "${git[@]}" rev-parse --git-dir > /dev/null 2>&1; then
+	"${git[@]}" ls-files -co --exclude-standard | while IFS= read -r f; do
 		[ ! -e "$top/$f" ] || (cd "$top" && cp -P --parents -t "$work/src" "$f")
 	done
 else
