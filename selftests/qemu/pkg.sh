@@ -18,9 +18,11 @@
 # Output on stdout, one line per check, as check.sh's read_results reads
 # them: "ok NAME", "not ok NAME", "# note". Exit status 0 when every check
 # passed, 1 when one failed, 2 on a usage error. Needs root (unshare,
-# chroot). Nothing outside ROOT, OUTDIR and build/deb/ changes.
+# chroot). Nothing outside ROOT, OUTDIR and build/pkg/ changes; in ROOT
+# stay the build tools it installed, group zcdev (a purge keeps a system
+# group) and, for a kernel without its image there, its depmod files.
 #
-# The packages are built once per run and root: build/deb/CODENAME/ keeps
+# The packages are built once per run and root: build/pkg/CODENAME/ keeps
 # them with a hash of the sources they came from, and a second lane on the
 # same root (or a second run with the same sources) installs those.
 # Building them the first time installs build-essential, debhelper, dh-dkms
@@ -96,7 +98,7 @@ trap 'rm -rf "$work"' EXIT
 wroot=${work#"$root"}
 
 codename=$(. "$root/etc/os-release" && echo "${VERSION_CODENAME:-unknown}")
-debs=$top/build/deb/$codename
+debs=$top/build/pkg/$codename
 
 # ---- build (once per sources and root) ----------------------------------
 
