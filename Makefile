@@ -25,7 +25,7 @@ SHELL := /bin/bash
 
 TOOLS_CFLAGS := -static -O2 -Wall -Wextra -I uapi -pthread
 TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"'
-TOOLS_SRCS := $(wildcard tools/*.c)
+TOOLS_SRCS := $(wildcard tools/*.c tools/lib/*.c)
 
 .PHONY: all module tools selftests check run bench style sparse \
 	install dkms-install dkms-remove clean
@@ -37,7 +37,7 @@ module:
 
 tools: tools/zcdev
 
-tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h) uapi/linux/zcdev.h VERSION
+tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h tools/lib/*.h) uapi/linux/zcdev.h VERSION
 	$(if $(TOOLS_SRCS),,$(error no tools/*.c to build tools/zcdev from))
 	$(CC) $(TOOLS_CFLAGS) -o $@ $(TOOLS_SRCS)
 
