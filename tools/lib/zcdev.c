@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -237,6 +238,28 @@ uint64_t zcdev_stats_by_ref(const struct zcdev_stats *d)
 uint64_t zcdev_stats_in_place(const struct zcdev_stats *d)
 {
 	return d->bytes_produced_mmap + d->bytes_consumed_mmap;
+}
+
+int zcdev_stats_format(char *buf, size_t len, const struct zcdev_stats *d)
+{
+	const struct zcdev_field *f;
+	const char *sep = ";";
+	size_t n;
+
+	n = snprintf(buf, len, "copied %llu, by reference %llu, in place %llu bytes",
+		     (unsigned long long)zcdev_stats_copied(d),
+		     (unsigned long long)zcdev_stats_by_ref(d),
+		     (unsigned long long)zcdev_stats_in_place(d));
+	for (f = zcdev_stats_fields; f->name; f++) {
+		uint64_t v = zcdev_field_get(d, f);
+
+		if (!v)
+			continue;
+		n += snprintf(buf + (n < len ? n : len), n < len ? len - n : 0,
+			      "%s %s %+lld", sep, f->name, (long long)v);
+		sep = ",";
+	}
+	return n;
 }
 
 /* ---- the ring through mmap ---- */

@@ -115,6 +115,12 @@ uint64_t zcdev_stats_out(const struct zcdev_stats *d);
 uint64_t zcdev_stats_copied(const struct zcdev_stats *d);
 uint64_t zcdev_stats_by_ref(const struct zcdev_stats *d);
 uint64_t zcdev_stats_in_place(const struct zcdev_stats *d);
+/*
+ * A delta as one line of text in buf: "copied C, by reference R, in place
+ * P bytes; <field> +N ..." for every counter that moved. Returns what
+ * snprintf() would (the length it needed).
+ */
+int zcdev_stats_format(char *buf, size_t len, const struct zcdev_stats *d);
 
 /* ---- the ring through mmap ---- */
 
