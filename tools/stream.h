@@ -3,8 +3,9 @@
  * zcdev(1): the transfer engine under put, get, copy and bench. Each put
  * method is one step function that moves up to a chunk into the device,
  * each get method one that moves up to a chunk out of it; a run drives a
- * producer and a consumer side in threads. Uses libzcdev for the device;
- * prints nothing: a failure is kept in the side's err.
+ * producer and a consumer side in threads. Uses libzcdev for the device.
+ * It prints only progress, when asked: a failure is kept in the side's
+ * err for the command to report.
  */
 #ifndef ZCDEV_STREAM_H
 #define ZCDEV_STREAM_H

@@ -51,7 +51,10 @@ int zcdev_get_stats(int fd, struct zcdev_stats *st);
 int zcdev_resize(int fd, uint32_t pages);
 int zcdev_reset(int fd);
 
-/* Is the file behind fd (or stat buffer) the device open as dev_fd? */
+/*
+ * Are dev_fd and fd the same file: the same character device (by device
+ * number, whatever node was opened), or the same inode?
+ */
 bool zcdev_same_file(int dev_fd, int fd);
 
 /*
