@@ -57,7 +57,7 @@ int cmd_getopt(const struct cmd *c, int argc, char **argv,
 	const struct option *o;
 	const char *arg;
 	size_t n = 1;
-	int opt;
+	int opt, idx = -1;
 
 	for (o = longopts; o->name && n < sizeof(shortopts) - 3; o++) {
 		if (o->flag || !isalpha(o->val))
@@ -68,8 +68,15 @@ int cmd_getopt(const struct cmd *c, int argc, char **argv,
 	}
 	shortopts[n] = '\0';
 	opterr = 0;
-	opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+	opt = getopt_long(argc, argv, shortopts, longopts, &idx);
 	arg = argv[optind - 1];
+	/* No option takes an empty value: --method '' would select nothing. */
+	if (opt != -1 && optarg && !*optarg) {
+		if (idx >= 0)
+			usage_error(c, "option '--%s' needs a value",
+				    longopts[idx].name);
+		usage_error(c, "option '-%c' needs a value", opt);
+	}
 	switch (opt) {
 	case 'h':
 		fputs(c->help, stdout);

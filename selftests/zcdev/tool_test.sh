@@ -454,7 +454,11 @@ t_messages() {
 	ZCDEV_DEV=$tmp/fifo expect_rc 3 timeout 10 "$zc" info || return 1
 	grep -q 'not a zcdev device' "$tmp/err" || return 1
 	ZCDEV_DEV='' expect_rc 0 "$zc" info || return 1
-	grep -q "^device  *$dev$" "$tmp/stdout"
+	grep -q "^device  *$dev$" "$tmp/stdout" || return 1
+	# An empty value selects nothing: a usage error, not a silent no-op.
+	expect_rc 2 "$zc" bench --method '' || return 1
+	grep -q "option '--method' needs a value" "$tmp/err" || { cat "$tmp/err"; return 1; }
+	expect_rc 2 "$zc" copy -m '' a b
 }
 
 t_zero_page_ring() {
