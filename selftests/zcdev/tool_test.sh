@@ -494,29 +494,6 @@ t_json_utf8() {
 	grep -q 'zc\\ufffd"' "$tmp/stdout"
 }
 
-# 9. max_ring_pages is bounded when the module loads: a huge one is
-# refused or clamped, and resizing to it fails cleanly (no WARN, which
-# panics the guest). It reloads the module, so it runs last.
-t_max_ring_pages_bound() {
-	if [ "$(id -u)" != 0 ] || [ ! -r "${ZCDEV_KO:-}" ]; then
-		echo "needs root and ZCDEV_KO"
-		return 1
-	fi
-	rmmod zcdev || return 1
-	if insmod "$ZCDEV_KO" max_ring_pages=4294967295 2> "$tmp/err"; then
-		max=$(info_field max_ring_pages)
-		echo "loaded with max_ring_pages=$max"
-		"$zc" resize 4294967295
-		rc=$?
-		rmmod zcdev
-		insmod "$ZCDEV_KO" || return 1
-		[ "$max" != 4294967295 ] && [ "$rc" = 1 ]
-	else
-		echo "refused: $(cat "$tmp/err")"
-		insmod "$ZCDEV_KO"
-	fi
-}
-
 t_bench_table() {
 	expect_rc 0 timeout 300 "$zc" bench --size 1M --chunk 16K --method rw,mmap --no-verify ||
 		return 1
@@ -567,7 +544,6 @@ case_ messages t_messages
 case_ zero_page_ring_message t_zero_page_ring
 case_ device_as_src_or_dst_refused t_device_as_file
 case_ json_is_utf8 t_json_utf8
-case_ max_ring_pages_bounded_at_load t_max_ring_pages_bound
 
 echo "1..$n"
 echo "# $((n - fails)) passed, $fails failed"
