@@ -295,8 +295,8 @@ static ssize_t hop_out(struct side *s, int out, size_t n, const char *name)
 	size_t left = n;
 
 	while (left) {
-		ssize_t r = SYS(zcdev_splice_in(s->pipe[0], out, left,
-						SPLICE_F_MOVE));
+		ssize_t r = SYS(splice(s->pipe[0], NULL, out, NULL, left,
+				       SPLICE_F_MOVE));
 
 		if (r < 0)
 			return side_fail(s, "splice pipe -> %s", name);
@@ -603,9 +603,13 @@ int side_setup(struct side *s, const struct zcdev_info *info)
 		return side_fail(s, "buffer of %zu bytes", s->chunk);
 	}
 	/* The mmap protocol allows one producer and one consumer. */
-	if (!is_pipe(s->fd) && zcdev_claim(s->fd, s->put ? ZCDEV_PRODUCER : ZCDEV_CONSUMER))
+	if (!is_pipe(s->fd) &&
+	    zcdev_claim(s->fd, s->put ? ZCDEV_PRODUCER : ZCDEV_CONSUMER)) {
+		if (errno != EBUSY)
+			return side_fail(s, "%s: claim", s->name);
 		return side_fail(s, "%s: another %s holds the ring", s->name,
 				 s->put ? "producer" : "consumer");
+	}
 	if (side_mmaps(s) && zcdev_ring_map(&s->ring, s->fd, info, s->put))
 		return side_fail(s, "mmap %s", s->name);
 	if (!side_hops(s))
