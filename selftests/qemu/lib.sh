@@ -205,6 +205,9 @@ pack_initramfs() {
 		for c in "$top"/selftests/zcdev/*_test.sh; do
 			[ ! -e "$c" ] || install -m 0755 "$c" "$root/tests/"
 		done
+		for c in "$top"/examples/*.c; do
+			[ ! -x "${c%.c}" ] || install -D "${c%.c}" "$root/examples/$(basename "$c" .c)"
+		done
 	fi
 	(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$out"
 	rm -rf "$root"
