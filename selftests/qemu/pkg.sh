@@ -151,7 +151,9 @@ cp "$debs"/* "$work/debs/"
 # Errors and warnings fail; info and pedantic tags are notes. A tag the
 # project accepts is overridden, with its reason, in debian/*.lintian-overrides.
 if in_root lintian --version; then
-	if tags=$(in_root_out lintian --fail-on error,warning "$wroot/debs/zcdev_${version}_amd64.changes"); then
+	# (TMPDIR: lintian leaves files there, which go with $work.)
+	if tags=$(in_root_out env TMPDIR="$wroot" lintian --fail-on error,warning \
+		  "$wroot/debs/zcdev_${version}_amd64.changes"); then
 		ok "lintian: zcdev-dkms zcdev-tools ($codename)"
 	else
 		notok "lintian: zcdev-dkms zcdev-tools ($codename)"
