@@ -54,7 +54,8 @@ struct zcdev_stats {
 	__u64 mmap_faults;		/* faults that mapped a ring page */
 	__u64 sigbus_faults;		/* faults answered with SIGBUS */
 	__u64 pages_held;		/* data pages the ring holds now */
-	__u64 reserved[7];
+	__u64 bytes_spliced_out_copied;	/* splice/sendfile out, copied (pinned pages) */
+	__u64 reserved[6];
 };
 
 /*
