@@ -28,6 +28,7 @@ static vm_fault_t zcdev_fault(struct vm_fault *vmf)
 	unsigned int slot;
 	struct page *page;
 	u64 index;
+	int ret;
 
 	mutex_lock(&zd->ring_lock);
 	if (vmf->pgoff == 0) {
@@ -40,10 +41,14 @@ static vm_fault_t zcdev_fault(struct vm_fault *vmf)
 			return VM_FAULT_SIGBUS;
 		}
 		slot = index % zd->nr_pages;
-		/* A page a pipe still holds must not become writable again. */
-		if (zcdev_ring_own_slot(zd, slot)) {
+		/*
+		 * A page a pipe still holds must not become writable again;
+		 * a poisoned page must not be mapped at all (EIO).
+		 */
+		ret = zcdev_ring_own_slot(zd, slot);
+		if (ret) {
 			mutex_unlock(&zd->ring_lock);
-			return VM_FAULT_OOM;
+			return ret == -EIO ? VM_FAULT_HWPOISON : VM_FAULT_OOM;
 		}
 		page = zd->pages[slot];
 		zd->stats.mmap_faults++;
@@ -57,8 +62,42 @@ static vm_fault_t zcdev_fault(struct vm_fault *vmf)
 	lock_page(page);
 	mutex_unlock(&zd->ring_lock);
 
+	/*
+	 * Poisoned while we waited for the lock: answer SIGBUS here. Handed
+	 * back locked, the core's own poison check would unmap it through
+	 * page->mapping, which our pages do not have (an oops on 6.1-6.12).
+	 */
+	if (unlikely(zcdev_page_poisoned(page))) {
+		unlock_page(page);
+		put_page(page);
+		return VM_FAULT_HWPOISON;
+	}
 	vmf->page = page;
 	return VM_FAULT_LOCKED;
+}
+
+/* Does @vma map a data page, and could it be made to write one? */
+static bool zcdev_vma_may_write_data(struct vm_area_struct *vma)
+{
+	return (vma->vm_flags & VM_MAYWRITE) &&
+	       vma->vm_pgoff + vma_pages(vma) > 1;
+}
+
+/* A copy of a counted vma (fork, mremap) is counted too. */
+static void zcdev_vm_open(struct vm_area_struct *vma)
+{
+	struct zcdev *zd = vma->vm_file->private_data;
+
+	if (zcdev_vma_may_write_data(vma))
+		atomic_inc(&zd->writable_maps);
+}
+
+static void zcdev_vm_close(struct vm_area_struct *vma)
+{
+	struct zcdev *zd = vma->vm_file->private_data;
+
+	if (zcdev_vma_may_write_data(vma))
+		atomic_dec(&zd->writable_maps);
 }
 
 /*
@@ -71,13 +110,18 @@ static int zcdev_may_split(struct vm_area_struct *vma, unsigned long addr)
 }
 
 static const struct vm_operations_struct zcdev_vm_ops = {
+	.open = zcdev_vm_open,
+	.close = zcdev_vm_close,
 	.fault = zcdev_fault,
 	.may_split = zcdev_may_split,
 };
 
 int zcdev_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	/* Data offsets stop at data_offset + 2 * max ring; past that, nothing. */
+	/*
+	 * Data offsets stop at data_offset + 2 * max ring; a mapping that
+	 * reaches past that is refused, as well as one that starts there.
+	 */
 	u64 limit = 1 + 2ULL * zcdev_max_ring_pages;
 
 	/*
@@ -86,7 +130,7 @@ int zcdev_mmap(struct file *file, struct vm_area_struct *vma)
 	 */
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
-	if (vma->vm_pgoff >= limit)
+	if (vma->vm_pgoff >= limit || vma_pages(vma) > limit - vma->vm_pgoff)
 		return -EINVAL;
 	if (vma->vm_pgoff == ZCDEV_META_OFFSET) {
 		/* The meta page is the kernel's word; user space only reads it. */
@@ -102,5 +146,7 @@ int zcdev_mmap(struct file *file, struct vm_area_struct *vma)
 	 */
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &zcdev_vm_ops;
+	/* mmap() does not call ->open for the vma it creates. */
+	zcdev_vm_open(vma);
 	return 0;
 }

@@ -43,6 +43,10 @@ static ssize_t zcdev_read_step(struct zcdev *zd, struct iov_iter *to)
 	n = min_t(size_t, n, PAGE_SIZE - off);
 	/* A producer may swap this slot's page meanwhile; keep ours alive. */
 	page = zd->pages[slot];
+	if (zcdev_page_poisoned(page)) {
+		mutex_unlock(&zd->ring_lock);
+		return -EIO;
+	}
 	get_page(page);
 	mutex_unlock(&zd->ring_lock);
 
