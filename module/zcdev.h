@@ -74,6 +74,7 @@ struct zcdev {
 	 * are zapped when a slot changes its page (zcdev_ring_own_slot()).
 	 */
 	atomic_t writable_maps;
+	atomic64_t mapped_ahead;	/* pages mapped ahead of faults (stats) */
 
 	/*
 	 * sendfile's lend in flight (splice.c): bytes at tail that sit in the
