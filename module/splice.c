@@ -121,8 +121,12 @@ static const struct pipe_buf_operations zcdev_direct_buf_ops = {
 	.get = zcdev_direct_buf_get,
 };
 
-/* Pages one lock round lends at most: a 1 MiB pipe takes four rounds. */
-#define ZCDEV_LEND_BATCH	64
+/*
+ * Pages one lock round lends at most: the default pipe (16 buffers) and
+ * sendfile's internal one take one round, a 1 MiB pipe eight. Small
+ * enough for struct zcdev_lend to live on the stack.
+ */
+#define ZCDEV_LEND_BATCH	32
 
 /*
  * One lend: the pages holding [start, start + len) of the stream, in
@@ -375,14 +379,10 @@ static ssize_t zcdev_lend_give(struct zcdev *zd, struct zcdev_lend *l,
 static ssize_t zcdev_lend(struct zcdev *zd, struct pipe_inode_info *pipe,
 			  size_t len, bool direct)
 {
-	struct zcdev_lend *l;
+	struct zcdev_lend lend, *l = &lend;
 	ssize_t done = 0, ret = 0;
 	unsigned int room;
 
-	/* 600 bytes: not on the stack of a call that is deep in the VFS. */
-	l = kmalloc(sizeof(*l), GFP_KERNEL);
-	if (!l)
-		return -ENOMEM;
 	while (len) {
 		room = pipe->max_usage - pipe_occupancy(pipe->head, pipe->tail);
 		if (!room)
@@ -400,7 +400,6 @@ static ssize_t zcdev_lend(struct zcdev *zd, struct pipe_inode_info *pipe,
 		done += ret;
 		len -= ret;
 	}
-	kfree(l);
 	return done ? done : ret;
 }
 
