@@ -324,7 +324,8 @@ void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes)
 /*
  * 1 when there is data, 0 at end of file (empty and no writer), or an
  * error. Sleeps with no zcdev lock held, so resize and reset never wait
- * behind a blocked reader.
+ * behind a blocked reader (they do wait for a sendfile() whose output is
+ * slow: it holds consume_lock until its output has taken its bytes).
  */
 int zcdev_wait_readable(struct zcdev *zd, bool nonblock)
 {

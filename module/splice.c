@@ -15,7 +15,15 @@
  *    this module, cannot be stolen by the reader, takes references with
  *    try_get_page() (refusing near overflow on tee), and carries flags 0
  *    (never CAN_MERGE: a later write(2) to the pipe must not append into
- *    our page, the Dirty Pipe bug, CVE-2022-0847).
+ *    our page, the Dirty Pipe bug, CVE-2022-0847);
+ *  - a page that may be pinned (a pin survives the zap) goes out as a copy.
+ * sendfile's internal pipe gets buffers of our own instead, which live no
+ * longer than the call: see zcdev_is_direct_pipe().
+ *
+ * One call, from zcdev_splice_read(): zcdev_lend() takes pages at tail in
+ * rounds (zcdev_lend_take()), zaps what it newly lent (zcdev_lend_zap()),
+ * swaps pinned pages for copies (zcdev_lend_recheck_pins()) and puts the
+ * buffers in the pipe, moving tail once (zcdev_lend_give()).
  */
 #include <linux/highmem.h>
 #include <linux/mm.h>

@@ -11,9 +11,11 @@
  *
  *   pipe->mutex          taken by the splice core or by zcdev_splice_write()
  *   produce_lock         one producer at a time moves head
- *   consume_lock         one consumer at a time moves tail
+ *   consume_lock         one consumer at a time moves tail; sendfile()
+ *                        holds it while its output takes the lent bytes
  *   ring_lock            head, tail, nr_pages, pages[], lent, stats, meta
- *   page lock            held by zcdev_fault() from lookup to PTE install
+ *   page lock            held by zcdev_fault() from lookup to PTE install,
+ *                        for the faulting page and those mapped ahead
  *
  * The fault handler takes only ring_lock (and then the page lock), and
  * ring_lock is never held while user memory is touched. So read() into,

@@ -7,8 +7,9 @@
  *    socket, EAGAIN, RLIMIT_FSIZE on a file;
  *  - positions are refused with ESPIPE (pread, pwrite, sendfile or splice
  *    given an offset), and sendfile() with none still works;
- *  - a ring page pinned through a mapping (io_uring fixed buffer) is lent
- *    as a copy, so the pipe's bytes and the ring's stay what they were;
+ *  - a ring page pinned through a mapping (an io_uring fixed buffer, or
+ *    process_vm_writev() in the middle of its copy) is lent as a copy, so
+ *    the pipe's bytes and the ring's stay what they were;
  *  - ring pages are charged to the memory cgroup: a RESIZE beyond
  *    memory.max fails with ENOMEM, changes nothing and kills nobody;
  *  - poll on a ring of 0 pages, O_ASYNC, mmap lengths past the limit.
@@ -18,6 +19,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -29,6 +31,7 @@
 #include <sys/wait.h>
 
 #include <linux/io_uring.h>
+#include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
 #include "zcdev_test.h"
@@ -383,6 +386,107 @@ TEST_F(ring, pinned_page_is_lent_as_a_copy)
 	uring_register(u.fd, IORING_UNREGISTER_BUFFERS, NULL, 0);
 out_uring:
 	close(u.fd);
+out_unmap:
+	munmap(map, PS);
+}
+
+struct vm_writer {
+	void *src, *dst;
+	size_t len;
+	ssize_t ret;
+	int err;
+};
+
+static void *vm_writer_main(void *arg)
+{
+	struct vm_writer *w = arg;
+	struct iovec local = { .iov_base = w->src, .iov_len = w->len };
+	struct iovec remote = { .iov_base = w->dst, .iov_len = w->len };
+
+	w->ret = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+	w->err = errno;
+	return NULL;
+}
+
+/*
+ * The same with a short-term pin, which every kernel takes:
+ * process_vm_writev() pins the ring page it writes to, then copies from
+ * a source page that userfaultfd holds back. While it waits, splice the
+ * slot out; then let the copy finish. The pipe must keep its bytes, and
+ * the bytes written through the pin must be the ring's.
+ */
+TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy = { .len = 0 };
+	struct vm_writer w = { .len = PS };
+	struct pollfd pfd = { .events = POLLIN };
+	struct zcdev_stats now;
+	struct uffd_msg msg;
+	uint64_t bytes = PS, ppos = 0;
+	uint8_t *map, *lap2;
+	pthread_t thread;
+	int p[2], uffd;
+	long bad;
+
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
+	map = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PS);
+	ASSERT_NE(MAP_FAILED, map);
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
+	if (uffd < 0)
+		SKIP(goto out_unmap, "userfaultfd for kernel-mode faults: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	w.src = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, w.src);
+	reg.range.start = (unsigned long)w.src;
+	reg.range.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	w.dst = map;
+
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, PS));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, vm_writer_main, &w));
+	/* The writer holds its pin on the ring page and waits for its source. */
+	pfd.fd = uffd;
+	ASSERT_EQ(1, poll(&pfd, 1, 10000));
+	ASSERT_EQ((ssize_t)sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+
+	ASSERT_EQ((ssize_t)PS, splice(self->fd, NULL, p[1], NULL, PS, 0));
+
+	lap2 = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, lap2);
+	zt_fill(lap2, PS, PS);
+	copy.dst = (unsigned long)w.src;
+	copy.src = (unsigned long)lap2;
+	copy.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &copy));
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	ASSERT_EQ((ssize_t)PS, w.ret) {
+		TH_LOG("process_vm_writev: %s", strerror(w.err));
+	}
+	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
+	self->pos += PS;
+
+	bad = check_stream(p[0], &ppos, PS);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the pipe's bytes changed after splice, from byte %ld", bad);
+	}
+	self->rpos = PS;
+	bad = check_stream(self->fd, &self->rpos, PS);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the bytes written through the pin are not the ring's, from byte %ld",
+		       bad);
+	}
+	ASSERT_EQ(0, zt_stats(self->fd, &now));
+	EXPECT_EQ(PS, DELTA(self, now, bytes_spliced_out_copied));
+
+	munmap(lap2, PS);
+	munmap(w.src, PS);
+	close(p[0]);
+	close(p[1]);
+	close(uffd);
 out_unmap:
 	munmap(map, PS);
 }
