@@ -75,11 +75,10 @@ bench:
 	@$(MAKE) --no-print-directory run CMD='zcdev bench $(BENCH_ARGS)'
 
 # groff's own warnings and man(1)'s, for each page; any output fails.
-MAN_CHECK_PAGES = $(wildcard man/*.[1-8])
 
 .PHONY: man-check
 man-check:
-	@for p in $(MAN_CHECK_PAGES); do \
+	@for p in $(MAN_PAGES); do \
 		out=$$(groff -man -z -wall $$p 2>&1; \
 		       LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$p 2>&1 >/dev/null); \
 		if [ -n "$$out" ]; then echo "$$out"; echo "man-check: $$p: FAIL"; exit 1; fi; \
