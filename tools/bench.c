@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "zcdev.h"
+#include "cmds.h"
 
 const char bench_help[] =
 "usage: zcdev bench [--size BYTES] [--chunk BYTES] [--method LIST]\n"
@@ -268,11 +268,11 @@ static void bench_pair(struct bench *b, const struct path *p, bool verify,
 	ret = set_sink(b, &cons, verify);
 	for (i = 0; i < 2 && !ret; i++)
 		ret = side_setup(sides[i], &b->info);
-	if (!ret && p->device && dev_stats(b->ctl, &st0))
+	if (!ret && p->device && zcdev_get_stats(b->ctl, &st0))
 		ret = side_fail(&cons, "ZCDEV_IOC_GET_STATS");
 	if (!ret)
 		ret = run_sides(&run, sides, 2);
-	if (!ret && p->device && dev_stats(b->ctl, &st1))
+	if (!ret && p->device && zcdev_get_stats(b->ctl, &st1))
 		ret = side_fail(&cons, "ZCDEV_IOC_GET_STATS");
 
 	err = run_error(&run, sides, 2);
@@ -282,7 +282,7 @@ static void bench_pair(struct bench *b, const struct path *p, bool verify,
 		sides_result(&prod, &cons, r);
 		r->has_stats = p->device;
 		if (p->device)
-			stats_delta(&st0, &st1, &r->d);
+			zcdev_stats_delta(&st0, &st1, &r->d);
 	}
 	side_release(&prod);
 	side_release(&cons);
@@ -362,8 +362,9 @@ static void print_row(const struct bench *b, size_t i)
 		return;
 	}
 	printf(" %6.2f %6.2f %7.2f %7llu %6llu\n",
-	       ratio(stats_copied(d), r->bytes), ratio(stats_by_ref(d), r->bytes),
-	       ratio(stats_in_place(d), r->bytes),
+	       ratio(zcdev_stats_copied(d), r->bytes),
+	       ratio(zcdev_stats_by_ref(d), r->bytes),
+	       ratio(zcdev_stats_in_place(d), r->bytes),
 	       (unsigned long long)d->pages_stolen_in,
 	       (unsigned long long)d->page_swaps);
 }
@@ -390,10 +391,10 @@ static void json_row(struct json *j, const struct bench *b, size_t i)
 	json_double(j, "sys_s", r->sys);
 	if (r->has_stats) {
 		json_begin(j, "zcdev", '{');
-		json_u64(j, "copied_bytes", stats_copied(&r->d));
-		json_u64(j, "by_ref_bytes", stats_by_ref(&r->d));
-		json_u64(j, "in_place_bytes", stats_in_place(&r->d));
-		json_fields(j, &r->d, stats_fields);
+		json_u64(j, "copied_bytes", zcdev_stats_copied(&r->d));
+		json_u64(j, "by_ref_bytes", zcdev_stats_by_ref(&r->d));
+		json_u64(j, "in_place_bytes", zcdev_stats_in_place(&r->d));
+		json_fields(j, &r->d, zcdev_stats_fields);
 		json_end(j, '}');
 	}
 	json_end(j, '}');
@@ -415,7 +416,7 @@ static void print_json(const struct bench *b)
 	if (b->ctl >= 0) {
 		json_str(&j, "device", dev_path());
 		json_begin(&j, "info", '{');
-		json_fields(&j, &b->info, info_fields);
+		json_fields(&j, &b->info, zcdev_info_fields);
 		json_end(&j, '}');
 	}
 	json_begin(&j, "rows", '[');
