@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "zcdev.h"
+#include "bench.h"
 
 static const char main_help[] =
 "usage: zcdev [-h|--help] [--version] COMMAND [ARGS]\n"
@@ -36,6 +37,7 @@ static const char main_help[] =
 "                              consumer in two threads\n"
 "  bench [OPTIONS]             every path side by side, with memcpy and pipe\n"
 "                              references measured in the same run\n"
+"  explain [PATH...]           what one call of each path does to the ring\n"
 "\n"
 "'zcdev COMMAND --help' describes each command.\n"
 "\n"
@@ -149,6 +151,7 @@ static const struct cmd cmds[] = {
 	{ "get",	cmd_get,	get_help },
 	{ "copy",	cmd_copy,	copy_help },
 	{ "bench",	cmd_bench,	bench_help },
+	{ "explain",	cmd_explain,	explain_help },
 	{ NULL }
 };
 
