@@ -8,7 +8,8 @@
 #   make selftests       static test programs in selftests/zcdev/
 #   make check           build, boot and test on every kernel in KERNELS (QEMU)
 #   make run [CMD=...]   a QEMU guest with the module loaded: a shell, or one command
-#   make bench           `zcdev bench` in that guest
+#   make bench           `zcdev bench` in that guest, then its table, JSON and plot
+#                        in build/bench-KERNEL.{txt,json,png} (BENCH_ARGS: its options)
 #   make style           checkpatch --strict over the module and the uapi header
 #   make sparse          kbuild C=2 with sparse
 #   make install         module, tool, uapi header (and udev rule) into the system
@@ -51,7 +52,7 @@ run:
 	@KERNEL="$(KERNEL)" CMD="$(CMD)" V="$(V)" selftests/qemu/run.sh
 
 bench:
-	@$(MAKE) --no-print-directory run CMD='zcdev bench $(BENCH_ARGS)'
+	@KERNEL="$(KERNEL)" BENCH_ARGS="$(BENCH_ARGS)" bench/bench.sh
 
 # checkpatch.pl and the two data files it reads next to itself, taken from
 # Debian's linux-source-6.1 (no kernel tree is needed with --no-tree).
