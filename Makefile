@@ -6,7 +6,7 @@
 #   make [module]        build module/zcdev.ko against KDIR
 #   make tools           static tools/zcdev
 #   make selftests       static test programs in selftests/zcdev/
-#   make check           build, boot and test on every kernel in KERNELS (QEMU)
+#   make check           build, boot and test on every lane in KERNELS (QEMU)
 #   make run [CMD=...]   a QEMU guest with the module loaded: a shell, or one command
 #   make bench           `zcdev bench` in that guest, then its table, JSON and plot
 #                        in build/bench-KERNEL.{txt,json,png} (BENCH_ARGS: its options)
@@ -18,7 +18,11 @@
 KDIR ?= /lib/modules/$(shell uname -r)/build
 PREFIX ?= /usr/local
 VERSION := $(shell cat VERSION)
-LINUX_SOURCE_TAR ?= /usr/src/linux-source-6.1.tar.xz
+# The rig's cache (Debian roots, kernel images, the debug kernel): see
+# selftests/qemu/roots.sh. checkpatch comes from the newest linux-source
+# the rig installed in its trixie root.
+ZCDEV_CACHE ?= /var/cache/zcdev
+LINUX_SOURCE_TAR ?= $(lastword $(sort $(wildcard $(ZCDEV_CACHE)/roots/trixie/usr/src/linux-source-*.tar.xz)))
 CACHE := build
 
 SHELL := /bin/bash
@@ -29,7 +33,7 @@ TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"'
 TOOLS_SRCS := $(wildcard tools/*.c)
 
 .PHONY: all module tools selftests check run bench style sparse \
-	install dkms-install dkms-remove clean
+	install dkms-install dkms-remove clean distclean
 
 all: module
 
@@ -60,6 +64,7 @@ CHECKPATCH := $(CACHE)/checkpatch/checkpatch.pl
 LINUX_SOURCE_DIR := $(basename $(basename $(notdir $(LINUX_SOURCE_TAR))))
 
 $(CHECKPATCH):
+	$(if $(LINUX_SOURCE_TAR),,$(error no linux-source tarball: run make check once, or set LINUX_SOURCE_TAR))
 	rm -rf $(CACHE)/checkpatch.tmp
 	mkdir -p $(CACHE)/checkpatch.tmp
 	tar -xJf $(LINUX_SOURCE_TAR) -C $(CACHE)/checkpatch.tmp --strip-components=2 \
@@ -116,3 +121,8 @@ clean:
 	$(if $(wildcard $(KDIR)/Makefile),$(MAKE) -C $(KDIR) M=$(CURDIR) clean)
 	$(MAKE) -C selftests clean
 	rm -rf $(CACHE) tools/zcdev
+
+# Everything the rig built or fetched: the lanes' Debian roots, the kernel
+# images and the debug kernels. The host itself holds nothing of the rig's.
+distclean: clean
+	rm -rf $(ZCDEV_CACHE)

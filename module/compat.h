@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Kernel differences between the releases zcdev supports (6.1 and 6.12),
+ * Kernel differences between the releases zcdev supports (6.1 to 7.3),
  * kept here so that the path code reads as if written for one kernel.
  * Kbuild force-includes this file and defines the ZCDEV_HAVE_* macros by
  * looking for the feature in the kernel's headers, not by version number.
+ * Outside the tested range the build stops: an untested kernel must not
+ * get a module that merely happens to compile.
  */
 #ifndef _ZCDEV_COMPAT_H
 #define _ZCDEV_COMPAT_H
@@ -11,6 +13,12 @@
 #ifndef __ASSEMBLY__
 
 #include <linux/mm.h>
+#include <linux/version.h>
+
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0) || \
+	LINUX_VERSION_CODE >= KERNEL_VERSION(7, 4, 0)
+#error "zcdev is tested on Linux 6.1 to 7.3 (see README.md, kernel lanes)"
+#endif
 
 /*
  * 6.3 made vma->vm_flags read-only and added accessors that take the
@@ -27,6 +35,20 @@ static inline void vm_flags_clear(struct vm_area_struct *vma, vm_flags_t flags)
 	vma->vm_flags &= ~flags;
 }
 #endif
+
+/*
+ * 6.18 wrapped the page flags word in memdesc_flags_t (page->flags.f), so
+ * that memory descriptors other than struct page can share it; before, it
+ * was a plain unsigned long.
+ */
+static inline unsigned long zcdev_page_flags(const struct page *page)
+{
+#ifdef ZCDEV_HAVE_MEMDESC_FLAGS
+	return page->flags.f;
+#else
+	return page->flags;
+#endif
+}
 
 #endif /* __ASSEMBLY__ */
 #endif /* _ZCDEV_COMPAT_H */

@@ -140,14 +140,21 @@ static bool zcdev_can_steal(struct zcdev *zd, struct pipe_buffer *buf,
 	       !PageLRU(buf->page);
 }
 
+/*
+ * folio_mapped() rather than page_mapped(): the latter is gone from the
+ * headers by 7.3 (still there in 6.12), the former exists on every
+ * supported kernel, and a pipe's page is never part of a large folio here
+ * (a whole page with refcount 1).
+ */
 static bool zcdev_page_unowned(struct page *page)
 {
 	const unsigned long allowed = 1UL << PG_locked | 1UL << PG_referenced |
 		1UL << PG_uptodate | 1UL << PG_active | 1UL << PG_workingset |
 		1UL << PG_waiters;
 
-	return page_ref_count(page) == 1 && !page_mapped(page) &&
-	       !page->mapping && !(page->flags & PAGE_FLAGS_CHECK_AT_PREP & ~allowed);
+	return page_ref_count(page) == 1 && !folio_mapped(page_folio(page)) &&
+	       !page->mapping &&
+	       !(zcdev_page_flags(page) & PAGE_FLAGS_CHECK_AT_PREP & ~allowed);
 }
 
 /*

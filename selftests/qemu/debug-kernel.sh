@@ -1,9 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The debug lane's kernel: Debian's linux-source-6.1, `make allnoconfig`
-# plus kernel.config and debug.config (KASAN, lockdep, DEBUG_VM, kmemleak),
-# built once and cached outside the repository. On success stdout carries
+# The debug lane's kernel: Debian's linux-source of the newest lane,
+# `make allnoconfig` plus kernel.config and debug.config (KASAN, lockdep,
+# DEBUG_VM, kmemleak), built once and cached outside the repository. The
+# rig runs it inside the trixie root (lib.sh: debug_kernel), so the paths
+# below are the root's and the compiler is the one the source's Debian
+# kernels are built with. On success stdout carries
 # exactly two lines for the rig:
 #
 #   KERNEL_IMAGE=/path/to/arch/x86/boot/bzImage
@@ -20,18 +23,18 @@
 #   ZCDEV_CACHE        cache root (default /var/cache/zcdev, or ~/.cache/zcdev
 #                      when that is not writable); trees go under
 #                      $ZCDEV_CACHE/debug-kernel/<key>/
-#   LINUX_SOURCE_TAR   the source tarball (default
-#                      /usr/src/linux-source-6.1.tar.xz, from deps.sh)
+#   LINUX_SOURCE_TAR   the source tarball, e.g. /usr/src/linux-source-7.3.tar.xz
+#   SOURCE_PACKAGE     the package that installed it (its version is in the key)
 #   JOBS               parallel make jobs (default: nproc)
 
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 fragments=("$here/kernel.config" "$here/debug.config")
-tarball=${LINUX_SOURCE_TAR:-/usr/src/linux-source-6.1.tar.xz}
+tarball=${LINUX_SOURCE_TAR:?the linux-source tarball}
 jobs=${JOBS:-$(nproc)}
 # Bump when the steps below change in a way that needs a new tree.
-recipe=1
+recipe=2
 
 # Called from make, the jobserver and flags of the caller must not leak
 # into the kernel build.
@@ -40,7 +43,7 @@ unset MAKEFLAGS MFLAGS MAKELEVEL
 say() { echo "debug-kernel: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-[ -r "$tarball" ] || die "no $tarball: run selftests/qemu/deps.sh (linux-source-6.1)"
+[ -r "$tarball" ] || die "no $tarball"
 for f in "${fragments[@]}"; do
 	[ -r "$f" ] || die "no $f"
 done
@@ -54,7 +57,7 @@ fi
 
 # The package version names the tarball's contents; without dpkg (a
 # tarball from elsewhere), its checksum does.
-src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null) ||
+src_version=$(dpkg-query -W -f='${Version}' "${SOURCE_PACKAGE:-none}" 2>/dev/null) ||
 	src_version=
 [ -n "$src_version" ] || src_version=$(sha256sum < "$tarball" | cut -d' ' -f1)
 key=$({

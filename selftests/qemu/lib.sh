@@ -16,12 +16,23 @@ unset MAKEFLAGS MFLAGS MAKELEVEL
 say() { echo "rig: $*" >&2; }
 die() { say "$*"; exit 1; }
 
+# shellcheck source=selftests/qemu/roots.sh
+. "$qemu_dir/roots.sh"
+
 # Every problem the kernel notices is fatal, so that it can only end the
 # run without a verdict. The slab and page poisoning catch use-after-free
 # and overruns on Debian's stock kernels; preempt=full widens race windows.
 kernel_cmdline="console=ttyS0 panic=-1 oops=panic panic_on_warn=1"
 kernel_cmdline+=" softlockup_panic=1 hung_task_panic=1"
 kernel_cmdline+=" slub_debug=FZP page_poison=1 preempt=full"
+# Under TCG a vCPU thread can go without host CPU for tens of seconds when
+# the host is busy (other guests, builds): a soft lockup detector at its
+# default 20 s then fires inside text_poke_bp() waiting for the other vCPU,
+# and RCU reports a stall. Those thresholds go to their maximum there
+# (120 s soft lockup, 300 s RCU stall, 600 s hung task): a real lockup or
+# hang still ends the run, only later.
+kernel_cmdline_tcg=" watchdog_thresh=60 rcupdate.rcu_cpu_stall_timeout=300"
+kernel_cmdline_tcg+=" sysctl.kernel.hung_task_timeout_secs=600"
 
 # Kernel log lines that fail a run (extended regular expressions). The
 # guest greps dmesg with them and the host greps the console log.
@@ -53,31 +64,64 @@ lock_build() {
 	fi
 }
 
-# deps.sh installs whatever is missing and reports "deps: kernel S -> V".
-# Fills kver[SERIES]=VERSION for each series asked for. A Debian kernel is
-# /boot/vmlinuz-V with its headers in /lib/modules/V/build; the series
-# "debug" is the kernel debug-kernel.sh builds (and caches), whose image and
-# tree go in kimage[V] and kdir[V], with the memory KASAN wants in kmem[V].
-declare -A kver kimage kdir kmem
+# Fills kver[LANE]=RELEASE for each lane asked for (6.1, 6.12, newest,
+# debug), with the kernel's image in kimage[RELEASE], its build tree inside
+# its root in kdir[RELEASE], the root in kroot[RELEASE] and the memory the
+# guest wants in kmem[RELEASE] (KASAN wants more). deps.sh first installs
+# the host's tools.
+declare -A kver kimage kdir kroot kmem
 resolve_kernels() {
-	local out line v
-	out=$("$qemu_dir/deps.sh" "$@")
-	echo "$out" >&2
-	while IFS= read -r line; do
-		[[ $line =~ ^deps:\ kernel\ ([^ ]+)\ -\>\ ([^ ]+)$ ]] &&
-			kver[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
-	done <<< "$out"
-	if [[ " $* " == *" debug "* ]]; then
-		say "debug: building or reusing the debug kernel (the first build takes ~15 minutes)"
-		out=$("$qemu_dir/debug-kernel.sh") || die "the debug kernel does not build"
-		local KERNEL_IMAGE KDIR
-		eval "$out"
-		v=$(cat "$KDIR/include/config/kernel.release")
-		kver[debug]=$v kimage[$v]=$KERNEL_IMAGE kdir[$v]=$KDIR kmem[$v]=2048
-	fi
-	for line in "$@"; do
-		[ -n "${kver[$line]:-}" ] || die "deps.sh named no kernel for series $line"
+	local lane v out KERNEL_IMAGE KDIR
+	"$qemu_dir/deps.sh" >&2 || die "deps.sh could not install the rig's tools"
+	for lane in "$@"; do
+		[ -n "${lane_root[$lane]:-}" ] ||
+			die "unknown lane '$lane' (lanes: ${!lane_root[*]})"
 	done
+	for lane in "$@"; do
+		ensure_root "${lane_root[$lane]}"
+		root_update "${lane_root[$lane]}"
+	done
+	for lane in "$@"; do
+		[ "$lane" != debug ] || continue
+		v=$(lane_kernel "$lane") || exit 1
+		kver[$lane]=$v kimage[$v]=$cache/kernels/$v/vmlinuz
+		kroot[$v]=${lane_root[$lane]} kdir[$v]=/usr/src/linux-headers-$v
+		say "lane $lane: $v (root ${lane_root[$lane]})"
+	done
+	if [[ " $* " == *" debug "* ]]; then
+		v=${kver[newest]:-$(lane_kernel newest)} || exit 1
+		say "debug: building or reusing the debug kernel from linux-source-${v%.*+*} (the first build takes ~15 minutes)"
+		out=$(debug_kernel "$v") || die "the debug kernel does not build"
+		eval "$out"
+		v=$(cat "$roots/trixie$KDIR/include/config/kernel.release")
+		kver[debug]=$v kimage[$v]=$roots/trixie$KERNEL_IMAGE kdir[$v]=$KDIR
+		kroot[$v]=trixie kmem[$v]=2048
+		say "lane debug: $v (root trixie)"
+	fi
+}
+
+# root_source RELEASE: Debian's linux-source of RELEASE's series in the
+# trixie root (for the debug kernel, the kselftest harness and checkpatch);
+# prints the tarball's path inside the root.
+root_source() {
+	local series=${1%.*+*} tar
+	tar=/usr/src/linux-source-$series.tar.xz
+	if [ ! -f "$roots/trixie$tar" ]; then
+		say "installing linux-source-$series in root trixie"
+		root_apt trixie install "linux-source-$series" > /dev/null ||
+			die "cannot install linux-source-$series in root trixie"
+	fi
+	echo "$tar"
+}
+
+# debug_kernel RELEASE: debug-kernel.sh inside the trixie root, on the
+# source of RELEASE's series; prints KERNEL_IMAGE= and KDIR= (root paths).
+debug_kernel() {
+	local tar
+	tar=$(root_source "$1") || return 1
+	in_root trixie "$top" env LINUX_SOURCE_TAR="$tar" \
+		SOURCE_PACKAGE="linux-source-${1%.*+*}" JOBS="$(nproc)" \
+		/zcdev/selftests/qemu/debug-kernel.sh
 }
 
 # build_logged LOG WHAT COMMAND...: run a build with its output in LOG; an
@@ -112,16 +156,20 @@ build_module() {
 	ko=$dir/src/module/zcdev.ko
 	rm -f "$ko"
 	build_logged "$dir/build.log" "$s: the module for $v" \
-		make -C "${kdir[$v]:-/lib/modules/$v/build}" M="$dir/src" ZCDEV_WERROR=1 \
-		-j"$(nproc)" modules
+		in_root "${kroot[$v]}" "$dir/src" \
+		make -C "${kdir[$v]}" M=/zcdev ZCDEV_WERROR=1 -j"$(nproc)" modules
 }
 
-# The tool and every test program, static, built once: user space does not
-# depend on the kernel. Returns non-zero on a failure or a warning.
+# The tool and every test program, static, built once in the trixie root
+# (user space does not depend on the kernel), with the kselftest harness of
+# the newest lane's source. Returns non-zero on a failure or a warning.
 build_userspace() {
+	local tar
 	mkdir -p "$build"
+	ensure_root trixie
+	tar=$(root_source "${kver[newest]:-$(lane_kernel newest)}") || return 1
 	build_logged "$build/userspace.log" "the tool and the selftests" \
-		make -C "$top" tools selftests
+		in_root trixie "$top" make -C /zcdev LINUX_SOURCE_TAR="$tar" tools selftests
 }
 
 # pack_initramfs OUT KO CONFIG-LINE...: busybox, /init and its config
@@ -162,7 +210,7 @@ set_qemu_cmd() {
 	qemu_cmd=(qemu-system-x86_64 "${accel_args[@]}" -m "${kmem[$v]:-1024}" -smp 2
 		  -nodefaults -display none -monitor none -no-reboot
 		  "${console[@]}" -serial "file:$verdict"
-		  -kernel "${kimage[$v]:-/boot/vmlinuz-$v}" -initrd "$initrd" -append "$2")
+		  -kernel "${kimage[$v]}" -initrd "$initrd" -append "$2$accel_cmdline")
 }
 
 # /dev/kvm can exist while KVM guests hang at boot, so KVM is used only
@@ -178,7 +226,7 @@ accel_start() {
 
 probe_kvm() {
 	local v=$1 t=${ZCDEV_KVM_PROBE_TIMEOUT:-30}
-	local accel_args=(-accel kvm -cpu host) qemu_cmd
+	local accel_args=(-accel kvm -cpu host) accel_cmdline= qemu_cmd
 	if [ ! -w /dev/kvm ]; then
 		echo "/dev/kvm is not there or not writable"
 		return 1
@@ -203,8 +251,8 @@ accel_wait() {
 		why=$(tail -n 1 "$build/kvm-probe.log")
 	fi
 	case $accel in
-	kvm) accel_args=(-accel kvm -cpu host) ;;
-	tcg) accel_args=(-accel tcg -cpu max) ;;
+	kvm) accel_args=(-accel kvm -cpu host) accel_cmdline= ;;
+	tcg) accel_args=(-accel tcg -cpu max) accel_cmdline=$kernel_cmdline_tcg ;;
 	*) die "ZCDEV_ACCEL must be kvm or tcg, not '$accel'" ;;
 	esac
 	say "accel: $accel ($why)"

@@ -7,8 +7,7 @@
 # The rig's own messages go to stderr, the guest's console to stdout.
 #
 # Environment:
-#   KERNEL         a series (default 6.1, its newest installed kernel) or
-#                  an exact installed version
+#   KERNEL         a lane: 6.1 (default), 6.12, newest or debug (roots.sh)
 #   CMD            the command to run instead of a shell
 #   V=1            show the kernel's messages (the guest boots quiet)
 #   ZCDEV_TIMEOUT  seconds CMD may take (default 900); a shell has no limit
@@ -24,12 +23,8 @@ timeout_s=${ZCDEV_TIMEOUT:-900}
 
 [ -n "$cmd" ] || [ -t 0 ] || die "a shell needs a terminal; give CMD=... to run a command"
 
-if [ -r "/boot/vmlinuz-$kernel" ] && [ -d "/lib/modules/$kernel/build" ]; then
-	v=$kernel
-else
-	resolve_kernels "$kernel"
-	v=${kver[$kernel]}
-fi
+resolve_kernels "$kernel"
+v=${kver[$kernel]}
 
 lock_build
 accel_start "$v"

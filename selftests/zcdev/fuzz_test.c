@@ -1546,7 +1546,7 @@ TEST_F_TIMEOUT(fuzz, random_syscalls, 600)
 /* The harness's timeout is a constant; the duration comes from the environment. */
 static void __attribute__((constructor)) fuzz_timeout(void)
 {
-	_fuzz_random_syscalls_object.timeout = fuzz_seconds() + 150;
+	ZT_TEST_OBJECT(fuzz, random_syscalls)->timeout = fuzz_seconds() + 150;
 }
 
 TEST_HARNESS_MAIN

@@ -533,14 +533,9 @@ FIXTURE_SETUP(rw)
 	self->pg = getpagesize();
 	self->default_pages = param_u32("ring_pages", 256);
 
-	if (access(zt_dev_path(), F_OK) && errno == ENOENT) {
-		/*
-		 * 6.1's harness runs the test body after a SKIP() in the setup
-		 * returns; jumping back to the harness skips the body too.
-		 */
-		SKIP(longjmp(_metadata->env, 1), "%s is missing: zcdev is not loaded",
-		     zt_dev_path());
-	}
+	/* The harness (the newest lane's) runs no body after a setup SKIP(). */
+	if (access(zt_dev_path(), F_OK) && errno == ENOENT)
+		SKIP(return, "%s is missing: zcdev is not loaded", zt_dev_path());
 	self->fd = zt_open(O_RDWR);
 	ASSERT_LE(0, self->fd) {
 		TH_LOG("open %s: %s", zt_dev_path(), strerror(errno));

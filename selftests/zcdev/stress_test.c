@@ -1287,8 +1287,9 @@ TEST_F_TIMEOUT(stress, mmap_producer_splice_consumer_and_a_reader, 600)
  */
 static void __attribute__((constructor)) stress_timeout(void)
 {
-	_stress_mixed_paths_resize_signals_object.timeout = mixed_seconds() + 120;
-	_stress_mmap_producer_splice_consumer_and_a_reader_object.timeout =
+	ZT_TEST_OBJECT(stress, mixed_paths_resize_signals)->timeout =
+		mixed_seconds() + 120;
+	ZT_TEST_OBJECT(stress, mmap_producer_splice_consumer_and_a_reader)->timeout =
 		3 * focused_seconds() + 60;
 }
 

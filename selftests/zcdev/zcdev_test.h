@@ -21,6 +21,18 @@
 
 #include <linux/zcdev.h>
 
+/*
+ * The metadata of fixture test F.T, whose timeout a constructor may set
+ * from the environment. Newer harnesses (those with KSELFTEST_PRIO_TEST)
+ * keep it behind a pointer that their own, earlier constructors fill in;
+ * older ones (6.1's) have the struct itself.
+ */
+#ifdef KSELFTEST_PRIO_TEST
+#define ZT_TEST_OBJECT(f, t) (_##f##_##t##_object)
+#else
+#define ZT_TEST_OBJECT(f, t) (&_##f##_##t##_object)
+#endif
+
 #define ZT_DEV "/dev/zcdev"
 #define ZT_SYSFS_DIR "/sys/class/misc/zcdev/"
 
