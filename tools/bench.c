@@ -32,12 +32,14 @@ const char bench_help[] =
 "runs a fixed path: consumer rows are filled by write(2), or by mmap +\n"
 "ZCDEV_IOC_PRODUCE when the producer holds a mapping; producer rows are\n"
 "drained by splice to /dev/null. One lap runs untimed first. Rounds are\n"
-"interleaved: every row runs once per round, --repeat rounds; a row\n"
-"shows the median and the min-max over the rounds of its ratio to its\n"
-"baseline measured in the same round. A verify round first checks every\n"
-"byte every path delivers (to a memfd or through the socket instead of\n"
-"/dev/null). The bench resets the ring (ZCDEV_IOC_RESET) before every row:\n"
-"do not run it while something else uses the device.\n"
+"interleaved: every row runs once per round, --repeat rounds. Within a\n"
+"round a row's laps alternate with laps of its baseline (on a context of\n"
+"its own), so that the two see the same machine; a row shows the median\n"
+"and the min-max over the rounds of that ratio (see x base). A verify\n"
+"round first checks every byte every path delivers (to a memfd or through\n"
+"the socket instead of /dev/null). The bench resets the ring\n"
+"(ZCDEV_IOC_RESET) before every row: do not run it while something else\n"
+"uses the device.\n"
 "\n"
 "  -s, --size BYTES     payload of each row, K/M/G suffixes, default 16M\n"
 "  -c, --chunk LIST     bytes per call, comma-separated, default 4K,64K,1M\n"
@@ -60,7 +62,9 @@ const char bench_help[] =
 "\n"
 "rows (baseline in brackets):\n"
 "  ref:pipe-rw         a Linux pipe of the ring's size, write -> read [itself]\n"
-"  ref:pipe-splice     the pipe, vmsplice -> splice to /dev/null [pipe-rw]\n"
+"  ref:pipe-splice     the pipe, memcpy into a ring-sized buffer (as an mmap\n"
+"                      producer writes the ring) and vmsplice it -> splice\n"
+"                      to /dev/null [pipe-rw]\n"
 "  ref:memcpy          memcpy into a ring-sized buffer [pipe-rw]\n"
 "  pair:write-read     zcdev write -> read, both timed [pipe-rw]\n"
 "  pair:mmap-splice    zcdev mmap + PRODUCE -> splice to /dev/null, both\n"
@@ -83,9 +87,11 @@ const char bench_help[] =
 "A thread drains the socket with recv(MSG_TRUNC); its time is not counted.\n"
 "\n"
 "columns:\n"
-"  MB/s      payload bytes / wall time of the timed side, 10^6 bytes/s\n"
-"            (median over the rounds)\n"
-"  x base    MB/s over the baseline's in the same round: median, min-max\n"
+"  MB/s      bytes / wall time of the timed side, 10^6 bytes/s: a round's\n"
+"            is its median lap's, the row's the median round's\n"
+"  x base    MB/s over the baseline's: a round's is the median ratio of a\n"
+"            lap to the baseline lap beside it; median and min-max of the\n"
+"            rounds\n"
 "  calls     system calls of the timed side per round\n"
 "  cpu s/GB  CPU time of the timed side per 10^9 payload bytes; sys% of it\n"
 "  copy, ref, inpl   bytes the module copied, moved as page references,\n"
@@ -111,6 +117,7 @@ struct brow {
 	char err[192];
 	struct bcost *s;	/* one sample per round */
 	double *mbps, *x;
+	double *base_mbps;	/* the baseline's, in laps alternating with ours */
 };
 
 struct bench {
@@ -200,29 +207,67 @@ static uint64_t st_stolen(const struct zcdev_stats *d)
 
 /* ---- running ---- */
 
+/*
+ * A round's figures from its laps, so that a lap the host preempted
+ * cannot move them: MB/s is the median lap's, the ratio the median of
+ * the ratios of the row's laps to the baseline laps run beside them.
+ */
+static void lap_ratios(struct brow *r, unsigned int round,
+		       const struct bcost *row, const struct bcost *base)
+{
+	double x[BENCH_MAX_LAPS];
+	unsigned int i, n = row->laps;
+
+	r->mbps[round] = median(row->lap_rate, row->laps) / MB;
+	if (!base) {
+		r->x[round] = 1;
+		r->base_mbps[round] = r->mbps[round];
+		return;
+	}
+	if (base->laps < n)
+		n = base->laps;
+	for (i = 0; i < n; i++)
+		x[i] = row->lap_rate[i] / base->lap_rate[i];
+	r->x[round] = median(x, n);
+	r->base_mbps[round] = median(base->lap_rate, base->laps) / MB;
+}
+
+/*
+ * One round of a row: laps of the row alternate with laps of its
+ * baseline, each in its own context, so the ratio compares laps run
+ * side by side. The verify round runs the row alone.
+ */
 static void run_row(struct bench *b, struct brow *r, unsigned int round,
 		    bool verify)
 {
 	uint64_t ring = b->env.have_dev ? b->env.info.ring_bytes : 1 << 20;
 	uint64_t total = verify && b->size > 3 * ring ? 3 * ring : b->size;
-	struct bcost cost;
-	struct bctx c;
-	int ret;
+	bool alt = !verify && r->base != r;
+	struct bctx c[2], *cs[2] = { &c[0], &c[1] };
+	struct bcost cost[2];
+	int ret, i, nr = 1;
 
-	ret = bctx_open(&c, &b->env, r->p, r->map, r->chunk, verify);
-	if (!ret)
-		ret = bctx_laps(&c, total, 1, &cost);
-	bctx_close(&c);
-	if (c.failed) {
-		r->ok = false;
-		snprintf(r->err, sizeof(r->err), "%s%.180s", verify ? "verify: " : "",
-			 c.err);
-		return;
+	ret = bctx_open(&c[0], &b->env, r->p, r->map, r->chunk, verify);
+	if (!ret && alt) {
+		nr = 2;
+		ret = bctx_open(&c[1], &b->env, r->base->p, r->base->map,
+				r->chunk, false);
 	}
-	if (verify)
+	if (!ret)
+		ret = bctx_laps(cs, nr, total, 1, cost);
+	for (i = 0; i < nr; i++) {
+		bctx_close(&c[i]);
+		if (c[i].failed && r->ok) {
+			r->ok = false;
+			snprintf(r->err, sizeof(r->err), "%s%.170s",
+				 verify ? "verify: " : i ? "baseline: " : "",
+				 c[i].err);
+		}
+	}
+	if (!r->ok || verify)
 		return;
-	r->s[round] = cost;
-	r->mbps[round] = cost.secs > 0 ? cost.bytes / cost.secs / MB : NAN;
+	r->s[round] = cost[0];
+	lap_ratios(r, round, &cost[0], alt ? &cost[1] : NULL);
 }
 
 static void progress(const struct bench *b, const struct brow *r,
@@ -257,13 +302,9 @@ static void run_all(struct bench *b)
 	}
 	if (progress_wanted())
 		fputs("\r\033[K", stderr);
-	for (i = 0; i < b->nr_rows; i++) {
-		struct brow *r = &b->rows[i];
-
-		for (round = 0; round < b->repeat; round++)
-			r->x[round] = r->ok && r->base->ok ?
-				      r->mbps[round] / r->base->mbps[round] : NAN;
-	}
+	for (i = 0; i < b->nr_rows; i++)
+		for (round = 0; round < b->repeat && !b->rows[i].ok; round++)
+			b->rows[i].x[round] = NAN;
 }
 
 /* ---- which rows ---- */
@@ -376,7 +417,8 @@ static void add_row(struct bench *b, const struct bpath *p, enum bmap m,
 	r->s = calloc(b->repeat, sizeof(*r->s));
 	r->mbps = calloc(b->repeat, sizeof(double));
 	r->x = calloc(b->repeat, sizeof(double));
-	if (!r->s || !r->mbps || !r->x) {
+	r->base_mbps = calloc(b->repeat, sizeof(double));
+	if (!r->s || !r->mbps || !r->x || !r->base_mbps) {
 		errmsg("bench: out of memory");
 		exit(EXIT_FAIL);
 	}
@@ -484,7 +526,7 @@ static void print_header(const struct bench *b)
 	printf("splice to /dev/null; %s\n",
 	       b->verify ? "every byte verified in a first, untimed round"
 			 : "no verify round (--no-verify)");
-	printf("MB/s = 10^6 bytes/s; x base = MB/s over the baseline's (vs) in the same round\n");
+	printf("MB/s = 10^6 bytes/s; x base = MB/s over the baseline's (vs), laps alternating\n");
 	printf("copy, ref, inpl per payload byte; lent, fault, swap, steal per payload page\n");
 }
 
@@ -559,17 +601,23 @@ static void print_table(const struct bench *b)
 static void json_sample(struct json *j, const struct brow *r, unsigned int i)
 {
 	const struct bcost *s = &r->s[i];
+	unsigned int k;
 
 	json_begin(j, NULL, '{');
 	json_u64(j, "bytes", s->bytes);
 	json_double(j, "seconds", s->secs);
 	json_double(j, "mb_per_s", r->mbps[i]);
 	json_double(j, "x", r->x[i]);
+	json_double(j, "base_mb_per_s", r->base_mbps[i]);
 	json_double(j, "cpu_s", s->cpu);
 	json_double(j, "user_s", s->usr);
 	json_double(j, "sys_s", s->sys);
 	json_u64(j, "syscalls", s->syscalls);
 	json_u64(j, "minflt", s->minflt);
+	json_begin(j, "lap_mb_per_s", '[');
+	for (k = 0; k < s->laps; k++)
+		json_double(j, NULL, s->lap_rate[k] / MB);
+	json_end(j, ']');
 	if (!r->p->pipe && r->p->put != BP_MEMCPY) {
 		json_begin(j, "zcdev", '{');
 		json_u64(j, "copied_bytes", stats_copied(&s->d));

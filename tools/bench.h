@@ -35,6 +35,7 @@ enum bput {
 	BP_SPLICE,	/* splice from a pipe already holding the bytes */
 	BP_VMSPLICE,	/* vmsplice the payload into a pipe, splice it in */
 	BP_MEMCPY,	/* reference: memcpy into a ring-sized buffer */
+	BP_STAGE_VMSPLICE,	/* reference: the same, then vmsplice it */
 	BP_NR,
 };
 
@@ -71,9 +72,14 @@ extern const size_t nr_bpaths;
 extern const char *const bmap_names[];
 const struct bpath *bpath_find(const char *id);
 
+#define BENCH_MAX_LAPS	64
+
 /* What a timed side cost, summed over its timed stretches. */
 struct bcost {
 	uint64_t bytes;
+	/* bytes/s of each lap's timed side, the first BENCH_MAX_LAPS laps */
+	double lap_rate[BENCH_MAX_LAPS];
+	unsigned int laps;
 	double secs;		/* wall */
 	double cpu;		/* CLOCK_THREAD_CPUTIME_ID */
 	double usr, sys;	/* getrusage(RUSAGE_THREAD) */
@@ -151,11 +157,13 @@ int bput_run(struct bctx *c, enum bput m, uint64_t n, struct bcost *cost);
 int bget_run(struct bctx *c, enum bget m, uint64_t n, struct bcost *cost);
 
 /*
- * Move total bytes lap by lap, timing the side(s) the row's path measures
- * into *cost. warm laps run first, untimed. Returns 0 or -1 (c->err).
+ * Move total bytes through each of nr contexts (one, or a row and its
+ * baseline), a lap on each in turn, so that host noise hits both alike;
+ * each context's measured side is timed into its costs[i]. warm laps on
+ * each run first, untimed. Returns 0 or -1 (the failing context's err).
  */
-int bctx_laps(struct bctx *c, uint64_t total, unsigned int warm,
-	      struct bcost *cost);
+int bctx_laps(struct bctx **cs, int nr, uint64_t total, unsigned int warm,
+	      struct bcost *costs);
 
 /* Around a timed stretch. */
 struct bmark {

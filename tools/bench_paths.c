@@ -44,7 +44,7 @@ const char *const bmap_names[] = {
 const struct bpath bpaths[] = {
 	{ "ref:pipe-rw", "pipe write/read", BS_REF, BP_WRITE, BG_READ, true, 0,
 	  "ref:pipe-rw", "pipe" },
-	{ "ref:pipe-splice", "pipe vmsplice/splice", BS_REF, BP_VMSPLICE,
+	{ "ref:pipe-splice", "pipe vmsplice/splice", BS_REF, BP_STAGE_VMSPLICE,
 	  BG_SPLICE_NULL, true, 0, "ref:pipe-rw", "pipe-splice" },
 	{ "ref:memcpy", "memcpy", BS_REF, BP_MEMCPY, BG_NONE, false, 0,
 	  "ref:pipe-rw", "memcpy" },
@@ -293,13 +293,14 @@ int bput_call(struct bctx *c, enum bput m, size_t n)
 		ret = splice_all(c, c->in[0], c->wfd, n, "pipe -> ring");
 		break;
 	case BP_VMSPLICE:
-		if (c->path->pipe) {
-			ret = vmsplice_all(c, c->wfd, src, n);
-			break;
-		}
 		ret = vmsplice_all(c, c->in[1], src, n);
 		if (!ret)
 			ret = splice_all(c, c->in[0], c->wfd, n, "pipe -> ring");
+		break;
+	case BP_STAGE_VMSPLICE:
+		dst = c->ring_buf + c->put_off % c->cap;
+		memcpy(dst, src, n);
+		ret = vmsplice_all(c, c->wfd, dst, n);
 		break;
 	case BP_MEMCPY:
 		memcpy(c->ring_buf + c->put_off % c->cap, src, n);
@@ -528,37 +529,61 @@ int bget_run(struct bctx *c, enum bget m, uint64_t n, struct bcost *cost)
 	return 0;
 }
 
-int bctx_laps(struct bctx *c, uint64_t total, unsigned int warm,
-	      struct bcost *cost)
+/* One lap: fill n bytes and drain them, timing the side(s) the row measures. */
+static int bctx_lap(struct bctx *c, uint64_t n, struct bcost *cost)
 {
-	enum bput pm = bctx_put_path(c);
-	enum bget gm = bctx_get_path(c);
 	bool tput = c->path->side != BS_GET, tget = c->path->side != BS_PUT;
-	uint64_t moved = 0;
+	double secs = cost ? cost->secs : 0;
+
+	if (bput_run(c, bctx_put_path(c), n, tput ? cost : NULL))
+		return -1;
+	if (bget_run(c, bctx_get_path(c), n, tget ? cost : NULL))
+		return -1;
+	if (!cost)
+		return 0;
+	cost->bytes += n;
+	if (cost->laps < BENCH_MAX_LAPS && cost->secs > secs)
+		cost->lap_rate[cost->laps++] = n / (cost->secs - secs);
+	return 0;
+}
+
+int bctx_laps(struct bctx **cs, int nr, uint64_t total, unsigned int warm,
+	      struct bcost *costs)
+{
+	uint64_t moved[2] = { 0, 0 };
 	unsigned int lap;
-	int ret = 0;
+	bool more = true;
+	int i, ret = 0;
 
-	memset(cost, 0, sizeof(*cost));
-	for (lap = 0; !ret && (lap < warm || moved < total); lap++) {
+	for (i = 0; i < nr; i++)
+		memset(&costs[i], 0, sizeof(costs[i]));
+	for (lap = 0; !ret && more; lap++) {
 		bool timed = lap >= warm;
-		uint64_t n = timed ? MIN(c->cap, total - moved) : c->cap;
 
-		if (c->env->timeout)
-			bench_watchdog(c->env->timeout);
-		ret = bput_run(c, pm, n, timed && tput ? cost : NULL);
-		if (!ret)
-			ret = bget_run(c, gm, n, timed && tget ? cost : NULL);
-		if (timed)
-			moved += n;
+		more = !timed;
+		for (i = 0; !ret && i < nr; i++) {
+			struct bctx *c = cs[i];
+			uint64_t n = timed ? MIN(c->cap, total - moved[i]) : c->cap;
+
+			if (!n)
+				continue;
+			if (c->env->timeout)
+				bench_watchdog(c->env->timeout);
+			ret = bctx_lap(c, n, timed ? &costs[i] : NULL);
+			if (timed)
+				moved[i] += n;
+			more |= moved[i] < total;
+		}
 	}
 	bench_watchdog(0);
-	if (ret && atomic_load(&xfer_abort)) {
-		c->failed = false;
+	for (i = 0; ret && i < nr; i++) {
+		if (!cs[i]->failed || !atomic_load(&xfer_abort))
+			continue;
+		cs[i]->failed = false;
 		errno = 0;
-		bctx_fail(c, "%s: no lap within %g s", c->path->id,
-			  c->env->timeout);
+		bctx_fail(cs[i], "%s: no lap within %g s", cs[i]->path->id,
+			  cs[i]->env->timeout);
 	}
-	cost->bytes = moved;
 	return ret;
 }
 
@@ -747,11 +772,16 @@ int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 		c->cap = got;
 	} else if (pm == BP_MEMCPY) {
 		c->cap = env->have_dev ? env->info.ring_bytes : 1 << 20;
-		c->ring_buf = malloc(c->cap);
-		if (!c->ring_buf)
-			return bctx_fail(c, "malloc");
 	} else if (open_device(c)) {
 		return -1;
+	}
+	if (pm == BP_MEMCPY || pm == BP_STAGE_VMSPLICE) {
+		/* Page aligned: vmsplice takes a pipe slot per page it spans. */
+		if (posix_memalign((void **)&c->ring_buf, 4096, c->cap)) {
+			c->ring_buf = NULL;
+			errno = ENOMEM;
+			return bctx_fail(c, "buffer");
+		}
 	}
 	if (c->chunk > c->cap)
 		c->chunk = c->cap;
