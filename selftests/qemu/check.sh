@@ -134,7 +134,20 @@ boot() {
 	fi
 }
 
+# What the rig promises to leave alone on the host: /boot, the apt sources,
+# the kernel, header and DKMS packages and the DKMS tree. Taken before
+# anything is installed or prepared, compared at the end.
+host_state() {
+	ls -la /boot 2>/dev/null
+	cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | sha256sum
+	dpkg-query -W -f='${Package} ${Version} ${Status}\n' 'linux-image-*' \
+		'linux-headers-*' 'linux-binary-*' 'dkms' '*-dkms' 2>/dev/null
+	ls -la /var/lib/dkms /lib/modules 2>/dev/null
+	true	# a directory or package that is not there is part of the state
+}
+
 start=$SECONDS
+host_before=$(host_state)
 resolve_kernels "${series[@]}"
 lock_build
 accel_start "${kver[${series[0]}]}"
@@ -180,6 +193,13 @@ for s in "${series[@]}"; do
 	boot "$s" "${kver[$s]}"
 	say "$s: $(counts "$s") in $((SECONDS - t0))s"
 done
+
+if [ "$(host_state)" = "$host_before" ]; then
+	record "ok host unchanged (/boot, apt sources, kernel and DKMS packages)" host
+else
+	record "not ok host changed:" host
+	diff <(echo "$host_before") <(host_state) | sed 's/^/    # /' || true
+fi
 
 echo
 echo "== summary (${accel_args[1]}, $((SECONDS - start))s)"
