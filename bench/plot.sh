@@ -59,8 +59,17 @@ add put-none "producers, nobody maps the ring"
 add put-meta "producers, the meta page alone mapped"
 add put-mapped "producers, the producer maps the ring"
 [ "$n" -gt 0 ] || { echo "$0: no rows to plot in $json" >&2; exit 1; }
-per_line=$((n < 2 ? 2 : n < 4 ? n : 4))
-lines=$(((n + 3) / 4))
+# The legend, the same for every panel, gets a slot of its own.
+first=$(cd "$tmp" && for f in refs get-none get-meta get-mapped put-none put-meta put-mapped; do
+	[ "$(wc -l < "$f")" -gt 1 ] && { echo "$f"; break; }; done)
+cols=$(head -n 1 "$tmp/$first" | awk -F '\t' '{ print NF }')
+plots+=("unset border; unset xtics; unset ytics; unset ylabel; unset title
+unset logscale y; set yrange [0:1]; set xrange [-10:-9]
+set key center center vertical font ',12' title 'call size'
+plot for [i=2:$cols] '$tmp/$first' using i:xtic(1) title columnhead(i)")
+slots=$((n + 1))
+per_line=$((slots < 4 ? slots : 4))
+lines=$(((slots + 3) / 4))
 term=${term/WIDTH/$((per_line * 450))}
 term=${term/HEIGHT/$((lines * 480 + 40))}
 
@@ -74,10 +83,13 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
-set yrange [0:*]
+# Paths differ by 100x and more: a log scale keeps the slow ones visible.
+set logscale y
+set yrange [10:*]
+set mytics 10
 set xtics rotate by 30 right nomirror
-set key top left
-set ylabel "MB/s"
+unset key
+set ylabel "MB/s (log scale)"
 set multiplot layout $lines,$per_line title "$title"
 GP
 	printf '%s\n' "${plots[@]}"
