@@ -126,7 +126,7 @@ struct bench {
 	size_t chunks[MAX_CHUNKS];
 	int nr_chunks;
 	bool want_map[BMAP_NR];
-	bool want[32];		/* by index in bpaths[] */
+	bool want[BENCH_MAX_PATHS];	/* by index in bpaths[] */
 	unsigned int repeat;
 	bool verify;
 	enum bformat format;

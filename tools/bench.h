@@ -67,6 +67,8 @@ struct bpath {
 	const char *alias;	/* the name the old bench used, or NULL */
 };
 
+#define BENCH_MAX_PATHS	32
+
 extern const struct bpath bpaths[];
 extern const size_t nr_bpaths;
 extern const char *const bmap_names[];

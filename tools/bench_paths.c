@@ -81,6 +81,8 @@ const struct bpath bpaths[] = {
 };
 
 const size_t nr_bpaths = sizeof(bpaths) / sizeof(bpaths[0]);
+_Static_assert(sizeof(bpaths) / sizeof(bpaths[0]) <= BENCH_MAX_PATHS,
+	       "struct bench's want[] is too small");
 
 const struct bpath *bpath_find(const char *id)
 {
