@@ -4,7 +4,7 @@
 # is user space or a wrapper around the QEMU rig in selftests/qemu/.
 #
 #   make [module]        build module/zcdev.ko against KDIR
-#   make tools           static tools/zcdev
+#   make tools           static tools/zcdev and the examples/ (all on libzcdev)
 #   make selftests       static test programs in selftests/zcdev/
 #   make check           build, boot and test on every lane in KERNELS (QEMU)
 #   make run [CMD=...]   a QEMU guest with the module loaded: a shell, or one command
@@ -30,9 +30,11 @@ SHELL := /bin/bash
 
 TOOLS_CFLAGS := -static -O2 -Wall -Wextra -I uapi -pthread
 TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"'
-TOOLS_SRCS := $(wildcard tools/*.c)
+TOOLS_SRCS := $(wildcard tools/*.c tools/lib/*.c)
+LIBZCDEV := tools/lib/zcdev.c tools/lib/zcdev.h
+EXAMPLES := $(basename $(wildcard examples/*.c))
 
-.PHONY: all module tools selftests check run bench style sparse \
+.PHONY: all module tools examples selftests check run bench style sparse \
 	install dkms-install dkms-remove clean distclean
 
 all: module
@@ -40,9 +42,15 @@ all: module
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
-tools: tools/zcdev
+tools: tools/zcdev examples
 
-tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h) uapi/linux/zcdev.h VERSION
+# Each example also builds alone with the line at its top.
+examples: $(EXAMPLES)
+
+examples/%: examples/%.c $(LIBZCDEV) uapi/linux/zcdev.h
+	$(CC) -static -O2 -Wall -Wextra -I uapi -I tools/lib -o $@ $< tools/lib/zcdev.c
+
+tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h tools/lib/*.h) uapi/linux/zcdev.h VERSION
 	$(if $(TOOLS_SRCS),,$(error no tools/*.c to build tools/zcdev from))
 	$(CC) $(TOOLS_CFLAGS) -o $@ $(TOOLS_SRCS)
 
@@ -120,7 +128,7 @@ dkms-remove:
 clean:
 	$(if $(wildcard $(KDIR)/Makefile),$(MAKE) -C $(KDIR) M=$(CURDIR) clean)
 	$(MAKE) -C selftests clean
-	rm -rf $(CACHE) tools/zcdev
+	rm -rf $(CACHE) tools/zcdev $(EXAMPLES)
 
 # Everything the rig built or fetched: the lanes' Debian roots, the kernel
 # images and the debug kernels. The host itself holds nothing of the rig's.

@@ -37,9 +37,9 @@ const char bench_help[] =
 "its own), so that the two see the same machine; a row shows the median\n"
 "and the min-max over the rounds of that ratio (see x base). A verify\n"
 "round first checks every byte every path delivers (to a memfd or through\n"
-"the socket instead of /dev/null). The bench resets the ring\n"
-"(ZCDEV_IOC_RESET) before every row: do not run it while something else\n"
-"uses the device.\n"
+"the socket instead of /dev/null). The bench holds the ring's producer\n"
+"and consumer claims while it runs (a put, get or copy cannot start) and\n"
+"resets the ring (ZCDEV_IOC_RESET) before every row.\n"
 "\n"
 "  -s, --size BYTES     payload of each row, K/M/G suffixes, default 16M\n"
 "  -c, --chunk LIST     bytes per call, comma-separated, default 4K,64K,1M\n"
@@ -568,9 +568,9 @@ static void print_row(const struct bench *b, const struct brow *r)
 	}
 	pages = b->page_size;
 	printf(" %5.2f %5.2f %5.2f %5.2f %5.2f %5.2f %5.2f\n",
-	       per_byte(r, b->repeat, stats_copied),
-	       per_byte(r, b->repeat, stats_by_ref),
-	       per_byte(r, b->repeat, stats_in_place),
+	       per_byte(r, b->repeat, zcdev_stats_copied),
+	       per_byte(r, b->repeat, zcdev_stats_by_ref),
+	       per_byte(r, b->repeat, zcdev_stats_in_place),
 	       per_byte(r, b->repeat, st_lent) * pages,
 	       per_byte(r, b->repeat, st_faults) * pages,
 	       per_byte(r, b->repeat, st_swaps) * pages,
@@ -620,10 +620,10 @@ static void json_sample(struct json *j, const struct brow *r, unsigned int i)
 	json_end(j, ']');
 	if (!r->p->pipe && r->p->put != BP_MEMCPY) {
 		json_begin(j, "zcdev", '{');
-		json_u64(j, "copied_bytes", stats_copied(&s->d));
-		json_u64(j, "by_ref_bytes", stats_by_ref(&s->d));
-		json_u64(j, "in_place_bytes", stats_in_place(&s->d));
-		json_fields(j, &s->d, stats_fields);
+		json_u64(j, "copied_bytes", zcdev_stats_copied(&s->d));
+		json_u64(j, "by_ref_bytes", zcdev_stats_by_ref(&s->d));
+		json_u64(j, "in_place_bytes", zcdev_stats_in_place(&s->d));
+		json_fields(j, &s->d, zcdev_stats_fields);
 		json_end(j, '}');
 	}
 	json_end(j, '}');
@@ -676,7 +676,7 @@ static void print_json(const struct bench *b)
 	if (b->env.have_dev) {
 		json_str(&j, "device", dev_path());
 		json_begin(&j, "info", '{');
-		json_fields(&j, &b->env.info, info_fields);
+		json_fields(&j, &b->env.info, zcdev_info_fields);
 		json_end(&j, '}');
 	}
 	json_begin(&j, "rows", '[');
@@ -813,7 +813,7 @@ int cmd_bench(const struct cmd *c, int argc, char **argv)
 		.verify = true,
 		.env.timeout = 10,
 	};
-	int ret = EXIT_OK, p[2];
+	int ret = EXIT_OK, p[2], claim = -1;
 	size_t i;
 
 	memset(b.want, 1, sizeof(b.want));
@@ -821,11 +821,9 @@ int cmd_bench(const struct cmd *c, int argc, char **argv)
 	bench_getopt(c, &b, argc, argv);
 	b.page_size = sysconf(_SC_PAGESIZE);
 	if (wants_device(&b)) {
-		int fd = dev_open(O_RDONLY, &b.env.info);
-
-		if (fd < 0)
-			return -fd;
-		close(fd);
+		claim = bench_claim(&b.env.info);
+		if (claim < 0)
+			return -claim;
 		b.env.have_dev = true;
 		b.page_size = b.env.info.page_size;
 	}
@@ -853,5 +851,7 @@ int cmd_bench(const struct cmd *c, int argc, char **argv)
 	for (i = 0; i < b.nr_rows; i++)
 		if (!b.rows[i].ok)
 			ret = EXIT_FAIL;
+	if (claim >= 0)
+		close(claim);
 	return ret;
 }

@@ -17,7 +17,7 @@
 
 #include <pthread.h>
 
-#include "zcdev.h"
+#include "cmds.h"
 
 /* Who holds a mapping of the ring while a row runs. */
 enum bmap {
@@ -112,8 +112,8 @@ struct bctx {
 	int ctl;		/* for GET_STATS, or -1 */
 	struct zcdev_info info;	/* the device's, once open */
 	uint64_t cap;		/* bytes one lap holds: ring or pipe */
-	struct zring pmap;	/* the producer's mapping (BMAP_PROD) */
-	struct zring cmap;	/* the consumer's mapping (mmap gets) */
+	struct zcdev_ring pmap;	/* the producer's mapping (BMAP_PROD) */
+	struct zcdev_ring cmap;	/* the consumer's mapping (mmap gets) */
 	void *meta;		/* BMAP_META: the meta page alone */
 	int hop[2];		/* ring -> hop -> sink */
 	int in[2];		/* the pipe splice and vmsplice put from */
@@ -177,6 +177,8 @@ struct bmark {
 void bmark_take(struct bctx *c, struct bmark *m, bool end);
 void bmark_add(struct bctx *c, const struct bmark *a, const struct bmark *b,
 	       struct bcost *cost);
+
+int bench_claim(struct zcdev_info *info);
 
 /* Quiet the bench's signals; the lap watchdog. */
 void bench_signals(void);

@@ -29,7 +29,7 @@ const char explain_help[] =
 "drains by splice to /dev/null), so the slots are in the state that path\n"
 "keeps them in; then a consumer call finds a full ring and a producer\n"
 "call an empty one. The figures are deltas around that call alone.\n"
-"Resets the ring: do not run it while something else uses the device.\n"
+"It holds the ring's producer and consumer claims and resets the ring.\n"
 "\n"
 "  -c, --chunk BYTES  bytes in the call, default 64K (at most the ring)\n"
 "  -M, --map LIST     none, meta, mapped (default: all; see bench --help)\n"
@@ -55,7 +55,7 @@ struct ptes {
 };
 
 /* Which pages of the mapping have a page table entry now. */
-static void ptes_take(const struct zring *r, size_t page, struct ptes *p)
+static void ptes_take(const struct zcdev_ring *r, size_t page, struct ptes *p)
 {
 	p->n = r->data ? r->data_len / page : 0;
 	p->v = p->n ? calloc(p->n, 1) : NULL;
@@ -149,9 +149,9 @@ static void print_x(const struct xres *x)
 	}
 	printf("%7zu %5lu %7.0f %8llu %8llu %8llu %5llu %5llu %6llu %6llu %6ld %6lu %6lu\n",
 	       x->bytes, x->cost.syscalls, x->cost.secs * 1e6,
-	       (unsigned long long)stats_copied(d),
-	       (unsigned long long)stats_by_ref(d),
-	       (unsigned long long)stats_in_place(d),
+	       (unsigned long long)zcdev_stats_copied(d),
+	       (unsigned long long)zcdev_stats_by_ref(d),
+	       (unsigned long long)zcdev_stats_in_place(d),
 	       (unsigned long long)d->pages_spliced_out,
 	       (unsigned long long)d->page_swaps,
 	       (unsigned long long)d->pages_stolen_in,
@@ -177,10 +177,10 @@ static void json_x(struct json *j, const struct xres *x)
 	json_u64(j, "ptes_zapped", x->zapped);
 	json_u64(j, "ptes_mapped", x->mapped);
 	json_begin(j, "zcdev", '{');
-	json_u64(j, "copied_bytes", stats_copied(&x->cost.d));
-	json_u64(j, "by_ref_bytes", stats_by_ref(&x->cost.d));
-	json_u64(j, "in_place_bytes", stats_in_place(&x->cost.d));
-	json_fields(j, &x->cost.d, stats_fields);
+	json_u64(j, "copied_bytes", zcdev_stats_copied(&x->cost.d));
+	json_u64(j, "by_ref_bytes", zcdev_stats_by_ref(&x->cost.d));
+	json_u64(j, "in_place_bytes", zcdev_stats_in_place(&x->cost.d));
+	json_fields(j, &x->cost.d, zcdev_stats_fields);
 	json_end(j, '}');
 	json_end(j, '}');
 }
@@ -245,10 +245,9 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 			usage_error(c, "unknown path '%s'", argv[k]);
 	}
 
-	fd = dev_open(O_RDONLY, &env.info);
+	fd = bench_claim(&env.info);
 	if (fd < 0)
 		return -fd;
-	close(fd);
 	env.have_dev = true;
 	ext = chunk > env.info.ring_bytes ? chunk : env.info.ring_bytes;
 	/* Two rings' worth of payload, its start repeated after it. */
@@ -302,5 +301,6 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 		json_end(&j, '}');
 		putchar('\n');
 	}
+	close(fd);
 	return ret;
 }

@@ -26,7 +26,6 @@
 
 #include "bench.h"
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define BIT(m) (1u << (m))
 #define ALL_MAPS (BIT(BMAP_NONE) | BIT(BMAP_META) | BIT(BMAP_PROD))
 
@@ -124,6 +123,32 @@ enum bput bctx_put_path(const struct bctx *c)
 enum bget bctx_get_path(const struct bctx *c)
 {
 	return c->path->side == BS_PUT ? BG_SPLICE_NULL : c->path->get;
+}
+
+/*
+ * Hold the ring's producer and consumer claims for the whole run, so that
+ * no cooperating program (zcdev put, get, copy) shares the ring with the
+ * bench meanwhile; the bench's own descriptors take none, so a row and its
+ * baseline can both be open. Returns the descriptor that holds them, or
+ * minus an exit status after saying why.
+ */
+int bench_claim(struct zcdev_info *info)
+{
+	int fd = dev_open(O_RDWR, info), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = zcdev_claim(fd, ZCDEV_PRODUCER);
+	if (!ret)
+		ret = zcdev_claim(fd, ZCDEV_CONSUMER);
+	if (ret) {
+		errmsg("%s: %s", dev_path(), ret == -EBUSY ?
+		       "another producer or consumer holds the ring" :
+		       strerror(-ret));
+		close(fd);
+		return -EXIT_FAIL;
+	}
+	return fd;
 }
 
 /* ---- signals: the lap watchdog ---- */
@@ -233,7 +258,7 @@ static int commit(struct bctx *c, unsigned long cmd, int fd, uint64_t n)
 	return 0;
 }
 
-static char *ring_at(const struct zring *r, bool head)
+static char *ring_at(const struct zcdev_ring *r, bool head)
 {
 	const struct zcdev_ring_meta *m = r->meta;
 	uint64_t pos = __atomic_load_n(head ? &m->head : &m->tail,
@@ -445,7 +470,7 @@ static double thread_cpu(void)
 static void bmark_begin(struct bctx *c, struct bmark *m)
 {
 	if (c->ctl >= 0)
-		dev_stats(c->ctl, &m->st);
+		zcdev_get_stats(c->ctl, &m->st);
 	getrusage(RUSAGE_THREAD, &m->ru);
 	m->calls = nr_syscalls;
 	m->cpu = thread_cpu();
@@ -459,7 +484,7 @@ static void bmark_end(struct bctx *c, struct bmark *m)
 	m->calls = nr_syscalls;
 	getrusage(RUSAGE_THREAD, &m->ru);
 	if (c->ctl >= 0)
-		dev_stats(c->ctl, &m->st);
+		zcdev_get_stats(c->ctl, &m->st);
 }
 
 void bmark_take(struct bctx *c, struct bmark *m, bool end)
@@ -474,7 +499,7 @@ void bmark_add(struct bctx *c, const struct bmark *a, const struct bmark *b,
 	       struct bcost *cost)
 {
 	struct zcdev_stats d;
-	const struct field *f;
+	const struct zcdev_field *f;
 
 	cost->secs += b->t - a->t;
 	cost->cpu += b->cpu - a->cpu;
@@ -484,9 +509,9 @@ void bmark_add(struct bctx *c, const struct bmark *a, const struct bmark *b,
 	cost->syscalls += b->calls - a->calls;
 	if (c->ctl < 0)
 		return;
-	stats_delta(&a->st, &b->st, &d);
-	for (f = stats_fields; f->name; f++) {
-		uint64_t v = field_get(&cost->d, f) + field_get(&d, f);
+	zcdev_stats_delta(&a->st, &b->st, &d);
+	for (f = zcdev_stats_fields; f->name; f++) {
+		uint64_t v = zcdev_field_get(&cost->d, f) + zcdev_field_get(&d, f);
 
 		memcpy((char *)&cost->d + f->off, &v, sizeof(v));
 	}
@@ -728,7 +753,7 @@ static int open_device(struct bctx *c)
 	}
 	c->info = info;
 	c->cap = info.ring_bytes;
-	if (c->map == BMAP_PROD && zring_map(&c->pmap, c->wfd, &info, true))
+	if (c->map == BMAP_PROD && zcdev_ring_map(&c->pmap, c->wfd, &info, true))
 		return bctx_fail(c, "mmap the ring");
 	if (c->map == BMAP_META) {
 		c->meta = mmap(NULL, info.page_size, PROT_READ, MAP_SHARED,
@@ -739,7 +764,7 @@ static int open_device(struct bctx *c)
 		}
 	}
 	if ((bctx_get_path(c) == BG_MMAP || bctx_get_path(c) == BG_MMAP_SEND) &&
-	    zring_map(&c->cmap, c->rfd, &info, false))
+	    zcdev_ring_map(&c->cmap, c->rfd, &info, false))
 		return bctx_fail(c, "mmap the ring for the consumer");
 	return 0;
 }
@@ -824,8 +849,8 @@ void bctx_close(struct bctx *c)
 			  (unsigned long long)c->get_off,
 			  (unsigned long long)c->rx_bytes);
 	}
-	zring_unmap(&c->pmap);
-	zring_unmap(&c->cmap);
+	zcdev_ring_unmap(&c->pmap);
+	zcdev_ring_unmap(&c->cmap);
 	if (c->meta)
 		munmap(c->meta, c->info.page_size);
 	c->meta = NULL;

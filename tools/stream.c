@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * zcdev(1): the data paths. Each put method is one step function that
- * moves up to a chunk into the device, each get method one that moves up
- * to a chunk out of it; put, get, copy and bench all run these same steps.
+ * zcdev(1): the data paths: see stream.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,9 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "zcdev.h"
+#include "stream.h"
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
+__thread unsigned long nr_syscalls;
+atomic_int xfer_abort;
+/* The side the calling thread runs, for sys_retry(). */
+static __thread struct side *cur_side;
 
 const char *const put_names[] = {
 	[PUT_WRITE]		= "write",
@@ -51,6 +52,51 @@ int method_lookup(const char *const *names, int nr, const char *name)
 	return -1;
 }
 
+/*
+ * What a consumer that follows its producer still waits for: UINT64_MAX
+ * while the producer runs, then what it put (stop_after holds that + 1).
+ */
+static uint64_t side_wants(struct side *s)
+{
+	uint64_t v = s->follow ? atomic_load(&s->stop_after) : 0;
+
+	return v ? v - 1 : UINT64_MAX;
+}
+
+static bool side_has_all(struct side *s)
+{
+	return atomic_load(&s->bytes) >= side_wants(s);
+}
+
+bool sys_retry(void)
+{
+	if (errno != EINTR)
+		return false;
+	if (atomic_load(&xfer_abort)) {
+		errno = ECANCELED;
+		return false;
+	}
+	/* Woken on purpose: nothing more is coming from our producer. */
+	if (cur_side && side_has_all(cur_side))
+		return false;
+	return true;
+}
+
+int write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n) {
+		ssize_t r = SYS(write(fd, p, n));
+
+		if (r < 0)
+			return -1;
+		p += r;
+		n -= r;
+	}
+	return 0;
+}
+
 static int side_vfail(struct side *s, int err, const char *fmt, va_list ap)
 {
 	char what[128];
@@ -64,6 +110,7 @@ static int side_vfail(struct side *s, int err, const char *fmt, va_list ap)
 		snprintf(s->err, sizeof(s->err), "%s", what);
 	s->failed = true;
 	s->canceled = err == ECANCELED;
+	s->err_no = err;
 	return -1;
 }
 
@@ -99,45 +146,34 @@ int side_failx(struct side *s, const char *fmt, ...)
  */
 static ssize_t zring_wait(struct side *s, char **p)
 {
-	const struct zcdev_ring_meta *m = s->ring.meta;
-	uint64_t size = s->ring.ring_bytes;
 	bool hup = false;
+	int64_t n;
+	int ev;
 
 	for (;;) {
-		uint64_t head = __atomic_load_n(&m->head, __ATOMIC_ACQUIRE);
-		uint64_t tail = __atomic_load_n(&m->tail, __ATOMIC_ACQUIRE);
-		uint64_t used = head - tail, n;
-		struct pollfd pfd;
-
-		if (__atomic_load_n(&m->ring_bytes, __ATOMIC_RELAXED) != size ||
-		    used > size)
-			return side_failx(s, "%s: the ring was resized under the mapping",
+		n = s->put ? zcdev_ring_space(&s->ring, p)
+			   : zcdev_ring_data(&s->ring, p);
+		if (n == -ESTALE)
+			return side_failx(s, "%s: the ring was reset or resized under the mapping",
 					  s->name);
-		n = s->put ? size - used : used;
-		if (n) {
-			*p = s->ring.data + (s->put ? head : tail) % size;
+		if (n)
 			return n;
-		}
 		if (hup)
 			return 0;
-		pfd.fd = s->fd;
-		pfd.events = s->put ? POLLOUT : POLLIN;
-		if (SYS(poll(&pfd, 1, -1)) < 0)
+		ev = SYS(zcdev_wait(s->fd, s->put ? POLLOUT : POLLIN, -1));
+		if (ev < 0)
 			return side_fail(s, "poll %s", s->name);
-		if (pfd.revents & (POLLERR | POLLNVAL))
-			return side_failx(s, "poll %s: revents 0x%x", s->name,
-					  pfd.revents);
+		if (ev & (POLLERR | POLLNVAL))
+			return side_failx(s, "poll %s: revents 0x%x", s->name, ev);
 		/* Look at the counters once more: data may precede the hangup. */
-		hup = !s->put && (pfd.revents & POLLHUP);
+		hup = !s->put && (ev & POLLHUP);
 	}
 }
 
 /* Commit bytes written at head, or release bytes read at tail. */
 static int zring_commit(struct side *s, uint64_t n)
 {
-	unsigned long cmd = s->put ? ZCDEV_IOC_PRODUCE : ZCDEV_IOC_CONSUME;
-
-	if (SYS(ioctl(s->fd, cmd, &n)) < 0)
+	if (SYS(s->put ? zcdev_produce(s->fd, n) : zcdev_consume(s->fd, n)) < 0)
 		return side_fail(s, "%s %s",
 				 s->put ? "ZCDEV_IOC_PRODUCE" : "ZCDEV_IOC_CONSUME",
 				 s->name);
@@ -277,7 +313,9 @@ static int vmsplice_all(struct side *s, int fd, const void *p, size_t n,
 	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
 
 	while (iov.iov_len) {
-		ssize_t r = SYS(vmsplice(fd, &iov, 1, flags));
+		ssize_t r = flags & SPLICE_F_GIFT ?
+			SYS(zcdev_vmsplice_gift(fd, iov.iov_base, iov.iov_len)) :
+			SYS(vmsplice(fd, &iov, 1, flags));
 
 		if (r < 0)
 			return side_fail(s, "vmsplice into pipe");
@@ -318,8 +356,8 @@ static ssize_t put_splice(struct side *s)
 	ssize_t n;
 
 	if (s->direct) {
-		n = SYS(splice(s->src.fd, NULL, s->fd, NULL, s->chunk,
-			       SPLICE_F_MOVE));
+		n = SYS(zcdev_splice_in(s->src.fd, s->fd, s->chunk,
+					SPLICE_F_MOVE));
 		if (n < 0)
 			return side_fail(s, "splice input -> %s", s->name);
 		return n;
@@ -399,12 +437,12 @@ static ssize_t get_splice(struct side *s, size_t want)
 	ssize_t n;
 
 	if (s->direct) {
-		n = SYS(splice(s->fd, NULL, s->snk.fd, NULL, want, SPLICE_F_MOVE));
+		n = SYS(zcdev_splice_out(s->fd, s->snk.fd, want, SPLICE_F_MOVE));
 		if (n < 0)
 			return side_fail(s, "splice %s -> output", s->name);
 	} else {
-		n = SYS(splice(s->fd, NULL, s->pipe[1], NULL,
-			       MIN(want, s->pipe_len), SPLICE_F_MOVE));
+		n = SYS(zcdev_splice_out(s->fd, s->pipe[1],
+					 MIN(want, s->pipe_len), SPLICE_F_MOVE));
 		if (n < 0)
 			return side_fail(s, "splice %s -> pipe", s->name);
 		if (n > 0 && hop_out(s, s->snk.fd, n, "output") < 0)
@@ -417,7 +455,7 @@ static ssize_t get_splice(struct side *s, size_t want)
 
 static ssize_t get_sendfile(struct side *s, size_t want)
 {
-	ssize_t n = SYS(sendfile(s->snk.fd, s->fd, NULL, want));
+	ssize_t n = SYS(zcdev_sendfile_out(s->snk.fd, s->fd, want));
 
 	if (n < 0)
 		return side_fail(s, "sendfile %s -> output", s->name);
@@ -464,19 +502,25 @@ static int put_run(struct side *s)
 
 static int get_run(struct side *s)
 {
-	uint64_t done;
+	uint64_t done, limit;
 	size_t want;
 	ssize_t n;
 
 	while (!check_abort(s)) {
 		done = atomic_load_explicit(&s->bytes, memory_order_relaxed);
 		want = s->chunk;
-		if (s->limit) {
-			if (done == s->limit)
-				return 0;
-			want = MIN(want, s->limit - done);
-		}
+		limit = s->limit ? s->limit : side_wants(s);
+		if (done >= limit)
+			return 0;
+		want = MIN(want, limit - done);
 		n = get_steps[s->method](s, want);
+		if (n < 0 && side_has_all(s)) {
+			/* Interrupted on purpose: see sys_retry(). */
+			s->failed = false;
+			s->err_no = 0;
+			s->err[0] = '\0';
+			return 0;
+		}
 		if (n < 0)
 			return -1;
 		if (!n && s->limit)
@@ -558,7 +602,15 @@ int side_setup(struct side *s, const struct zcdev_info *info)
 		errno = ENOMEM;
 		return side_fail(s, "buffer of %zu bytes", s->chunk);
 	}
-	if (side_mmaps(s) && zring_map(&s->ring, s->fd, info, s->put))
+	/* The mmap protocol allows one producer and one consumer. */
+	if (!is_pipe(s->fd) &&
+	    zcdev_claim(s->fd, s->put ? ZCDEV_PRODUCER : ZCDEV_CONSUMER)) {
+		if (errno != EBUSY)
+			return side_fail(s, "%s: claim", s->name);
+		return side_fail(s, "%s: another %s holds the ring", s->name,
+				 s->put ? "producer" : "consumer");
+	}
+	if (side_mmaps(s) && zcdev_ring_map(&s->ring, s->fd, info, s->put))
 		return side_fail(s, "mmap %s", s->name);
 	if (!side_hops(s))
 		return 0;
@@ -578,7 +630,7 @@ void side_release(struct side *s)
 {
 	int i;
 
-	zring_unmap(&s->ring);
+	zcdev_ring_unmap(&s->ring);
 	for (i = 0; i < 2; i++) {
 		if (s->pipe[i] >= 0)
 			close(s->pipe[i]);
@@ -601,6 +653,7 @@ static void *side_main(void *arg)
 	int ret;
 
 	nr_syscalls = 0;
+	cur_side = s;
 	getrusage(RUSAGE_THREAD, &s->ru0);
 	s->t0 = now_sec();
 	ret = s->put ? put_run(s) : get_run(s);
@@ -612,6 +665,7 @@ static void *side_main(void *arg)
 		side_release(s);
 	if (ret)
 		atomic_store(&xfer_abort, 1);
+	atomic_store(&s->done, true);
 	sem_post(&run_done);
 	return NULL;
 }
@@ -642,6 +696,27 @@ static void run_tick(struct run *run, struct side **sides, int n,
 	}
 	if (run->progress)
 		fprintf(stderr, "\r%s: %.1f MB\033[K", run->label, shown / 1e6);
+}
+
+/*
+ * A producer that is done tells the consumers that follow it how many
+ * bytes to wait for: another process may hold a writer open, and then no
+ * EOF ever comes.
+ */
+static void follow_producer(struct side **sides, int n)
+{
+	int i, j;
+
+	for (i = 0; i < n; i++) {
+		if (!sides[i]->put || !atomic_load(&sides[i]->done) ||
+		    sides[i]->failed)
+			continue;
+		for (j = 0; j < n; j++)
+			if (!sides[j]->put && sides[j]->follow &&
+			    !atomic_load(&sides[j]->stop_after))
+				atomic_store(&sides[j]->stop_after,
+					     atomic_load(&sides[i]->bytes) + 1);
+	}
 }
 
 int run_sides(struct run *run, struct side **sides, int n)
@@ -679,9 +754,11 @@ int run_sides(struct run *run, struct side **sides, int n)
 			finished++;
 		else
 			run_tick(run, sides, n, &last, &last_t);
+		follow_producer(sides, started);
 		/* Again and again: a signal sent before a thread blocks is lost. */
-		if (atomic_load(&xfer_abort))
-			for (i = 0; i < started; i++)
+		for (i = 0; i < started; i++)
+			if (atomic_load(&xfer_abort) ||
+			    (!atomic_load(&sides[i]->done) && side_has_all(sides[i])))
 				pthread_kill(tid[i], SIGUSR1);
 	}
 	for (i = 0; i < started; i++)

@@ -1,45 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * zcdev(1): small helpers shared by every command.
+ * zcdev(1): number parsing, clocks and JSON: see util.h.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "zcdev.h"
-
-__thread unsigned long nr_syscalls;
-atomic_int xfer_abort;
-
-bool sys_retry(void)
-{
-	if (errno != EINTR)
-		return false;
-	if (atomic_load(&xfer_abort)) {
-		errno = ECANCELED;
-		return false;
-	}
-	return true;
-}
-
-/* "zcdev: <message>" on stderr, one line. */
-void errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("zcdev: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+#include "util.h"
 
 /* A byte count with an optional K, M or G suffix (powers of 1024). */
 int parse_size(const char *s, uint64_t *out)
@@ -112,28 +85,6 @@ bool is_pipe(int fd)
 	return !fstat(fd, &st) && S_ISFIFO(st.st_mode);
 }
 
-/* write(2) until every byte is out: a pipe or a signal can cut it short. */
-int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t r = SYS(write(fd, p, n));
-
-		if (r < 0)
-			return -1;
-		p += r;
-		n -= r;
-	}
-	return 0;
-}
-
-/* Progress is for a person watching: only when stderr is a terminal. */
-bool progress_wanted(void)
-{
-	return isatty(STDERR_FILENO);
-}
-
 static void json_key(struct json *j, const char *key)
 {
 	if (j->comma)
@@ -177,19 +128,58 @@ void json_bool(struct json *j, const char *key, bool v)
 	fputs(v ? "true" : "false", j->f);
 }
 
+/* The length of the valid UTF-8 sequence at p, or 0 if there is none. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, c = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, c = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, c = p[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and code points past U+10FFFF. */
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/*
+ * A string as JSON, which must be UTF-8: a byte that does not start a
+ * valid sequence (a path may hold any byte) becomes U+FFFD.
+ */
 void json_str(struct json *j, const char *key, const char *v)
 {
+	const unsigned char *p = (const unsigned char *)v;
+	size_t n;
+
 	json_key(j, key);
 	fputc('"', j->f);
-	for (; *v; v++) {
-		unsigned char c = *v;
-
-		if (c == '"' || c == '\\')
-			fprintf(j->f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(j->f, "\\u%04x", c);
-		else
-			fputc(c, j->f);
+	while (*p) {
+		n = utf8_len(p);
+		if (!n) {
+			fputs("\\ufffd", j->f);
+			p++;
+		} else if (*p == '"' || *p == '\\') {
+			fprintf(j->f, "\\%c", *p++);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			fprintf(j->f, "\\u%04x", *p++);
+		} else {
+			fwrite(p, 1, n, j->f);
+			p += n;
+		}
 	}
 	fputc('"', j->f);
 }

@@ -77,10 +77,16 @@ resolve_kernels() {
 		[ -n "${lane_root[$lane]:-}" ] ||
 			die "unknown lane '$lane' (lanes: ${!lane_root[*]})"
 	done
-	for lane in "$@"; do
-		ensure_root "${lane_root[$lane]}"
-		root_update "${lane_root[$lane]}"
+	# The roots are independent: a fresh machine builds them side by side.
+	local -A want=()
+	local r pids=()
+	for lane in "$@"; do want[${lane_root[$lane]}]=1; done
+	for r in "${!want[@]}"; do
+		ensure_root "$r" &
+		pids+=($!)
 	done
+	for r in "${pids[@]}"; do wait "$r" || exit 1; done
+	for r in "${!want[@]}"; do root_update "$r"; done
 	for lane in "$@"; do
 		[ "$lane" != debug ] || continue
 		v=$(lane_kernel "$lane") || exit 1
@@ -189,12 +195,18 @@ pack_initramfs() {
 	printf '%s\n' "${splat_patterns[@]}" > "$root/etc/zcdev/splat-patterns"
 	if [ -n "$ko" ]; then
 		cp "$ko" "$root/lib/zcdev.ko"
+		cp "$top/VERSION" "$root/etc/zcdev/version"
+		# The lane's DKMS-built module, when check.sh made one.
+		[ ! -f "${dkms_ko:-}" ] || cp "$dkms_ko" "$root/lib/zcdev-dkms.ko"
 		cp "$top/tools/zcdev" "$root/bin/zcdev"
 		for c in "$top"/selftests/zcdev/*_test.c; do
 			[ ! -x "${c%.c}" ] || cp "${c%.c}" "$root/tests/"
 		done
 		for c in "$top"/selftests/zcdev/*_test.sh; do
 			[ ! -e "$c" ] || install -m 0755 "$c" "$root/tests/"
+		done
+		for c in "$top"/examples/*.c; do
+			[ ! -x "${c%.c}" ] || install -D "${c%.c}" "$root/examples/$(basename "$c" .c)"
 		done
 	fi
 	(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$out"

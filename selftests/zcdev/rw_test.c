@@ -119,13 +119,6 @@ static int get_state(struct ring_state *s)
 
 /* ---- counters ---------------------------------------------------------- */
 
-#define ZT_STATS_FIELDS(X)						\
-	X(bytes_written_copy) X(bytes_read_copy) X(bytes_spliced_out)	\
-	X(pages_spliced_out) X(bytes_spliced_in_moved) X(pages_stolen_in) \
-	X(bytes_spliced_in_copied) X(bytes_produced_mmap)		\
-	X(bytes_consumed_mmap) X(page_swaps) X(mmap_faults)		\
-	X(sigbus_faults) X(pages_held)
-
 #define STATS(fd, st) ASSERT_EQ(0, zt_stats(fd, &(st))) {		\
 	TH_LOG("ZCDEV_IOC_GET_STATS: %s", strerror(errno));		\
 }
@@ -144,7 +137,7 @@ static void check_stats(struct __test_metadata *_metadata,
 		       (unsigned long long)(b->f - a->f),		\
 		       (unsigned long long)delta->f);			\
 	}
-	ZT_STATS_FIELDS(ZT_CHECK_FIELD)
+	ZCDEV_STATS_FIELDS(ZT_CHECK_FIELD)
 #undef ZT_CHECK_FIELD
 	for (size_t i = 0; i < sizeof(b->reserved) / sizeof(b->reserved[0]); i++) {
 		EXPECT_EQ(0ULL, (unsigned long long)b->reserved[i]);
@@ -2195,7 +2188,7 @@ TEST_F(rw, debugfs_stats_match_the_ioctl)
 			}						\
 			seen++;						\
 		}
-		ZT_STATS_FIELDS(ZT_MATCH_FIELD)
+		ZCDEV_STATS_FIELDS(ZT_MATCH_FIELD)
 #undef ZT_MATCH_FIELD
 	}
 	fclose(f);

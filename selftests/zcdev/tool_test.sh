@@ -24,7 +24,7 @@ fi
 
 echo "TAP version 13"
 if [ ! -c "$dev" ]; then
-	echo "1..0 # SKIP $dev is missing: the module is not loaded"
+	echo "1..0 # SKIP $dev is missing: the zcdev module is not loaded"
 	exit 4
 fi
 
@@ -75,8 +75,22 @@ t_help() {
 	done
 }
 
+# The tool's, the module's and the ABI versions; a warning when they differ.
 t_version() {
-	expect_rc 0 "$zc" --version && grep -q '^zcdev [^ ]' "$tmp/stdout"
+	expect_rc 0 "$zc" --version || return 1
+	cat "$tmp/stdout"
+	tool=$(awk '$1 == "zcdev" { print $2 }' "$tmp/stdout")
+	[ -n "$tool" ] && grep -q "^zcdev $tool (ABI 1)$" "$tmp/stdout" || return 1
+	if [ -r /sys/module/zcdev/version ]; then
+		grep -q "^module $(cat /sys/module/zcdev/version) (ABI 1, " "$tmp/stdout" || return 1
+		# Built from one tree: one version, no warning.
+		[ "$(cat /sys/module/zcdev/version)" = "$tool" ] && [ ! -s "$tmp/err" ] || return 1
+	fi
+	mkdir -p "$tmp/sys/module/zcdev"
+	echo 0.0.0-other > "$tmp/sys/module/zcdev/version"
+	ZCDEV_SYSFS=$tmp/sys expect_rc 0 "$zc" --version || return 1
+	grep -q '^module 0.0.0-other' "$tmp/stdout" &&
+		grep -q 'warning: the loaded module is version 0.0.0-other' "$tmp/err"
 }
 
 t_usage_errors() {
@@ -102,11 +116,23 @@ t_usage_errors() {
 }
 
 t_device_missing() {
-	ZCDEV_DEV=$tmp/no-such-device expect_rc 3 "$zc" info || return 1
+	mkdir -p "$tmp/nosys"
+	ZCDEV_SYSFS=$tmp/nosys ZCDEV_DEV=$tmp/no-such-device expect_rc 3 "$zc" info || return 1
 	[ "$(wc -l < "$tmp/err")" = 1 ] || { cat "$tmp/err"; return 1; }
 	grep -q "^zcdev: $tmp/no-such-device not found: is the zcdev module loaded?" "$tmp/err" ||
 		{ cat "$tmp/err"; return 1; }
 	ZCDEV_DEV=$tmp/no-such-device expect_rc 3 "$zc" bench --size 1M
+}
+
+# Where the kernel enforces module signatures (Secure Boot), an unsigned
+# module fails to load with "Key was rejected by service": say how to sign.
+t_device_missing_signed() {
+	mkdir -p "$tmp/sigsys/module/module/parameters"
+	echo Y > "$tmp/sigsys/module/module/parameters/sig_enforce"
+	ZCDEV_SYSFS=$tmp/sigsys ZCDEV_DEV=$tmp/no-such-device expect_rc 3 "$zc" info || return 1
+	cat "$tmp/err"
+	grep -q 'Key was rejected by service' "$tmp/err" && grep -q 'make sign' "$tmp/err" &&
+		grep -q 'mokutil' "$tmp/err"
 }
 
 t_not_zcdev() {
@@ -129,15 +155,19 @@ t_info() {
 	grep -Eq '^\{"device":"[^"]*",.*"abi_version":1,.*"ring_bytes":[0-9]+.*\}$' "$tmp/stdout"
 }
 
+# The tool shows every counter the module keeps (its debugfs file names
+# them), in the table and in JSON, and no other.
 t_stats() {
+	mod=/sys/kernel/debug/zcdev/stats
+	[ -r "$mod" ] || { echo "$mod is missing"; return 1; }
 	expect_rc 0 "$zc" stats --json || return 1
-	for f in bytes_written_copy bytes_read_copy bytes_spliced_out \
-		 pages_spliced_out bytes_spliced_in_moved pages_stolen_in \
-		 bytes_spliced_in_copied bytes_produced_mmap bytes_consumed_mmap \
-		 page_swaps mmap_faults sigbus_faults pages_held; do
-		grep -q "\"$f\":[0-9]" "$tmp/stdout" || { echo "no $f"; return 1; }
-		"$zc" stats | grep -Eq "^$f +[0-9]+$" || { echo "no $f in the table"; return 1; }
-	done
+	awk '{ print $1 }' "$mod" > "$tmp/mod-fields"
+	"$zc" stats | awk '$1 != "device" { print $1 }' > "$tmp/tool-fields"
+	diff "$tmp/mod-fields" "$tmp/tool-fields" || return 1
+	[ "$(grep -o '"[a-z_]*":[0-9]' "$tmp/stdout" | wc -l)" = "$(wc -l < "$mod")" ] || return 1
+	while read -r f; do
+		grep -q "\"$f\":[0-9]" "$tmp/stdout" || { echo "no $f in JSON"; return 1; }
+	done < "$tmp/mod-fields"
 }
 
 t_resize() {
@@ -225,6 +255,246 @@ t_bench() {
 	! grep -q '"ok":false' "$tmp/stdout"
 }
 
+# ---- issue 14: the tool never loses the user's data ----
+
+sysfs=/sys/class/misc/zcdev
+used() { cat "$sysfs/used"; }
+
+# Fill the ring with the first $1 bytes of $tmp/in (kept in $tmp/small);
+# no writer stays open.
+fill_ring() {
+	head -c "$1" "$tmp/in" > "$tmp/small"
+	"$zc" reset && "$zc" put "$tmp/small" && [ "$(used)" = "$1" ]
+}
+
+# 1. Bytes that reach the ring from elsewhere during a copy fail it. SRC
+# is a FIFO, so the foreign write lands while the copy runs.
+t_copy_shared_ring() {
+	rm -f "$tmp/fifo" "$tmp/out"
+	mkfifo "$tmp/fifo" || return 1
+	head -c 300000 "$tmp/in" > "$tmp/a"
+	timeout 60 "$zc" copy "$tmp/fifo" "$tmp/out" > "$tmp/stdout" 2> "$tmp/err" &
+	pid=$!
+	exec 4> "$tmp/fifo"
+	cat "$tmp/a" >&4	# a FIFO holds 64 KiB: the copy has started
+	printf 'FOREIGN' > "$dev"
+	cat "$tmp/a" >&4
+	exec 4>&-
+	wait "$pid"
+	rc=$?
+	cat "$tmp/a" "$tmp/a" > "$tmp/aa"
+	echo "copy exit $rc, DST $(wc -c < "$tmp/out") bytes for 600000"
+	cat "$tmp/err"
+	if [ "$rc" = 0 ]; then
+		cmp -s "$tmp/aa" "$tmp/out" || { echo "exit 0 with a wrong DST"; return 1; }
+		echo "the foreign bytes went unnoticed"
+		return 1
+	fi
+	[ "$rc" = 1 ] && grep -q 'copy needs the device alone' "$tmp/err"
+}
+
+# 1. Two copies at once: none may exit 0 with a wrong DST; the second is
+# refused while the first holds the claims.
+t_copy_concurrent() {
+	head -c 5500000 /dev/urandom > "$tmp/c1"
+	head -c 5500000 /dev/urandom > "$tmp/c2"
+	rm -f "$tmp/o1" "$tmp/o2"
+	timeout 120 "$zc" copy "$tmp/c1" "$tmp/o1" > /dev/null 2> "$tmp/e1" &
+	p1=$!
+	timeout 120 "$zc" copy "$tmp/c2" "$tmp/o2" > /dev/null 2> "$tmp/e2" &
+	p2=$!
+	wait "$p1"
+	r1=$?
+	wait "$p2"
+	r2=$?
+	echo "exit $r1 and $r2"
+	cat "$tmp/e1" "$tmp/e2"
+	if [ "$r1" = 0 ] && ! cmp -s "$tmp/c1" "$tmp/o1"; then
+		echo "copy 1: exit 0 with a wrong DST"
+		return 1
+	fi
+	if [ "$r2" = 0 ] && ! cmp -s "$tmp/c2" "$tmp/o2"; then
+		echo "copy 2: exit 0 with a wrong DST"
+		return 1
+	fi
+	# A copy that failed said why.
+	for e in "$tmp/e1" "$tmp/e2"; do
+		[ ! -s "$e" ] || grep -Eq 'holds the ring|device alone' "$e" || return 1
+	done
+}
+
+# 2. copy F F (or through a link) and copy DIR F leave F as it was.
+t_copy_same_file() {
+	printf 'precious bytes\n' > "$tmp/f"
+	cp "$tmp/f" "$tmp/f.orig"
+	ln -sf "$tmp/f" "$tmp/f.sym"
+	ln -f "$tmp/f" "$tmp/f.hard"
+	for d in "$tmp/f" "$tmp/f.sym" "$tmp/f.hard"; do
+		expect_rc 1 timeout 20 "$zc" copy "$tmp/f" "$d" || return 1
+		grep -q 'are the same file' "$tmp/err" || { cat "$tmp/err"; return 1; }
+		cmp "$tmp/f.orig" "$tmp/f" || { echo "copy F ${d##*/} changed F"; return 1; }
+	done
+	mkdir -p "$tmp/dir"
+	expect_rc 1 timeout 20 "$zc" copy "$tmp/dir" "$tmp/f" || return 1
+	cmp "$tmp/f.orig" "$tmp/f" || { echo "copy DIR F changed F"; return 1; }
+}
+
+# 3. get FILE checks the device before it touches FILE.
+t_get_device_first() {
+	printf 'precious bytes\n' > "$tmp/f"
+	cp "$tmp/f" "$tmp/f.orig"
+	ZCDEV_DEV=$tmp/no-such-device expect_rc 3 "$zc" get "$tmp/f" || return 1
+	cmp "$tmp/f.orig" "$tmp/f" || { echo "get emptied FILE with no device"; return 1; }
+	ZCDEV_DEV=/dev/null expect_rc 3 "$zc" get "$tmp/f" || return 1
+	cmp "$tmp/f.orig" "$tmp/f" || { echo "get emptied FILE with no zcdev"; return 1; }
+}
+
+# 4. get checks its output before a byte leaves the ring: an output in
+# append mode works with every method, a full or closed one fails with
+# nothing taken.
+t_get_output_first() {
+	for m in read mmap splice sendfile; do
+		fill_ring 5000 || return 1
+		printf 'HEAD' > "$tmp/app"
+		timeout 20 "$zc" get --method "$m" >> "$tmp/app" 2> "$tmp/err" ||
+			{ echo "get -m $m >> FILE failed: $(cat "$tmp/err")"; return 1; }
+		{ printf 'HEAD'; cat "$tmp/small"; } | cmp - "$tmp/app" ||
+			{ echo "get -m $m >> FILE: wrong bytes"; return 1; }
+		fill_ring 5000 || return 1
+		timeout 20 "$zc" get --method "$m" > /dev/full 2> "$tmp/err"
+		rc=$?
+		[ "$rc" = 1 ] || { echo "get -m $m > /dev/full: exit $rc"; return 1; }
+		grep -q 'No space left on device' "$tmp/err" || { cat "$tmp/err"; return 1; }
+		[ "$(used)" = 5000 ] ||
+			{ echo "get -m $m > /dev/full took $((5000 - $(used))) bytes"; return 1; }
+		timeout 20 "$zc" get --method "$m" >&- 2> "$tmp/err"
+		rc=$?
+		[ "$rc" = 1 ] || { echo "get -m $m >&-: exit $rc"; return 1; }
+		[ "$(used)" = 5000 ] ||
+			{ echo "get -m $m >&- took $((5000 - $(used))) bytes"; return 1; }
+	done
+	"$zc" reset
+}
+
+# 5. With 0-2 closed, the device never becomes stderr or stdin.
+t_closed_std_fds() {
+	"$zc" reset || return 1
+	max=$(info_field max_ring_pages)
+	"$zc" resize $((max + 1)) 2>&-
+	rc=$?
+	[ "$rc" = 1 ] || { echo "resize 2>&-: exit $rc"; return 1; }
+	[ "$(used)" = 0 ] || { echo "an error message went into the ring: $(used) bytes"; return 1; }
+	for m in write mmap splice vmsplice; do
+		timeout 20 "$zc" put --method "$m" <&- 2> "$tmp/err"
+		rc=$?
+		[ "$rc" = 1 ] || { echo "put -m $m <&-: exit $rc"; cat "$tmp/err"; return 1; }
+		grep -q 'standard input is closed' "$tmp/err" || { cat "$tmp/err"; return 1; }
+		[ "$(used)" = 0 ] || { echo "put -m $m <&- put $(used) bytes"; return 1; }
+	done
+}
+
+# 6. copy ends after the bytes it put, though a writer is open elsewhere.
+t_copy_foreign_writer() {
+	rm -f "$tmp/out"
+	exec 3> "$dev" || return 1
+	expect_rc 0 timeout 60 "$zc" copy "$tmp/in" "$tmp/out" 3>&-
+	rc=$?
+	exec 3>&-
+	[ "$rc" = 0 ] && cmp "$tmp/in" "$tmp/out"
+}
+
+# 7. One mmap producer and one mmap consumer at a time: a second one of
+# either is refused at once, not let in to corrupt the first.
+t_mmap_claims() {
+	"$zc" reset || return 1
+	rm -f "$tmp/fifo"
+	mkfifo "$tmp/fifo" || return 1
+	exec 4<> "$tmp/fifo"
+	timeout 60 "$zc" put --method mmap "$tmp/fifo" 4>&- 2> "$tmp/err1" &
+	p1=$!
+	sleep 1
+	head -c 1000 "$tmp/in" > "$tmp/small"
+	expect_rc 1 timeout 10 "$zc" put --method mmap "$tmp/small" 4>&-
+	rc=$?
+	exec 4>&-
+	wait "$p1"
+	[ "$rc" = 0 ] || return 1
+	grep -q 'another producer holds the ring' "$tmp/err" || return 1
+	"$zc" reset || return 1
+	exec 3> "$dev" || return 1
+	timeout 60 "$zc" get --method mmap "$tmp/o1" 3>&- 2> "$tmp/err1" &
+	p1=$!
+	sleep 1
+	expect_rc 1 timeout 10 "$zc" get --method mmap "$tmp/o2" 3>&-
+	rc=$?
+	exec 3>&-
+	wait "$p1"
+	[ "$rc" = 0 ] && grep -q 'another consumer holds the ring' "$tmp/err"
+}
+
+# 8. Output that does not reach stdout fails the command.
+t_stdout_errors() {
+	for cmd in "info" "stats --json" "--help" "info --help" "--version" \
+		   "bench --size 256K --method rw"; do
+		# shellcheck disable=SC2086 # cmd is words
+		timeout 120 "$zc" $cmd > /dev/full 2> "$tmp/err"
+		rc=$?
+		[ "$rc" = 1 ] || { echo "zcdev $cmd > /dev/full: exit $rc"; return 1; }
+		grep -q 'write error' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	done
+}
+
+# 10. Messages that say what is wrong, and no hang.
+t_messages() {
+	expect_rc 2 "$zc" info --json=1 || return 1
+	grep -q "option '--json' takes no argument" "$tmp/err" || { cat "$tmp/err"; return 1; }
+	expect_rc 2 "$zc" resize -1 || return 1
+	grep -q "bad page count '-1'" "$tmp/err" || { cat "$tmp/err"; return 1; }
+	rm -f "$tmp/fifo"
+	mkfifo "$tmp/fifo" || return 1
+	ZCDEV_DEV=$tmp/fifo expect_rc 3 timeout 10 "$zc" info || return 1
+	grep -q 'not a zcdev device' "$tmp/err" || return 1
+	ZCDEV_DEV='' expect_rc 0 "$zc" info || return 1
+	grep -q "^device  *$dev$" "$tmp/stdout" || return 1
+	# An empty value selects nothing: a usage error, not a silent no-op.
+	expect_rc 2 "$zc" bench --method '' || return 1
+	grep -q "option '--method' needs a value" "$tmp/err" || { cat "$tmp/err"; return 1; }
+	expect_rc 2 "$zc" copy -m '' a b
+}
+
+t_zero_page_ring() {
+	pages=$(info_field ring_pages)
+	head -c 1000 "$tmp/in" > "$tmp/small"
+	"$zc" reset && "$zc" resize 0 || return 1
+	for c in "put $tmp/small" "get $tmp/out" "copy $tmp/small $tmp/out"; do
+		# shellcheck disable=SC2086 # c is words
+		expect_rc 1 timeout 20 "$zc" $c &&
+			grep -q 'the ring has 0 pages' "$tmp/err" ||
+			{ cat "$tmp/err"; "$zc" resize "$pages"; return 1; }
+	done
+	"$zc" resize "$pages"
+}
+
+t_device_as_file() {
+	head -c 1000 "$tmp/in" > "$tmp/small"
+	for c in "copy $dev $tmp/out" "copy $tmp/small $dev" "put $dev" "get $dev"; do
+		# shellcheck disable=SC2086 # c is words
+		expect_rc 1 timeout 20 "$zc" $c || return 1
+		grep -q 'is the device itself' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	done
+	"$zc" reset
+}
+
+# The device's path with a byte that is not UTF-8: JSON carries U+FFFD.
+t_json_utf8() {
+	bad=$tmp/zc$(printf '\377')
+	ln -sf "$dev" "$bad" || return 1
+	ZCDEV_DEV=$bad expect_rc 0 "$zc" info --json || return 1
+	tr -d '\377' < "$tmp/stdout" | cmp -s - "$tmp/stdout" ||
+		{ echo "a raw 0xff byte in the JSON"; return 1; }
+	grep -q 'zc\\ufffd"' "$tmp/stdout"
+}
+
 t_bench_table() {
 	expect_rc 0 timeout 300 "$zc" bench --size 1M --chunk 16K --method rw,mmap --no-verify ||
 		return 1
@@ -263,6 +533,7 @@ case_ help t_help
 case_ version t_version
 case_ usage_errors_exit_2 t_usage_errors
 case_ device_missing_exit_3 t_device_missing
+case_ device_missing_hints_signing t_device_missing_signed
 case_ not_zcdev_exit_3 t_not_zcdev
 case_ runtime_error_exit_1 t_runtime_error
 case_ info t_info
@@ -285,6 +556,19 @@ case_ copy_counters t_counters
 case_ bench_json t_bench
 case_ bench_table t_bench_table
 case_ explain_one_call t_explain
+case_ copy_fails_when_ring_shared t_copy_shared_ring
+case_ copy_concurrent_never_wrong t_copy_concurrent
+case_ copy_same_file_refused t_copy_same_file
+case_ get_checks_device_before_file t_get_device_first
+case_ get_checks_output_before_taking t_get_output_first
+case_ closed_std_fds_not_the_device t_closed_std_fds
+case_ copy_ends_with_foreign_writer t_copy_foreign_writer
+case_ mmap_one_producer_one_consumer t_mmap_claims
+case_ stdout_write_errors_fail t_stdout_errors
+case_ messages t_messages
+case_ zero_page_ring_message t_zero_page_ring
+case_ device_as_src_or_dst_refused t_device_as_file
+case_ json_is_utf8 t_json_utf8
 
 echo "1..$n"
 echo "# $((n - fails)) passed, $fails failed"

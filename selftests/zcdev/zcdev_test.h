@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers shared by the zcdev kselftests. Include after kselftest_harness.h.
+ * The device is reached through libzcdev (tools/lib/zcdev.h), as the tool
+ * and the examples reach it; these wrappers keep the tests' convention of
+ * returning -1 with errno set.
+ *
+ * Every program that includes this header skips as a whole (exit 4, a
+ * KTAP "1..0 # SKIP" line) when the device is not there, before the
+ * harness starts: one rule for every program, on every harness version.
  *
  * Payloads are a byte stream whose value at stream position p is
  * zt_byte(p), so any consumer can check any span of it, at any offset,
@@ -19,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <linux/zcdev.h>
+#include "zcdev.h"	/* libzcdev, which includes <linux/zcdev.h> */
 
 /*
  * The metadata of fixture test F.T, whose timeout a constructor may set
@@ -33,20 +40,47 @@
 #define ZT_TEST_OBJECT(f, t) (&_##f##_##t##_object)
 #endif
 
-#define ZT_DEV "/dev/zcdev"
 #define ZT_SYSFS_DIR "/sys/class/misc/zcdev/"
+#define KSFT_SKIP_EXIT 4
 
+/* $ZCDEV_DEV if set and not empty, else /dev/zcdev: as the tool reads it. */
 static inline const char *zt_dev_path(void)
 {
-	const char *p = getenv("ZCDEV_DEV");
-
-	return p ? p : ZT_DEV;
+	return zcdev_path();
 }
 
-/* Open the device, or skip the whole test when the module is not there. */
+/* Open and check the device; -1 with errno set on failure. */
 static inline int zt_open(int flags)
 {
-	return open(zt_dev_path(), flags | O_CLOEXEC);
+	struct zcdev_info info;
+	int fd = zcdev_open(NULL, flags, &info);
+
+	if (fd < 0) {
+		errno = -fd;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The one skip rule: no device (the module is not loaded), no test. Runs
+ * before main(), so no harness version can run a test body after it.
+ */
+__attribute__((constructor)) static void zt_require_device(void)
+{
+	struct zcdev_info info;
+	int fd = zcdev_open(NULL, O_RDONLY, &info);
+
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	if (fd != -ENOENT && fd != -ENXIO && fd != -ENODEV)
+		return;	/* there but unusable: that is for the tests to fail */
+	printf("TAP version 13\n1..0 # SKIP %s is missing: the zcdev module is not loaded\n",
+	       zt_dev_path());
+	fflush(stdout);
+	_exit(KSFT_SKIP_EXIT);
 }
 
 static inline uint8_t zt_byte(uint64_t pos)
@@ -104,25 +138,31 @@ static inline int zt_sysfs_u64(const char *attr, uint64_t *val)
 	return zt_read_u64(path, val);
 }
 
+/* libzcdev returns -errno (and sets errno); the tests want -1. */
+static inline int zt_ret(int ret)
+{
+	return ret ? -1 : 0;
+}
+
 static inline int zt_info(int fd, struct zcdev_info *info)
 {
-	return ioctl(fd, ZCDEV_IOC_GET_INFO, info);
+	return zt_ret(zcdev_get_info(fd, info));
 }
 
 static inline int zt_stats(int fd, struct zcdev_stats *st)
 {
-	return ioctl(fd, ZCDEV_IOC_GET_STATS, st);
+	return zt_ret(zcdev_get_stats(fd, st));
 }
 
 static inline int zt_resize(int fd, uint32_t pages)
 {
-	return ioctl(fd, ZCDEV_IOC_RESIZE, &pages);
+	return zt_ret(zcdev_resize(fd, pages));
 }
 
 /* Empty the ring and give it @pages pages, whatever it held before. */
 static inline int zt_fresh_ring(int fd, uint32_t pages)
 {
-	if (ioctl(fd, ZCDEV_IOC_RESET))
+	if (zcdev_reset(fd))
 		return -1;
 	return zt_resize(fd, pages);
 }

@@ -1,0 +1,717 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zcdev(1): the commands other than bench. Each one checks everything it
+ * can before it changes anything: the device before a file it would
+ * truncate, an output before a byte leaves the ring.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmds.h"
+
+const char info_help[] =
+"usage: zcdev info [--json]\n"
+"\n"
+"Print the ring geometry and ABI version (ZCDEV_IOC_GET_INFO).\n"
+"\n"
+"  -j, --json   one JSON object\n";
+
+const char stats_help[] =
+"usage: zcdev stats [--json]\n"
+"\n"
+"Print every counter the module keeps since it was loaded\n"
+"(ZCDEV_IOC_GET_STATS): bytes copied by the CPU apart from bytes and pages\n"
+"moved by reference, mmap traffic, page swaps, faults, pages held.\n"
+"\n"
+"  -j, --json   one JSON object\n";
+
+const char resize_help[] =
+"usage: zcdev resize PAGES\n"
+"\n"
+"Change the ring to PAGES pages (ZCDEV_IOC_RESIZE). Fails if the unread\n"
+"bytes would not fit, or above max_ring_pages (see 'zcdev info'). Mappings\n"
+"of pages that no longer exist fault SIGBUS from then on; 0 tears the\n"
+"whole ring down.\n";
+
+const char reset_help[] =
+"usage: zcdev reset\n"
+"\n"
+"Drop every unread byte and keep the size (ZCDEV_IOC_RESET).\n";
+
+const char put_help[] =
+"usage: zcdev put [--method M] [--chunk BYTES] [FILE]\n"
+"\n"
+"Stream FILE (default or '-': stdin) into the ring until its end, blocking\n"
+"while the ring is full. Bytes nobody has read yet stay in the ring.\n"
+"\n"
+"  -m, --method M     how the bytes go in:\n"
+"       write         write(2) from a buffer (default)\n"
+"       mmap          read(2) straight into the mapped ring at head, then\n"
+"                     ZCDEV_IOC_PRODUCE; poll(POLLOUT) waits for room\n"
+"       splice        splice FILE -> pipe -> ring with SPLICE_F_MOVE, or\n"
+"                     FILE -> ring directly when FILE is a pipe\n"
+"       vmsplice      read into fresh page-aligned buffers, vmsplice them\n"
+"                     into a pipe with SPLICE_F_GIFT and unmap them (a gift\n"
+"                     is for good, so the ring may steal the pages), then\n"
+"                     splice pipe -> ring with SPLICE_F_MOVE\n"
+"  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
+"\n"
+"put takes the producer's claim on the ring (see 'zcdev copy --help'): a\n"
+"second put, or a copy, fails until it is done.\n";
+
+const char get_help[] =
+"usage: zcdev get [--method M] [--chunk BYTES] [FILE]\n"
+"\n"
+"Drain the ring to FILE (default or '-': stdout) until EOF: the ring is\n"
+"empty and no writer has the device open. Unlike a FIFO's reader, get does\n"
+"not wait for a writer to appear: start put first, or hold a writer open\n"
+"while both start, and keep it from them (an inherited writer means no EOF):\n"
+"  exec 3>/dev/zcdev; zcdev get OUT 3>&- & zcdev put IN 3>&-; exec 3>&-; wait\n"
+"\n"
+"  -m, --method M     how the bytes come out:\n"
+"       read          read(2) into a buffer, write(2) it out (default)\n"
+"       mmap          write(2) straight from the mapped ring at tail, then\n"
+"                     ZCDEV_IOC_CONSUME; poll(POLLIN) waits for data\n"
+"       splice        splice ring -> pipe -> FILE, or ring -> FILE\n"
+"                     directly when FILE is a pipe\n"
+"       sendfile      sendfile(FILE, ring)\n"
+"  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
+"\n"
+"The device is checked before FILE is touched, and FILE before any byte\n"
+"leaves the ring: a closed or full output fails at once. An output open\n"
+"for appending ('>>') is written with write(2): splice and sendfile cannot\n"
+"append. get takes the consumer's claim on the ring.\n";
+
+const char copy_help[] =
+"usage: zcdev copy SRC DST [--method M] [--chunk BYTES] [--timeout SEC]\n"
+"\n"
+"Copy the file SRC to DST through the ring: a producer thread puts SRC in\n"
+"while a consumer thread gets it out to DST, as 'zcdev put' and 'zcdev get'\n"
+"would. Starts with ZCDEV_IOC_RESET, so the copy is exactly SRC. Prints one\n"
+"line: bytes, time, MB/s (10^6 bytes/s), and what the module copied versus\n"
+"moved by reference (ZCDEV_IOC_GET_STATS deltas).\n"
+"\n"
+"  -m, --method M     a matched pair of put and get methods:\n"
+"       write         write -> read (default)\n"
+"       mmap          mmap -> mmap\n"
+"       splice        splice -> splice\n"
+"       vmsplice      vmsplice -> sendfile\n"
+"       PUT:GET       any pair, e.g. write:sendfile or splice:mmap\n"
+"  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
+"  -t, --timeout SEC  give up after SEC seconds without progress (default:\n"
+"                     never)\n"
+"\n"
+"copy needs the device alone: it takes the producer's and the consumer's\n"
+"claims (another put, get, copy or bench fails while it runs, and it fails\n"
+"if one runs), and it fails (exit 1) if the module's counters show that\n"
+"anything else put bytes into the ring or took bytes out during the copy,\n"
+"or if the bytes out differ from the bytes put: DST is then not a copy.\n"
+"It stops once it has every byte it put, even if another process holds\n"
+"the device open for writing. SRC and DST must be different files, and\n"
+"neither may be the device; DST is left alone until the device and SRC\n"
+"have been checked.\n";
+
+/* One JSON member per field. */
+void json_fields(struct json *j, const void *base, const struct zcdev_field *f)
+{
+	for (; f->name; f++)
+		json_u64(j, f->name, zcdev_field_get(base, f));
+}
+
+static void no_more_args(const struct cmd *c, int argc, char **argv)
+{
+	if (optind < argc)
+		usage_error(c, "unexpected argument '%s'", argv[optind]);
+}
+
+/* ---- info, stats ---- */
+
+static void show_fields(bool json, const void *base,
+			const struct zcdev_field *f)
+{
+	struct json j = { .f = stdout };
+
+	if (json) {
+		json_begin(&j, NULL, '{');
+		json_str(&j, "device", dev_path());
+		json_fields(&j, base, f);
+		json_end(&j, '}');
+		putchar('\n');
+		return;
+	}
+	printf("%-24s %s\n", "device", dev_path());
+	for (; f->name; f++)
+		printf("%-24s %llu\n", f->name,
+		       (unsigned long long)zcdev_field_get(base, f));
+}
+
+static const struct option json_opts[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL }
+};
+
+/* info and stats: one query, shown as a table or as JSON. */
+static int show_cmd(const struct cmd *c, int argc, char **argv, bool stats)
+{
+	struct zcdev_info info;
+	struct zcdev_stats st;
+	bool json = false;
+	int fd, ret = EXIT_OK, err;
+
+	while (cmd_getopt(c, argc, argv, json_opts) != -1)
+		json = true;
+	no_more_args(c, argc, argv);
+	fd = dev_open(O_RDONLY, &info);
+	if (fd < 0)
+		return -fd;
+	if (!stats) {
+		show_fields(json, &info, zcdev_info_fields);
+	} else if ((err = zcdev_get_stats(fd, &st))) {
+		errmsg("ZCDEV_IOC_GET_STATS: %s", strerror(-err));
+		ret = EXIT_FAIL;
+	} else {
+		show_fields(json, &st, zcdev_stats_fields);
+	}
+	close(fd);
+	return ret;
+}
+
+int cmd_info(const struct cmd *c, int argc, char **argv)
+{
+	return show_cmd(c, argc, argv, false);
+}
+
+int cmd_stats(const struct cmd *c, int argc, char **argv)
+{
+	return show_cmd(c, argc, argv, true);
+}
+
+/* ---- resize, reset ---- */
+
+static const struct option help_opts[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL }
+};
+
+int cmd_resize(const struct cmd *c, int argc, char **argv)
+{
+	struct zcdev_info info;
+	uint32_t pages;
+	int fd, err, ret = EXIT_OK;
+
+	/* "-1" is a bad page count, not an option. */
+	if (argc > 1 && argv[1][0] == '-' && argv[1][1] >= '0' &&
+	    argv[1][1] <= '9')
+		usage_error(c, "bad page count '%s' (0 to max_ring_pages)",
+			    argv[1]);
+	while (cmd_getopt(c, argc, argv, help_opts) != -1)
+		;
+	if (optind >= argc)
+		usage_error(c, "missing PAGES");
+	if (parse_u32(argv[optind], &pages))
+		usage_error(c, "bad page count '%s' (0 to max_ring_pages)",
+			    argv[optind]);
+	optind++;
+	no_more_args(c, argc, argv);
+	/* Changing the ring is a write to it: the module wants FMODE_WRITE. */
+	fd = dev_open(O_WRONLY, &info);
+	if (fd < 0)
+		return -fd;
+	err = zcdev_resize(fd, pages);
+	if (err) {
+		errmsg("resize to %u pages: %s%s", pages, strerror(-err),
+		       err == -EBUSY ? " (the unread bytes would not fit)" :
+		       err == -EINVAL && pages > info.max_ring_pages ?
+		       " (above max_ring_pages)" : "");
+		ret = EXIT_FAIL;
+	}
+	close(fd);
+	return ret;
+}
+
+int cmd_reset(const struct cmd *c, int argc, char **argv)
+{
+	struct zcdev_info info;
+	int fd, err, ret = EXIT_OK;
+
+	while (cmd_getopt(c, argc, argv, help_opts) != -1)
+		;
+	no_more_args(c, argc, argv);
+	fd = dev_open(O_WRONLY, &info);
+	if (fd < 0)
+		return -fd;
+	err = zcdev_reset(fd);
+	if (err) {
+		errmsg("reset: %s", strerror(-err));
+		ret = EXIT_FAIL;
+	}
+	close(fd);
+	return ret;
+}
+
+/* ---- the files put, get and copy read and write ---- */
+
+/* A torn-down ring moves nothing: say so instead of ENOSPC or ENOBUFS. */
+static int ring_usable(const struct cmd *c, const struct zcdev_info *info)
+{
+	if (info->ring_pages)
+		return 0;
+	errmsg("%s: the ring has 0 pages (torn down): 'zcdev resize PAGES' gives it pages again",
+	       c->name);
+	return -1;
+}
+
+/*
+ * SRC (or stdin) for a producer: readable, not a directory, not the
+ * device itself (which would feed the ring its own bytes for ever).
+ */
+static int open_input(const char *path, int dev)
+{
+	bool std = !strcmp(path, "-");
+	const char *name = std ? "standard input" : path;
+	struct stat st;
+	int fd, fl;
+
+	fd = std ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		errmsg("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) == O_WRONLY) {
+		/* main() holds a closed fd 0 with a descriptor nobody can read. */
+		errmsg("%s is closed", name);
+		goto fail;
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		errmsg("%s: %s", name, strerror(EISDIR));
+		goto fail;
+	}
+	if (zcdev_same_file(dev, fd)) {
+		errmsg("%s is the device itself", name);
+		goto fail;
+	}
+	return fd;
+fail:
+	if (!std)
+		close(fd);
+	return -1;
+}
+
+/*
+ * Make sure an output can take bytes before the first one leaves the
+ * ring: a zero-length write fails on a closed descriptor, one open only
+ * for reading, and /dev/full; the device itself is refused.
+ */
+static int check_output(int fd, const char *name, int dev)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
+		errmsg("%s is closed (nothing was taken from the ring)", name);
+		return -1;
+	}
+	if (zcdev_same_file(dev, fd)) {
+		errmsg("%s is the device itself", name);
+		return -1;
+	}
+	if (write(fd, "", 0) < 0) {
+		errmsg("%s: %s (nothing was taken from the ring)", name,
+		       strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * DST for a consumer, opened without O_TRUNC: it is truncated only once
+ * everything has been checked (see truncate_output()).
+ */
+static int open_output(const char *path, int dev)
+{
+	bool std = !strcmp(path, "-");
+	const char *name = std ? "standard output" : path;
+	struct stat st;
+	int fd;
+
+	if (std) {
+		fd = STDOUT_FILENO;
+	} else {
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			errmsg("%s: %s", path, strerror(EISDIR));
+			return -1;
+		}
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			errmsg("%s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	if (check_output(fd, name, dev)) {
+		if (!std)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int truncate_output(int fd, const char *name)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (fcntl(fd, F_GETFL) & O_APPEND))
+		return 0;
+	if (ftruncate(fd, 0) == 0)
+		return 0;
+	errmsg("%s: %s", name, strerror(errno));
+	return -1;
+}
+
+/* splice and sendfile refuse an output open for appending: write it instead. */
+static int get_method_for(int method, int out, const char *name)
+{
+	int fl = fcntl(out, F_GETFL);
+
+	if ((method != GET_SPLICE && method != GET_SENDFILE) || fl < 0 ||
+	    !(fl & O_APPEND) || is_pipe(out))
+		return method;
+	errmsg("note: %s is open for appending, which %s(2) cannot write: using read and write(2)",
+	       name, get_names[method]);
+	return GET_READ;
+}
+
+/* The claims of the mmap protocol, taken before anything is changed. */
+static int claim(int fd, enum zcdev_role role)
+{
+	int err = zcdev_claim(fd, role);
+
+	if (!err)
+		return 0;
+	if (err == -EBUSY)
+		errmsg("%s: another %s holds the ring (one producer and one consumer at a time): %s",
+		       dev_path(), role == ZCDEV_PRODUCER ? "producer" : "consumer",
+		       strerror(-err));
+	else
+		errmsg("%s: claim: %s", dev_path(), strerror(-err));
+	return -1;
+}
+
+/* ---- put, get, copy ---- */
+
+/* Set the sides up, run them in threads, say what failed. */
+static int transfer(struct run *run, struct side **sides, int n,
+		    const struct zcdev_info *info)
+{
+	const char *err;
+	int i, ret = 0;
+
+	for (i = 0; i < n && !ret; i++)
+		ret = side_setup(sides[i], info);
+	if (!ret)
+		ret = run_sides(run, sides, n);
+	for (i = 0; i < n; i++)
+		side_release(sides[i]);
+	err = run_error(run, sides, n);
+	if (!ret && !err)
+		return EXIT_OK;
+	errmsg("%s", err ? err : "failed");
+	return EXIT_FAIL;
+}
+
+static const struct option stream_opts[] = {
+	{ "method", required_argument, NULL, 'm' },
+	{ "chunk", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL }
+};
+
+static const struct option copy_opts[] = {
+	{ "method", required_argument, NULL, 'm' },
+	{ "chunk", required_argument, NULL, 'c' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL }
+};
+
+struct stream_args {
+	const char *method;
+	size_t chunk;
+	double timeout;
+};
+
+static void stream_getopt(const struct cmd *c, int argc, char **argv,
+			  const struct option *opts, struct stream_args *a)
+{
+	int opt;
+
+	a->chunk = DEFAULT_CHUNK;
+	a->timeout = 0;
+	while ((opt = cmd_getopt(c, argc, argv, opts)) != -1) {
+		switch (opt) {
+		case 'm':
+			a->method = optarg;
+			break;
+		case 'c':
+			a->chunk = parse_chunk(c, optarg);
+			break;
+		case 't':
+			a->timeout = parse_timeout(c, optarg);
+			break;
+		}
+	}
+}
+
+static int lookup_or_die(const struct cmd *c, const char *const *names,
+			 int nr, const char *name)
+{
+	int m = method_lookup(names, nr, name);
+
+	if (m < 0)
+		usage_error(c, "unknown method '%s'", name);
+	return m;
+}
+
+static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
+{
+	struct run run = { .label = c->name, .progress = progress_wanted() };
+	struct stream_args a = { .method = put ? "write" : "read" };
+	struct zcdev_info info;
+	struct side s, *sides[] = { &s };
+	const char *path, *name;
+	int method, io, fd, ret;
+
+	stream_getopt(c, argc, argv, stream_opts, &a);
+	method = put ? lookup_or_die(c, put_names, PUT_USER_NR, a.method)
+		     : lookup_or_die(c, get_names, GET_NR, a.method);
+	path = optind < argc ? argv[optind++] : "-";
+	no_more_args(c, argc, argv);
+	name = strcmp(path, "-") ? path : "standard output";
+
+	/* The device first: a missing module must not cost FILE its bytes. */
+	fd = dev_open(put ? put_open_flags(method) : O_RDONLY, &info);
+	if (fd < 0)
+		return -fd;
+	ret = EXIT_FAIL;
+	if (ring_usable(c, &info) ||
+	    claim(fd, put ? ZCDEV_PRODUCER : ZCDEV_CONSUMER))
+		goto close_fd;
+	io = put ? open_input(path, fd) : open_output(path, fd);
+	if (io < 0)
+		goto close_fd;
+	if (!put) {
+		method = get_method_for(method, io, name);
+		if (truncate_output(io, name))
+			goto close_io;
+	}
+	side_init(&s, put, method, fd, dev_path(), a.chunk);
+	if (put) {
+		s.src.fd = io;
+	} else {
+		s.snk.fd = io;
+		s.snk.keep = true;
+	}
+	fd = -1;	/* the side closes it */
+	ret = transfer(&run, sides, 1, &info);
+close_io:
+	if (io > STDERR_FILENO)
+		close(io);
+close_fd:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int cmd_put(const struct cmd *c, int argc, char **argv)
+{
+	return put_or_get(c, argc, argv, true);
+}
+
+int cmd_get(const struct cmd *c, int argc, char **argv)
+{
+	return put_or_get(c, argc, argv, false);
+}
+
+static const struct copy_pair {
+	const char *name;
+	int put, get;
+} copy_pairs[] = {
+	{ "write",	PUT_WRITE,	GET_READ },
+	{ "mmap",	PUT_MMAP,	GET_MMAP },
+	{ "splice",	PUT_SPLICE,	GET_SPLICE },
+	{ "vmsplice",	PUT_VMSPLICE,	GET_SENDFILE },
+	{ NULL }
+};
+
+/* A pair name from the table, or PUT:GET. */
+static void copy_methods(const struct cmd *c, const char *name, int *put,
+			 int *get)
+{
+	const struct copy_pair *p;
+	char buf[32];
+	char *colon;
+
+	for (p = copy_pairs; p->name; p++) {
+		if (!strcmp(p->name, name)) {
+			*put = p->put;
+			*get = p->get;
+			return;
+		}
+	}
+	snprintf(buf, sizeof(buf), "%s", name);
+	colon = strchr(buf, ':');
+	if (!colon)
+		usage_error(c, "unknown method '%s'", name);
+	*colon = '\0';
+	*put = lookup_or_die(c, put_names, PUT_USER_NR, buf);
+	*get = lookup_or_die(c, get_names, GET_NR, colon + 1);
+}
+
+static void copy_report(const char *src, const char *dst, struct side *prod,
+			struct side *cons, const struct zcdev_stats *d)
+{
+	struct side *sides[] = { prod, cons };
+	uint64_t bytes = atomic_load(&cons->bytes);
+	double secs = sides_elapsed(sides, 2);
+
+	printf("%s -> %s: %llu bytes in %.3f s, %.1f MB/s, put %s, get %s; "
+	       "zcdev copied %llu, by reference %llu, in place %llu bytes, "
+	       "%llu pages stolen, %llu page swaps\n",
+	       src, dst, (unsigned long long)bytes, secs,
+	       secs > 0 ? bytes / secs / 1e6 : 0.0,
+	       put_names[prod->method], get_names[cons->method],
+	       (unsigned long long)zcdev_stats_copied(d),
+	       (unsigned long long)zcdev_stats_by_ref(d),
+	       (unsigned long long)zcdev_stats_in_place(d),
+	       (unsigned long long)d->pages_stolen_in,
+	       (unsigned long long)d->page_swaps);
+}
+
+/*
+ * DST is a copy only if every byte put came out and nothing else used the
+ * ring meanwhile: the module's counters see every path, ours included.
+ */
+static int copy_verify(const char *dst, struct side *prod, struct side *cons,
+		       const struct zcdev_stats *d)
+{
+	uint64_t put = atomic_load(&prod->bytes), got = atomic_load(&cons->bytes);
+	uint64_t in = zcdev_stats_in(d), out = zcdev_stats_out(d);
+
+	if (put == got && in == put && out == got)
+		return 0;
+	errmsg("%s is not a copy: %llu bytes put, %llu bytes out; the ring took %llu and gave %llu bytes meanwhile: another process used the device (copy needs the device alone)",
+	       dst, (unsigned long long)put, (unsigned long long)got,
+	       (unsigned long long)in, (unsigned long long)out);
+	return -1;
+}
+
+static bool same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return !fstat(fd, &a) && !stat(path, &b) &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int cmd_copy(const struct cmd *c, int argc, char **argv)
+{
+	struct run run = { .label = c->name, .progress = progress_wanted() };
+	struct stream_args a = { .method = "write" };
+	struct zcdev_stats st0, st1, d;
+	struct zcdev_info info;
+	struct side prod, cons, *sides[] = { &prod, &cons };
+	const char *src, *dst;
+	int put, get, in = -1, out = -1, ctl, pfd = -1, cfd = -1, err;
+	int ret = EXIT_FAIL;
+
+	stream_getopt(c, argc, argv, copy_opts, &a);
+	run.timeout = a.timeout;
+	copy_methods(c, a.method, &put, &get);
+	if (argc - optind != 2)
+		usage_error(c, "need SRC and DST");
+	src = argv[optind];
+	dst = argv[optind + 1];
+	if (!strcmp(dst, "-"))
+		usage_error(c, "DST must be a file: the report goes to stdout");
+
+	ctl = dev_open(O_RDONLY, &info);
+	if (ctl < 0)
+		return -ctl;
+	if (ring_usable(c, &info))
+		goto close_ctl;
+	in = open_input(src, ctl);
+	if (in < 0)
+		goto close_ctl;
+	if (same_file(in, dst)) {
+		errmsg("%s and %s are the same file", src, dst);
+		goto close_ends;
+	}
+	/* The writer opens first, so the reader cannot see EOF early. */
+	pfd = dev_open(put_open_flags(put), &info);
+	cfd = pfd < 0 ? -1 : dev_open(O_RDONLY, &info);
+	if (cfd < 0) {
+		ret = -(pfd < 0 ? pfd : cfd);
+		goto close_ends;
+	}
+	if (claim(pfd, ZCDEV_PRODUCER) || claim(cfd, ZCDEV_CONSUMER))
+		goto close_ends;
+	out = open_output(dst, ctl);
+	if (out < 0)
+		goto close_ends;
+	/* Through a hard link or a symlink to SRC, opened just now. */
+	if (zcdev_same_file(in, out)) {
+		errmsg("%s and %s are the same file", src, dst);
+		goto close_ends;
+	}
+	if (truncate_output(out, dst))
+		goto close_ends;
+	err = zcdev_reset(pfd);
+	if (!err)
+		err = zcdev_get_stats(ctl, &st0);
+	if (err) {
+		errmsg("%s: %s", dev_path(), strerror(-err));
+		goto close_ends;
+	}
+	side_init(&prod, true, put, pfd, dev_path(), a.chunk);
+	prod.src.fd = in;
+	side_init(&cons, false, get, cfd, dev_path(), a.chunk);
+	cons.snk.fd = out;
+	cons.snk.keep = true;
+	cons.follow = true;
+	pfd = cfd = -1;		/* the sides close them */
+	ret = transfer(&run, sides, 2, &info);
+	if (ret != EXIT_OK)
+		goto close_ends;
+	err = zcdev_get_stats(ctl, &st1);
+	if (err) {
+		errmsg("ZCDEV_IOC_GET_STATS: %s", strerror(-err));
+		ret = EXIT_FAIL;
+		goto close_ends;
+	}
+	zcdev_stats_delta(&st0, &st1, &d);
+	if (copy_verify(dst, &prod, &cons, &d))
+		ret = EXIT_FAIL;
+	else
+		copy_report(src, dst, &prod, &cons, &d);
+close_ends:
+	if (out >= 0 && close(out) && ret == EXIT_OK) {
+		errmsg("%s: %s", dst, strerror(errno));
+		ret = EXIT_FAIL;
+	}
+	if (pfd >= 0)
+		close(pfd);
+	if (cfd >= 0)
+		close(cfd);
+	if (in > STDERR_FILENO)
+		close(in);
+close_ctl:
+	close(ctl);
+	return ret;
+}
