@@ -84,7 +84,7 @@ const char bench_help[] =
 "  put:splice          splice from a pipe holding the bytes, SPLICE_F_MOVE;\n"
 "                      filling that pipe is not timed [write]\n"
 "  put:vmsplice        vmsplice the payload into a pipe, splice it in [write]\n"
-"A thread drains the socket with recv(MSG_TRUNC); its time is not counted.\n"
+"A child process drains the socket with recv(MSG_TRUNC), uncounted.\n"
 "\n"
 "columns:\n"
 "  MB/s      bytes / wall time of the timed side, 10^6 bytes/s: a round's\n"

@@ -15,8 +15,6 @@
 #ifndef ZCDEV_BENCH_H
 #define ZCDEV_BENCH_H
 
-#include <pthread.h>
-
 #include "cmds.h"
 
 /* Who holds a mapping of the ring while a row runs. */
@@ -119,19 +117,14 @@ struct bctx {
 	int in[2];		/* the pipe splice and vmsplice put from */
 	size_t hop_len, in_len;
 	int sink;		/* /dev/null or, verifying, a memfd */
-	int tx, tx_peer;	/* the TCP sender and its peer, or -1 */
-	pthread_t rx;
-	bool rx_running;
+	int tx;			/* the TCP sender, or -1 */
+	pid_t rx_pid;		/* the receiver, or 0 */
+	int rx_res;		/* its word when it is done, or -1 */
 	char *buf;		/* chunk bytes for read */
 	char *ring_buf;		/* memcpy's destination */
 
 	uint64_t put_off;	/* stream bytes produced in this row */
 	uint64_t get_off;	/* stream bytes consumed */
-
-	/* the receiver thread's view */
-	uint64_t rx_bytes;
-	bool rx_failed;
-	char rx_err[128];
 
 	char err[192];
 	bool failed;

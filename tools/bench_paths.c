@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -614,45 +615,53 @@ int bctx_laps(struct bctx **cs, int nr, uint64_t total, unsigned int warm,
 	return ret;
 }
 
-/* ---- loopback TCP: a receiver thread discards what arrives ---- */
+/* ---- loopback TCP: a receiver process discards what arrives ---- */
 
-static void *rx_main(void *arg)
+/* What the receiver reports when the sender is done. */
+struct rx_result {
+	uint64_t bytes;
+	bool failed;
+	char err[128];
+};
+
+/*
+ * The receiver is a process of its own, as a peer would be: a thread
+ * would share the bench's address space, and every PTE the lender zaps
+ * in the producer's mapping would then cost a TLB shootdown on the CPU
+ * the receiver runs on, which a real pipeline does not pay.
+ */
+static void rx_main(struct bctx *c, int sock, int res)
 {
-	struct bctx *c = arg;
-	char *buf;
+	struct rx_result out = { 0 };
 	size_t len = 256 << 10;
-	sigset_t all;
+	char *buf = c->verify ? malloc(len) : NULL;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	buf = c->verify ? malloc(len) : NULL;
 	for (;;) {
 		/* MSG_TRUNC: TCP drops the bytes without copying them. */
-		ssize_t r = recv(c->tx_peer, buf, len,
-				 buf ? 0 : MSG_TRUNC);
-		const char *want;
+		ssize_t r = recv(sock, buf, len, buf ? 0 : MSG_TRUNC);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			if (r < 0 && !c->rx_failed) {
-				c->rx_failed = true;
-				snprintf(c->rx_err, sizeof(c->rx_err),
-					 "recv: %s", strerror(errno));
+			if (r < 0 && !out.failed) {
+				out.failed = true;
+				snprintf(out.err, sizeof(out.err), "recv: %s",
+					 strerror(errno));
 			}
 			break;
 		}
-		want = payload_at(c, c->rx_bytes);
-		if (buf && !c->rx_failed && memcmp(buf, want, r)) {
-			c->rx_failed = true;
-			snprintf(c->rx_err, sizeof(c->rx_err),
+		if (buf && !out.failed &&
+		    memcmp(buf, payload_at(c, out.bytes), r)) {
+			out.failed = true;
+			snprintf(out.err, sizeof(out.err),
 				 "tcp: payload mismatch after byte %llu",
-				 (unsigned long long)c->rx_bytes);
+				 (unsigned long long)out.bytes);
 		}
-		c->rx_bytes += r;
+		out.bytes += r;
 	}
-	free(buf);
-	return NULL;
+	if (write(res, &out, sizeof(out)) != sizeof(out))
+		_exit(1);
+	_exit(0);
 }
 
 static int tcp_open(struct bctx *c)
@@ -662,7 +671,7 @@ static int tcp_open(struct bctx *c)
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 	};
 	socklen_t len = sizeof(sa);
-	int l, ret;
+	int l, peer, res[2], fd;
 
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l < 0)
@@ -677,19 +686,38 @@ static int tcp_open(struct bctx *c)
 		bctx_fail(c, "connect to 127.0.0.1");
 		goto close_l;
 	}
-	c->tx_peer = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (c->tx_peer < 0) {
+	peer = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (peer < 0) {
 		bctx_fail(c, "accept");
 		goto close_l;
 	}
 	close(l);
-	ret = pthread_create(&c->rx, NULL, rx_main, c);
-	if (ret) {
-		errno = ret;
-		return bctx_fail(c, "pthread_create");
+	if (pipe2(res, O_CLOEXEC)) {
+		bctx_fail(c, "pipe");
+		goto close_peer;
 	}
-	c->rx_running = true;
+	c->rx_pid = fork();
+	if (c->rx_pid < 0) {
+		bctx_fail(c, "fork");
+		close(res[0]);
+		close(res[1]);
+		goto close_peer;
+	}
+	if (!c->rx_pid) {
+		/* The device stays the bench's alone: no writer in here. */
+		for (fd = 3; fd < 1024; fd++)
+			if (fd != peer && fd != res[1])
+				close(fd);
+		signal(SIGALRM, SIG_DFL);
+		rx_main(c, peer, res[1]);
+	}
+	close(res[1]);
+	close(peer);
+	c->rx_res = res[0];
 	return 0;
+close_peer:
+	close(peer);
+	return -1;
 close_l:
 	close(l);
 	return -1;
@@ -698,21 +726,25 @@ close_l:
 /* The sender closes; the receiver must have had every byte sent. */
 static void tcp_close(struct bctx *c)
 {
-	if (c->tx >= 0) {
+	struct rx_result in;
+
+	if (c->tx >= 0)
 		close(c->tx);
-		c->tx = -1;
-	}
-	if (c->rx_running) {
-		pthread_join(c->rx, NULL);
-		c->rx_running = false;
-		if (c->rx_failed) {
-			errno = 0;
-			bctx_fail(c, "%s", c->rx_err);
-		}
-	}
-	if (c->tx_peer >= 0)
-		close(c->tx_peer);
-	c->tx_peer = -1;
+	c->tx = -1;
+	if (c->rx_pid <= 0)
+		return;
+	errno = 0;
+	if (read(c->rx_res, &in, sizeof(in)) != sizeof(in))
+		bctx_fail(c, "tcp: no word from the receiver");
+	else if (in.failed)
+		bctx_fail(c, "%s", in.err);
+	else if (in.bytes != c->get_off)
+		bctx_fail(c, "tcp: %llu bytes sent, %llu received",
+			  (unsigned long long)c->get_off,
+			  (unsigned long long)in.bytes);
+	close(c->rx_res);
+	waitpid(c->rx_pid, NULL, 0);
+	c->rx_pid = 0;
 }
 
 /* ---- a row's context ---- */
@@ -731,6 +763,13 @@ static bool get_tcp(enum bget m)
 {
 	return m == BG_READ_SEND || m == BG_MMAP_SEND || m == BG_SPLICE_TCP ||
 	       m == BG_SENDFILE_TCP;
+}
+
+/* The TCP receiver's fork() must not take a mapping of the ring along. */
+static void no_fork(const void *p, size_t len)
+{
+	if (p)
+		madvise((void *)p, len, MADV_DONTFORK);
 }
 
 static int open_device(struct bctx *c)
@@ -766,6 +805,11 @@ static int open_device(struct bctx *c)
 	if ((bctx_get_path(c) == BG_MMAP || bctx_get_path(c) == BG_MMAP_SEND) &&
 	    zcdev_ring_map(&c->cmap, c->rfd, &info, false))
 		return bctx_fail(c, "mmap the ring for the consumer");
+	no_fork(c->pmap.meta, c->pmap.meta_len);
+	no_fork(c->pmap.data, c->pmap.data_len);
+	no_fork(c->cmap.meta, c->cmap.meta_len);
+	no_fork(c->cmap.data, c->cmap.data_len);
+	no_fork(c->meta, info.page_size);
 	return 0;
 }
 
@@ -782,7 +826,7 @@ int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 	c->map = map;
 	c->chunk = chunk;
 	c->verify = verify;
-	c->wfd = c->rfd = c->ctl = c->sink = c->tx = c->tx_peer = -1;
+	c->wfd = c->rfd = c->ctl = c->sink = c->tx = c->rx_res = -1;
 	c->hop[0] = c->hop[1] = c->in[0] = c->in[1] = -1;
 	atomic_store(&xfer_abort, 0);
 	pm = bctx_put_path(c);
@@ -842,13 +886,6 @@ void bctx_close(struct bctx *c)
 	int i;
 
 	tcp_close(c);
-	if (c->rx_bytes != c->get_off && !c->failed &&
-	    get_tcp(bctx_get_path(c))) {
-		errno = 0;
-		bctx_fail(c, "tcp: %llu bytes sent, %llu received",
-			  (unsigned long long)c->get_off,
-			  (unsigned long long)c->rx_bytes);
-	}
 	zcdev_ring_unmap(&c->pmap);
 	zcdev_ring_unmap(&c->cmap);
 	if (c->meta)
