@@ -12,10 +12,16 @@
 #                        in build/bench-KERNEL.{txt,json,png} (BENCH_ARGS: its options)
 #   make style           checkpatch --strict over the module and the uapi header
 #   make sparse          kbuild C=2 with sparse
-#   make install         module, tool, uapi header (and udev rule) into the system
-#   make dkms-install    register, build and install the module with DKMS
+#   make install         module, tool, header, man pages, udev rule and group
+#                        (install-module, -tools, -headers, -man, -udev; DESTDIR,
+#                        PREFIX); make uninstall undoes each
+#   make dkms-install    hand the module to DKMS (again: replaces the first);
+#                        make dkms-remove
+#   make sign            sign module/zcdev.ko (SIGN_KEY, SIGN_CERT: DKMS's MOK)
+#   make deb             zcdev-dkms and zcdev-tools packages in build/deb/
 
-KDIR ?= /lib/modules/$(shell uname -r)/build
+KVER ?= $(shell uname -r)
+KDIR ?= /lib/modules/$(KVER)/build
 PREFIX ?= /usr/local
 VERSION := $(shell cat VERSION)
 # The rig's cache (Debian roots, kernel images, the debug kernel): see
@@ -28,14 +34,16 @@ CACHE := build
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-TOOLS_CFLAGS := -static -O2 -Wall -Wextra -I uapi -pthread
+# TOOLS_STATIC= builds a dynamically linked tool (debian/rules does, and
+# adds Debian's CPPFLAGS, CFLAGS and LDFLAGS through the environment).
+TOOLS_STATIC ?= -static
+TOOLS_CFLAGS := $(TOOLS_STATIC) -O2 -Wall -Wextra -I uapi -pthread
 TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"'
 TOOLS_SRCS := $(wildcard tools/*.c tools/lib/*.c)
 LIBZCDEV := tools/lib/zcdev.c tools/lib/zcdev.h
 EXAMPLES := $(basename $(wildcard examples/*.c))
 
-.PHONY: all module tools examples selftests check run bench style sparse \
-	install dkms-install dkms-remove clean distclean
+.PHONY: all module tools examples selftests check run bench style sparse clean distclean
 
 all: module
 
@@ -52,7 +60,7 @@ examples/%: examples/%.c $(LIBZCDEV) uapi/linux/zcdev.h
 
 tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h tools/lib/*.h) uapi/linux/zcdev.h VERSION
 	$(if $(TOOLS_SRCS),,$(error no tools/*.c to build tools/zcdev from))
-	$(CC) $(TOOLS_CFLAGS) -o $@ $(TOOLS_SRCS)
+	$(CC) $(TOOLS_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_SRCS)
 
 selftests:
 	$(MAKE) -C selftests
@@ -91,39 +99,216 @@ sparse:
 	@! grep -E '^(module|uapi)/.*: (warning|error):' $(CACHE)/sparse.log || \
 		{ echo "sparse: findings above (log: $(CACHE)/sparse.log)"; exit 1; }
 
-# modules_install skips depmod when KDIR has no System.map (distribution
-# header packages have none), so it is run here. The release is the one
-# the module's vermagic carries: Debian's 6.1 headers have "6.1.0-N-amd64"
-# there but the upstream "6.1.N" in include/config/kernel.release.
+# ---- Installing, by hand or for a package --------------------------------
+#
+# `make install` = install-module install-tools install-headers install-man
+# install-udev, each undone by its uninstall-* twin. DESTDIR stages into a
+# directory (a package's tree): then nothing outside it is touched, no
+# depmod, no group, no udev reload. PREFIX (default /usr/local) places the
+# tool, the header, the man pages and the examples; the module goes where
+# modprobe finds it (/lib/modules/RELEASE/extra) and configuration under
+# SYSCONFDIR (/etc) whatever PREFIX is.
+
+BINDIR ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/zcdev
+SYSCONFDIR ?= /etc
+UDEVRULESDIR ?= $(SYSCONFDIR)/udev/rules.d
+SYSUSERSDIR ?= $(SYSCONFDIR)/sysusers.d
+INSTALL ?= install
+
+# The release the module's vermagic carries, read from KDIR: Debian's 6.1
+# headers have "6.1.0-N-amd64" there but the upstream "6.1.N" in
+# include/config/kernel.release.
 KRELEASE = $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"$$/\1/p' \
-	     $(KDIR)/include/generated/utsrelease.h)
+	     $(KDIR)/include/generated/utsrelease.h 2>/dev/null)
+MODDIR = /lib/modules/$(KRELEASE)/extra
 UDEV_RULES := $(wildcard udev/*.rules)
+# Whatever man/ holds when make runs: man/zcdev.1 goes to man1/ and so on.
+MAN_PAGES = $(wildcard man/*.[1-8])
+MODPROBE_CONF := etc/modprobe.d/zcdev.conf
+MODULES_LOAD_CONF := etc/modules-load.d/zcdev.conf
+SYSUSERS_CONF := etc/sysusers.d/zcdev.conf
 
-install: module tools
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
-	depmod -a $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KRELEASE)
-	install -D -m 0755 tools/zcdev $(DESTDIR)$(PREFIX)/bin/zcdev
-	install -D -m 0644 uapi/linux/zcdev.h $(DESTDIR)$(PREFIX)/include/linux/zcdev.h
-	$(foreach r,$(UDEV_RULES),install -D -m 0644 $(r) $(DESTDIR)/etc/udev/rules.d/$(notdir $(r));)
+.PHONY: install uninstall install-module uninstall-module install-tools \
+	uninstall-tools install-headers uninstall-headers install-man \
+	uninstall-man install-udev uninstall-udev
 
+install: install-module install-tools install-headers install-man install-udev
+uninstall: uninstall-module uninstall-tools uninstall-headers uninstall-man uninstall-udev
+
+# The module as built (and signed, after `make sign`); the modprobe.d file
+# of commented options only where there is none yet, so an edited one
+# survives a reinstall; the modules-load.d file as an example to copy.
+install-module: module
+	@test -n "$(KRELEASE)" || { echo "install-module: no kernel headers in KDIR=$(KDIR)"; exit 1; }
+	$(INSTALL) -D -m 0644 module/zcdev.ko $(DESTDIR)$(MODDIR)/zcdev.ko
+	test -e $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf || \
+		$(INSTALL) -D -m 0644 $(MODPROBE_CONF) $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf
+	$(INSTALL) -D -m 0644 $(MODULES_LOAD_CONF) $(DESTDIR)$(DOCDIR)/examples/modules-load.d/zcdev.conf
+	$(if $(DESTDIR),,depmod -a $(KRELEASE))
+
+# The modprobe.d file goes only if it is still ours, unedited.
+uninstall-module:
+	@test -n "$(KRELEASE)" || { echo "uninstall-module: no kernel headers in KDIR=$(KDIR)"; exit 1; }
+	rm -f $(DESTDIR)$(MODDIR)/zcdev.ko
+	[ ! -d $(DESTDIR)$(MODDIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(MODDIR)
+	if cmp -s $(MODPROBE_CONF) $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf ]; then \
+		echo "uninstall-module: $(SYSCONFDIR)/modprobe.d/zcdev.conf was edited: left in place"; \
+	fi
+	rm -f $(DESTDIR)$(DOCDIR)/examples/modules-load.d/zcdev.conf
+	for d in $(DESTDIR)$(DOCDIR)/examples/modules-load.d $(DESTDIR)$(DOCDIR)/examples \
+		 $(DESTDIR)$(DOCDIR); do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \
+	done
+	$(if $(DESTDIR),,depmod -a $(KRELEASE))
+
+install-tools: tools/zcdev
+	$(INSTALL) -D -m 0755 tools/zcdev $(DESTDIR)$(BINDIR)/zcdev
+
+uninstall-tools:
+	rm -f $(DESTDIR)$(BINDIR)/zcdev
+
+install-headers:
+	$(INSTALL) -D -m 0644 uapi/linux/zcdev.h $(DESTDIR)$(INCLUDEDIR)/linux/zcdev.h
+
+uninstall-headers:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/linux/zcdev.h
+
+install-man:
+	$(if $(MAN_PAGES),,@echo "install-man: no man pages in man/")
+	$(foreach p,$(MAN_PAGES),$(INSTALL) -D -m 0644 $(p) \
+		$(DESTDIR)$(MANDIR)/man$(patsubst .%,%,$(suffix $(p)))/$(notdir $(p));)
+
+uninstall-man:
+	$(foreach p,$(MAN_PAGES),rm -f $(DESTDIR)$(MANDIR)/man$(patsubst .%,%,$(suffix $(p)))/$(notdir $(p));)
+
+# The rule gives /dev/zcdev to group zcdev; the sysusers.d entry declares
+# the group, and on the running system (no DESTDIR) the group is created
+# now, by systemd-sysusers or else groupadd, and udev re-applies the rule
+# to a device that already exists. uninstall-udev keeps the group: files
+# may belong to it, and a later install finds it again.
+install-udev:
+	$(foreach r,$(UDEV_RULES),$(INSTALL) -D -m 0644 $(r) $(DESTDIR)$(UDEVRULESDIR)/$(notdir $(r));)
+	$(INSTALL) -D -m 0644 $(SYSUSERS_CONF) $(DESTDIR)$(SYSUSERSDIR)/zcdev.conf
+ifeq ($(DESTDIR),)
+	if command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/zcdev.conf; \
+	elif ! getent group zcdev >/dev/null; then \
+		groupadd --system zcdev; \
+	fi
+	if command -v udevadm >/dev/null && [ -d /run/udev ]; then \
+		udevadm control --reload && \
+		udevadm trigger --action=change --subsystem-match=misc --sysname-match=zcdev; \
+	fi
+endif
+
+uninstall-udev:
+	$(foreach r,$(UDEV_RULES),rm -f $(DESTDIR)$(UDEVRULESDIR)/$(notdir $(r));)
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/zcdev.conf
+ifeq ($(DESTDIR),)
+	if command -v udevadm >/dev/null && [ -d /run/udev ]; then udevadm control --reload; fi
+	@! getent group zcdev >/dev/null || \
+		echo "uninstall-udev: group zcdev kept (remove it with: groupdel zcdev)"
+endif
+
+# ---- DKMS ----------------------------------------------------------------
+#
 # DKMS builds from a copy of the module sources in /usr/src/zcdev-VERSION
-# (sources only: no objects or generated files from an in-tree build).
+# (sources only: no objects or generated files from an in-tree build);
+# debian/rules ships the same copy in zcdev-dkms. dkms-install first takes
+# out what an earlier run registered, so a second run replaces the first
+# instead of failing on "the same module/version combo". It builds for
+# KVER (default: the running kernel); DKMS itself builds for every kernel
+# installed later.
 DKMS_SRC := $(DESTDIR)/usr/src/zcdev-$(VERSION)
 DKMS_FILES = dkms.conf Kbuild VERSION uapi/linux/zcdev.h module/Kbuild \
 	     $(filter-out %.mod.c,$(wildcard module/*.c)) $(wildcard module/*.h)
 
-dkms-install:
-	@test -f dkms.conf || { echo "dkms-install: no dkms.conf"; exit 1; }
+.PHONY: install-dkms-src dkms-install dkms-remove
+
+install-dkms-src:
+	@test -f dkms.conf || { echo "install-dkms-src: no dkms.conf"; exit 1; }
 	rm -rf $(DKMS_SRC)
 	mkdir -p $(DKMS_SRC)
 	cp --parents -t $(DKMS_SRC) $(DKMS_FILES)
+
+# A zcdev-dkms package owns /usr/src/zcdev-VERSION: leave it to dpkg.
+dkms-install:
+	@! dpkg-query -S /usr/src/zcdev-$(VERSION) >/dev/null 2>&1 || \
+		{ echo "dkms-install: /usr/src/zcdev-$(VERSION) belongs to $$(dpkg-query -S /usr/src/zcdev-$(VERSION) | cut -d: -f1);" \
+		       "use the package (or remove it first)"; exit 1; }
+	$(MAKE) --no-print-directory dkms-remove
+	$(MAKE) --no-print-directory install-dkms-src DESTDIR=
 	dkms add -m zcdev -v $(VERSION)
-	dkms build -m zcdev -v $(VERSION)
-	dkms install -m zcdev -v $(VERSION)
+	dkms build -m zcdev -v $(VERSION) -k $(KVER)
+	dkms install -m zcdev -v $(VERSION) -k $(KVER)
 
 dkms-remove:
-	dkms remove -m zcdev -v $(VERSION) --all
-	rm -rf $(DKMS_SRC)
+	if [ -n "$$(dkms status -m zcdev -v $(VERSION) 2>/dev/null)" ]; then \
+		dkms remove -m zcdev -v $(VERSION) --all; \
+	fi
+	rm -rf /usr/src/zcdev-$(VERSION)
+
+# ---- Secure Boot ---------------------------------------------------------
+#
+# A kernel that enforces module signatures (Secure Boot with lockdown)
+# refuses an unsigned module with "Key was rejected by service". make sign
+# signs module/zcdev.ko with the kernel's own scripts/sign-file and a key
+# and certificate the machine trusts: by default the MOK pair Debian's dkms
+# creates (and signs its own builds with), which `mokutil --import` enrolls
+# (README: On a real machine). A signature left by an earlier run is taken
+# off first, so signing twice, or with another key, leaves one signature.
+SIGN_KEY ?= /var/lib/dkms/mok.key
+SIGN_CERT ?= /var/lib/dkms/mok.pub
+SIGN_FILE ?= $(KDIR)/scripts/sign-file
+SIGN_HASH ?= $(or $(shell sed -n 's/^CONFIG_MODULE_SIG_HASH="\(.*\)"$$/\1/p' \
+	       $(KDIR)/.config 2>/dev/null),sha256)
+MODULE_SIG_MAGIC := ~Module signature appended~
+
+.PHONY: sign
+sign: module
+	@test -r "$(SIGN_KEY)" || { echo "sign: cannot read the key SIGN_KEY=$(SIGN_KEY)" \
+		"(root only? see README: Secure Boot)"; exit 1; }
+	@test -r "$(SIGN_CERT)" || { echo "sign: cannot read the certificate SIGN_CERT=$(SIGN_CERT)"; exit 1; }
+	@test -x "$(SIGN_FILE)" || { echo "sign: no $(SIGN_FILE) (kernel headers for $(KVER)?)"; exit 1; }
+	@ko=module/zcdev.ko; \
+	if [ "$$(tail -c 28 $$ko | tr -d '\0')" = "$(MODULE_SIG_MAGIC)" ]; then \
+		len=$$(tail -c 32 $$ko | head -c 4 | od -An -tu1 | \
+		       awk '{ print (($$1 * 256 + $$2) * 256 + $$3) * 256 + $$4 }'); \
+		echo "  UNSIGN  $$ko (an earlier signature, $$len bytes)"; \
+		truncate -s -$$((len + 40)) $$ko; \
+	fi
+	$(SIGN_FILE) $(SIGN_HASH) $(SIGN_KEY) $(SIGN_CERT) module/zcdev.ko
+	@echo "  SIGNED  module/zcdev.ko: $$(modinfo -F signer module/zcdev.ko)" \
+		"($$(modinfo -F sig_hashalgo module/zcdev.ko))"
+
+# ---- Debian packages -----------------------------------------------------
+#
+# dpkg-buildpackage writes its packages next to the tree it builds, so the
+# tree is copied first: the files git tracks (or, without git, everything
+# but build/), built there, and the packages moved to build/deb/.
+DEB_DIR := $(CACHE)/deb
+DEB_SRC := $(DEB_DIR)/src/zcdev-$(VERSION)
+
+.PHONY: deb
+deb:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	if git rev-parse --show-toplevel >/dev/null 2>&1; then \
+		git ls-files -co --exclude-standard | while IFS= read -r f; do \
+			[ ! -e "$$f" ] || cp -P --parents -t $(DEB_SRC) "$$f"; \
+		done; \
+	else \
+		tar -c --exclude=./$(CACHE) --exclude=./.git . | tar -x -C $(DEB_SRC); \
+	fi
+	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.changes $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/
+	rm -rf $(DEB_DIR)/src
+	@ls -1 $(DEB_DIR)/*.deb
 
 clean:
 	$(if $(wildcard $(KDIR)/Makefile),$(MAKE) -C $(KDIR) M=$(CURDIR) clean)

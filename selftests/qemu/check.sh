@@ -28,7 +28,7 @@ timeout_s=${ZCDEV_TIMEOUT:-900}
 
 passed=0 failed=0 skipped=0
 failures=()
-# Counts per WHERE (user space, dkms, a kernel series), in first-seen order.
+# Counts per WHERE (user space, host, a lane), in first-seen order.
 declare -A where_passed where_failed where_skipped
 wheres=()
 
@@ -71,16 +71,20 @@ read_results() {
 	done
 }
 
-# selftests/qemu/dkms.sh builds what `make dkms-install` ships under DKMS
-# inside root $1 for the kernels that follow.
-dkms_check() {
-	local rc=0 f=$failed root=$1 log=$build/dkms-$1.log
-	shift
-	say "building under DKMS in root $root for ${*}"
-	"$qemu_dir/dkms.sh" "$root" "$@" > "$log" 2>&1 || rc=$?
-	read_results dkms < "$log"
+# selftests/qemu/pkg.sh, for lane $1: the Debian packages build in the
+# lane's root, install, build the module under DKMS for the lane's kernel
+# and purge without a trace; the module DKMS built goes into the lane's
+# guest ($dkms_ko), which loads it after the tests.
+pkg_check() {
+	local s=$1 out=$build/$1/pkg rc=0 f=$failed
+	mkdir -p "$out"
+	say "$s: the Debian packages in root ${lane_root[$s]} (DKMS for ${kver[$s]})"
+	"$qemu_dir/pkg.sh" "$roots/${lane_root[$s]}" "${kver[$s]}" "$out" \
+		> "$out.results" 2>&1 || rc=$?
+	read_results "$s" < "$out.results"
 	[ "$rc" = 0 ] || [ "$failed" != "$f" ] ||
-		record "not ok dkms.sh $root exit status $rc (log: ${log#"$top"/})" dkms
+		record "not ok pkg.sh exit status $rc (log: ${out#"$top"/}/pkg.log)" "$s"
+	dkms_ko=$out/zcdev.ko
 }
 
 # What the guest's lines added: the difference of two counts() outputs.
@@ -172,24 +176,15 @@ for s in "${series[@]}"; do
 	[ ! -f "$ko" ] || kos[$s]=$ko
 done
 
-# DKMS builds for the Debian kernels, root by root; the debug kernel is
-# not a packaged one.
-declare -A root_versions
-for s in "${series[@]}"; do
-	[ "$s" = debug ] || root_versions[${lane_root[$s]}]+=" ${kver[$s]}"
-done
-for r in "${!root_versions[@]}"; do
-	# shellcheck disable=SC2086 # a list of releases
-	dkms_check "$r" ${root_versions[$r]}
-done
-
 accel_wait
 for s in "${series[@]}"; do
 	if [ -z "$have_userspace" ] || [ -z "${kos[$s]:-}" ]; then
 		record "not ok guest: not booted, a build failed" "$s"
 		continue
 	fi
-	ko=${kos[$s]} t0=$SECONDS
+	ko=${kos[$s]} t0=$SECONDS dkms_ko=
+	# The debug kernel is not a packaged one.
+	[ "$s" = debug ] || pkg_check "$s"
 	boot "$s" "${kver[$s]}"
 	say "$s: $(counts "$s") in $((SECONDS - t0))s"
 done
