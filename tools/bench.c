@@ -96,8 +96,10 @@ const char bench_help[] =
 "  cpu s/GB  CPU time of the timed side per 10^9 payload bytes; sys% of it\n"
 "  copy, ref, inpl   bytes the module copied, moved as page references,\n"
 "            and that went through the mapping, per payload byte\n"
-"  lent, fault, swap, steal   pages handed to a pipe, faults that mapped a\n"
-"            ring page, slots given a fresh page, pages stolen from a pipe:\n"
+"  trap      minor faults the timed side took, per payload page\n"
+"  lent, mapd, swap, steal   pages handed to a pipe, ring pages mapped by\n"
+"            the fault handler (with those it maps ahead, so more than one\n"
+"            a trap), slots given a fresh page, pages stolen from a pipe:\n"
 "            per payload page\n"
 "The module's counters are ZCDEV_IOC_GET_STATS deltas around the timed\n"
 "side only. 'zcdev explain' shows what one call of a path does.\n";
@@ -180,6 +182,19 @@ static double per_byte(const struct brow *r, unsigned int repeat,
 
 	for (i = 0; i < repeat; i++) {
 		num += get(&r->s[i].d);
+		bytes += r->s[i].bytes;
+	}
+	return bytes ? (double)num / bytes : NAN;
+}
+
+/* Minor faults of the timed side, per payload byte. */
+static double traps(const struct brow *r, unsigned int repeat)
+{
+	uint64_t num = 0, bytes = 0;
+	unsigned int i;
+
+	for (i = 0; i < repeat; i++) {
+		num += r->s[i].minflt;
 		bytes += r->s[i].bytes;
 	}
 	return bytes ? (double)num / bytes : NAN;
@@ -527,14 +542,15 @@ static void print_header(const struct bench *b)
 	       b->verify ? "every byte verified in a first, untimed round"
 			 : "no verify round (--no-verify)");
 	printf("MB/s = 10^6 bytes/s; x base = MB/s over the baseline's (vs), laps alternating\n");
-	printf("copy, ref, inpl per payload byte; lent, fault, swap, steal per payload page\n");
+	printf("copy, ref, inpl per payload byte; trap, lent, mapd, swap, steal per payload page\n");
 }
 
 static void print_cols(void)
 {
-	printf("%-22s %8s %7s %13s %-12s %7s %7s %4s %5s %5s %5s %5s %5s %5s %5s\n",
+	printf("%-22s %8s %7s %13s %-12s %7s %7s %4s %5s %5s %5s %5s %5s %5s %5s %5s\n",
 	       "path", "MB/s", "x base", "min-max", "vs", "calls", "cpu s/GB",
-	       "sys%", "copy", "ref", "inpl", "lent", "fault", "swap", "steal");
+	       "sys%", "trap", "copy", "ref", "inpl", "lent", "mapd", "swap",
+	       "steal");
 }
 
 static void print_row(const struct bench *b, const struct brow *r)
@@ -558,15 +574,16 @@ static void print_row(const struct bench *b, const struct brow *r)
 		sys[i] = s->usr + s->sys > 0 ? 100 * s->sys / (s->usr + s->sys) : NAN;
 		calls[i] = s->syscalls;
 	}
-	printf("%8.1f %6.2fx %13s %-12s %7lu %8.2f %4.0f", median(r->mbps, b->repeat),
-	       x, mm, r->base == r ? "-" : short_name(r->base->p), calls[0],
-	       median(cpu, n), median(sys, n));
+	pages = b->page_size;
+	printf("%8.1f %6.2fx %13s %-12s %7lu %8.2f %4.0f %5.2f",
+	       median(r->mbps, b->repeat), x, mm,
+	       r->base == r ? "-" : short_name(r->base->p), calls[0],
+	       median(cpu, n), median(sys, n), traps(r, b->repeat) * pages);
 	if (r->p->pipe || r->p->put == BP_MEMCPY) {
 		printf(" %5s %5s %5s %5s %5s %5s %5s\n", "-", "-", "-", "-", "-",
 		       "-", "-");
 		return;
 	}
-	pages = b->page_size;
 	printf(" %5.2f %5.2f %5.2f %5.2f %5.2f %5.2f %5.2f\n",
 	       per_byte(r, b->repeat, zcdev_stats_copied),
 	       per_byte(r, b->repeat, zcdev_stats_by_ref),

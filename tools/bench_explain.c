@@ -44,8 +44,9 @@ const char explain_help[] =
 "  lent      pages handed to a pipe (pages_spliced_out)\n"
 "  swaps     slots that got a fresh page because a pipe held the old one\n"
 "  stolen    pages taken from a pipe on splice in\n"
-"  faults    faults that mapped a ring page (mmap_faults)\n"
-"  minflt    minor faults of the thread\n"
+"  faults    ring pages the fault handler mapped (mmap_faults), with\n"
+"            those it maps ahead of the faulting address\n"
+"  minflt    minor faults the thread took (the traps)\n"
 "  zapped    page table entries of this process's ring mappings the call\n"
 "            removed; mapped: that it added\n";
 
