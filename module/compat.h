@@ -4,8 +4,8 @@
  * kept here so that the path code reads as if written for one kernel.
  * Kbuild force-includes this file and defines the ZCDEV_HAVE_* macros by
  * looking for the feature in the kernel's headers, not by version number.
- * Outside the tested range the build stops: an untested kernel must not
- * get a module that merely happens to compile.
+ * Outside the tested range the build stops (module/Kbuild): an untested
+ * kernel must not get a module that merely happens to compile.
  */
 #ifndef _ZCDEV_COMPAT_H
 #define _ZCDEV_COMPAT_H
@@ -13,12 +13,6 @@
 #ifndef __ASSEMBLY__
 
 #include <linux/mm.h>
-#include <linux/version.h>
-
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0) || \
-	LINUX_VERSION_CODE >= KERNEL_VERSION(7, 4, 0)
-#error "zcdev is tested on Linux 6.1 to 7.3 (see README.md, kernel lanes)"
-#endif
 
 /*
  * 6.3 made vma->vm_flags read-only and added accessors that take the

@@ -19,9 +19,36 @@ static unsigned int ring_pages = 256;
 module_param(ring_pages, uint, 0444);
 MODULE_PARM_DESC(ring_pages, "Pages in the ring at load time (default 256, 1 MiB of 4 KiB pages)");
 
+/*
+ * max_ring_pages is checked when it is set: a bound the ring's own arrays
+ * could not honour (kvcalloc() refuses, with a warning, above INT_MAX
+ * bytes) fails the load with EINVAL instead of the first big RESIZE.
+ */
+static int zcdev_set_max_ring_pages(const char *val,
+				    const struct kernel_param *kp)
+{
+	unsigned int n;
+	int ret;
+
+	ret = kstrtouint(val, 0, &n);
+	if (ret)
+		return ret;
+	if (n > ZCDEV_MAX_RING_PAGES_LIMIT)
+		return -EINVAL;
+	*(unsigned int *)kp->arg = n;
+	return 0;
+}
+
+static const struct kernel_param_ops zcdev_max_ring_pages_ops = {
+	.set = zcdev_set_max_ring_pages,
+	.get = param_get_uint,
+};
+
 unsigned int zcdev_max_ring_pages = 65536;
-module_param_named(max_ring_pages, zcdev_max_ring_pages, uint, 0444);
-MODULE_PARM_DESC(max_ring_pages, "Upper bound on the ring, in pages, for load and ZCDEV_IOC_RESIZE (default 65536)");
+module_param_cb(max_ring_pages, &zcdev_max_ring_pages_ops,
+		&zcdev_max_ring_pages, 0444);
+MODULE_PARM_DESC(max_ring_pages,
+		 "Upper bound on the ring for load and ZCDEV_IOC_RESIZE, in pages of PAGE_SIZE bytes: 0 to 1048576 (default 65536, 256 MiB of 4 KiB pages)");
 
 static ushort mode = 0600;
 module_param(mode, ushort, 0444);
@@ -30,7 +57,8 @@ MODULE_PARM_DESC(mode, "Permission bits of /dev/zcdev (default 0600)");
 /* "zcdv": the magic of the internal filesystem that holds our one inode. */
 #define ZCDEV_FS_MAGIC 0x7a636476
 
-static struct zcdev zcdev_dev;
+/* The one device; splice.c's pipe buffers find it here. */
+struct zcdev zcdev_dev;
 
 static int zcdev_open(struct inode *inode, struct file *file)
 {
@@ -40,6 +68,13 @@ static int zcdev_open(struct inode *inode, struct file *file)
 	file->private_data = zd;
 	/* Every open shares one address_space: see struct zcdev. */
 	file->f_mapping = zcdev_mapping(zd);
+	/*
+	 * A stream has no positions: pread(), pwrite(), and sendfile() or
+	 * splice() given an offset fail with ESPIPE, as on a pipe. FMODE_LSEEK
+	 * stays (noop_llseek): sendfile() with no offset needs it, see
+	 * zcdev_fops.
+	 */
+	file->f_mode &= ~(FMODE_PREAD | FMODE_PWRITE);
 	if (file->f_mode & FMODE_WRITE)
 		atomic_inc(&zd->writers);
 	return 0;
@@ -49,33 +84,71 @@ static int zcdev_release(struct inode *inode, struct file *file)
 {
 	struct zcdev *zd = file->private_data;
 
-	/* The last writer gone: blocked readers wake up to end of file. */
-	if ((file->f_mode & FMODE_WRITE) && atomic_dec_and_test(&zd->writers))
+	/*
+	 * The last writer gone: blocked readers wake up to end of file.
+	 * (The VFS has already taken this file off the O_ASYNC lists.)
+	 */
+	if ((file->f_mode & FMODE_WRITE) && atomic_dec_and_test(&zd->writers)) {
 		wake_up_interruptible_poll(&zd->readq, EPOLLHUP);
+		kill_fasync(&zd->fasync_readers, SIGIO, POLL_HUP);
+	}
 	return 0;
 }
 
+/*
+ * EPOLLIN with data; EPOLLHUP when empty with no writer (writers loaded
+ * first, as in zcdev_wait_readable()); EPOLLOUT with space. A ring of 0
+ * pages never has space, and write() fails at once with ENOSPC there: the
+ * write side reports EPOLLOUT | EPOLLERR, as a pipe with no reader does,
+ * so a poller wakes up and finds the error instead of sleeping forever.
+ */
 static __poll_t zcdev_poll(struct file *file, poll_table *wait)
 {
 	struct zcdev *zd = file->private_data;
 	__poll_t mask = 0;
+	bool writer;
 
 	poll_wait(file, &zd->readq, wait);
 	poll_wait(file, &zd->writeq, wait);
 
+	writer = zcdev_has_writer(zd);
 	if (zcdev_used(zd))
 		mask |= EPOLLIN | EPOLLRDNORM;
-	else if (!atomic_read(&zd->writers))
+	else if (!writer)
 		mask |= EPOLLHUP;
 	if (zcdev_space(zd))
 		mask |= EPOLLOUT | EPOLLWRNORM;
+	else if (!READ_ONCE(zd->nr_pages) && (file->f_mode & FMODE_WRITE))
+		mask |= EPOLLOUT | EPOLLWRNORM | EPOLLERR;
 	return mask;
 }
 
 /*
- * The paths, side by side. The device is a stream: positions passed in
- * are ignored. llseek is noop_llseek rather than no_llseek because
- * sendfile() refuses an input file that cannot seek.
+ * O_ASYNC: SIGIO (POLL_IN) to readers when data arrives or the last writer
+ * goes, (POLL_OUT) to writers when space frees up; the same moments poll
+ * reports. A file open for both is on both lists.
+ */
+static int zcdev_fasync(int fd, struct file *file, int on)
+{
+	struct zcdev *zd = file->private_data;
+	int ret = 0;
+
+	if (file->f_mode & FMODE_READ)
+		ret = fasync_helper(fd, file, on, &zd->fasync_readers);
+	if ((file->f_mode & FMODE_WRITE) && ret >= 0) {
+		ret = fasync_helper(fd, file, on, &zd->fasync_writers);
+		/* Only when turning on can this fail: undo the first half. */
+		if (ret < 0 && (file->f_mode & FMODE_READ))
+			fasync_helper(-1, file, 0, &zd->fasync_readers);
+	}
+	return ret;
+}
+
+/*
+ * The paths, side by side. The device is a stream: zcdev_open() refuses
+ * positions (ESPIPE). llseek is noop_llseek rather than none because the
+ * kernel's sendfile() (splice_direct_to_actor()) refuses an input without
+ * FMODE_LSEEK; splice.c makes sure it then loses no byte.
  */
 static const struct file_operations zcdev_fops = {
 	.owner = THIS_MODULE,
@@ -88,6 +161,7 @@ static const struct file_operations zcdev_fops = {
 	.splice_read = zcdev_splice_read,	/* splice.c: lend pages */
 	.splice_write = zcdev_splice_write,	/* splice.c: steal pages */
 	.poll = zcdev_poll,
+	.fasync = zcdev_fasync,
 	.unlocked_ioctl = zcdev_ioctl,		/* ioctl.c */
 	.compat_ioctl = compat_ptr_ioctl,
 };

@@ -29,10 +29,13 @@ long zcdev_pages_live(void)
 /*
  * Ring pages are zeroed: free space is visible through the mapping, and
  * must never show what the page held before the kernel gave it to us.
+ * They are charged to the memory cgroup of the task that asks for them
+ * (GFP_KERNEL_ACCOUNT), like a pipe's pages: a ring is memory a user
+ * chose to use. @extra adds flags for the caller, see zcdev_alloc_pages().
  */
-struct page *zcdev_page_alloc(void)
+struct page *zcdev_page_alloc(gfp_t extra)
 {
-	struct page *page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO | extra);
 
 	if (page)
 		atomic_long_inc(&zcdev_pages);
@@ -43,6 +46,19 @@ struct page *zcdev_page_alloc(void)
 void zcdev_page_adopt(struct page *page)
 {
 	atomic_long_inc(&zcdev_pages);
+}
+
+/*
+ * A page a memory error (or MADV_HWPOISON) took away: its bytes are gone
+ * and the CPU must not read it. Paths that would touch it fail with EIO
+ * (a fault with SIGBUS) and move nothing; a RESET and then a RESIZE give
+ * the ring fresh pages. The memory-failure code may mark a page at any
+ * moment, so this is a check, not a guarantee, for a real error that
+ * strikes while a path is already copying.
+ */
+bool zcdev_page_poisoned(struct page *page)
+{
+	return PageHWPoison(page);
 }
 
 /* Drop the ring's reference; a pipe or a mapping may still hold others. */
@@ -85,12 +101,19 @@ static struct page **zcdev_alloc_pages(u32 nr)
 	struct page **pages;
 	u32 i;
 
-	/* One page at a time: a big ring must not need a high-order block. */
-	pages = kvcalloc(max_t(u32, nr, 1), sizeof(*pages), GFP_KERNEL);
+	/*
+	 * One page at a time: a big ring must not need a high-order block.
+	 * __GFP_RETRY_MAYFAIL: a ring bigger than the caller's memory cgroup
+	 * allows (or than the machine has) fails with ENOMEM after reclaim,
+	 * and never wakes the OOM killer; __GFP_NOWARN: that is an answer to
+	 * the caller, not a kernel problem.
+	 */
+	pages = kvcalloc(max_t(u32, nr, 1), sizeof(*pages),
+			 GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 	if (!pages)
 		return NULL;
 	for (i = 0; i < nr; i++) {
-		pages[i] = zcdev_page_alloc();
+		pages[i] = zcdev_page_alloc(__GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 		if (!pages[i]) {
 			zcdev_free_pages(pages, i);
 			return NULL;
@@ -111,7 +134,7 @@ int zcdev_ring_init(struct zcdev *zd, u32 nr_pages)
 	zd->pages = zcdev_alloc_pages(nr_pages);
 	if (!zd->pages)
 		goto err_free_meta;
-	zd->lent = bitmap_zalloc(max_t(u32, nr_pages, 1), GFP_KERNEL);
+	zd->lent = bitmap_zalloc(max_t(u32, nr_pages, 1), GFP_KERNEL_ACCOUNT);
 	if (!zd->lent)
 		goto err_free_pages;
 	zd->nr_pages = nr_pages;
@@ -153,6 +176,22 @@ static void zcdev_copy_span(struct page **dst, u32 dst_nr,
 		start += n;
 		len -= n;
 	}
+}
+
+/* Is any page that holds a byte of [start, start + len) poisoned? */
+static bool zcdev_span_poisoned(struct zcdev *zd, u64 start, u64 len)
+{
+	u64 pg, last;
+
+	lockdep_assert_held(&zd->ring_lock);
+
+	if (!len)
+		return false;
+	last = (start + len - 1) >> PAGE_SHIFT;
+	for (pg = start >> PAGE_SHIFT; pg <= last; pg++)
+		if (zcdev_page_poisoned(zd->pages[pg % zd->nr_pages]))
+			return true;
+	return false;
 }
 
 /*
@@ -222,7 +261,8 @@ void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
  * keeps the old one unchanged (DESIGN.md invariant 1).
  *
  * Once only the ring's reference is left nobody else can reach the page:
- * every mapping holds a reference of its own.
+ * every mapping holds a reference of its own. A poisoned page is EIO: its
+ * bytes cannot be carried over, nor written.
  */
 int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 {
@@ -231,6 +271,8 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 
 	lockdep_assert_held(&zd->ring_lock);
 
+	if (zcdev_page_poisoned(old))
+		return -EIO;
 	if (!test_bit(slot, zd->lent))
 		return 0;
 	if (page_ref_count(old) == 1) {
@@ -240,7 +282,7 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 		return 0;
 	}
 
-	page = zcdev_page_alloc();
+	page = zcdev_page_alloc(0);
 	if (!page)
 		return -ENOMEM;
 	/*
@@ -266,6 +308,7 @@ void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes)
 	WRITE_ONCE(zd->head, zd->head + bytes);
 	zcdev_publish(zd);
 	wake_up_interruptible_poll(&zd->readq, EPOLLIN | EPOLLRDNORM);
+	kill_fasync(&zd->fasync_readers, SIGIO, POLL_IN);
 }
 
 void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes)
@@ -275,21 +318,25 @@ void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes)
 	WRITE_ONCE(zd->tail, zd->tail + bytes);
 	zcdev_publish(zd);
 	wake_up_interruptible_poll(&zd->writeq, EPOLLOUT | EPOLLWRNORM);
+	kill_fasync(&zd->fasync_writers, SIGIO, POLL_OUT);
 }
 
 /*
  * 1 when there is data, 0 at end of file (empty and no writer), or an
  * error. Sleeps with no zcdev lock held, so resize and reset never wait
- * behind a blocked reader.
+ * behind a blocked reader (they do wait for a sendfile() whose output is
+ * slow: it holds consume_lock until its output has taken its bytes).
  */
 int zcdev_wait_readable(struct zcdev *zd, bool nonblock)
 {
 	int ret;
 
 	for (;;) {
+		bool writer = zcdev_has_writer(zd);
+
 		if (zcdev_used(zd))
 			return 1;
-		if (!atomic_read(&zd->writers))
+		if (!writer)
 			return 0;
 		if (nonblock)
 			return -EAGAIN;
@@ -393,11 +440,17 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	pages = zcdev_alloc_pages(nr_pages);
 	if (!pages)
 		goto out_unlock;
-	lent = bitmap_zalloc(max_t(u32, nr_pages, 1), GFP_KERNEL);
+	lent = bitmap_zalloc(max_t(u32, nr_pages, 1),
+			     GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 	if (!lent)
 		goto err_free_pages;
 
 	mutex_lock(&zd->ring_lock);
+	if (zcdev_span_poisoned(zd, zd->tail, zd->head - zd->tail)) {
+		mutex_unlock(&zd->ring_lock);
+		ret = -EIO;
+		goto err_free_lent;
+	}
 	if (nr_pages)
 		zcdev_copy_span(pages, nr_pages, zd->pages, zd->nr_pages,
 				zd->tail, zd->head - zd->tail);
@@ -419,6 +472,8 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	ret = 0;
 	goto out_unlock;
 
+err_free_lent:
+	bitmap_free(lent);
 err_free_pages:
 	zcdev_free_pages(pages, nr_pages);
 out_unlock:

@@ -23,8 +23,13 @@ static bool zcdev_nonblock(struct kiocb *iocb)
 	       (iocb->ki_filp->f_flags & O_NONBLOCK);
 }
 
-/* Copy up to one page at tail out to @to: bytes copied, 0 if empty, -errno. */
-static ssize_t zcdev_read_step(struct zcdev *zd, struct iov_iter *to)
+/*
+ * Copy up to one page at stream position @pos (tail, or past it by what
+ * this call copied already) out to @to: bytes copied, 0 if there is no
+ * more, -errno. Nothing is consumed here: zcdev_read_commit() moves tail
+ * once for the whole call.
+ */
+static ssize_t zcdev_read_step(struct zcdev *zd, struct iov_iter *to, u64 pos)
 {
 	unsigned int off, slot;
 	struct page *page;
@@ -33,31 +38,38 @@ static ssize_t zcdev_read_step(struct zcdev *zd, struct iov_iter *to)
 	lockdep_assert_held(&zd->consume_lock);
 
 	mutex_lock(&zd->ring_lock);
-	n = min_t(u64, iov_iter_count(to), zd->head - zd->tail);
+	n = min_t(u64, iov_iter_count(to), zd->head - pos);
 	if (!n) {
 		mutex_unlock(&zd->ring_lock);
 		return 0;
 	}
-	off = offset_in_page(zd->tail);
-	slot = zcdev_slot(zd, zd->tail);
+	off = offset_in_page(pos);
+	slot = zcdev_slot(zd, pos);
 	n = min_t(size_t, n, PAGE_SIZE - off);
 	/* A producer may swap this slot's page meanwhile; keep ours alive. */
 	page = zd->pages[slot];
+	if (zcdev_page_poisoned(page)) {
+		mutex_unlock(&zd->ring_lock);
+		return -EIO;
+	}
 	get_page(page);
 	mutex_unlock(&zd->ring_lock);
 
 	copied = copy_page_to_iter(page, off, n, to);
 	put_page(page);
-
-	mutex_lock(&zd->ring_lock);
-	if (copied) {
-		zd->stats.bytes_read_copy += copied;
-		zcdev_ring_advance_tail(zd, copied);
-	}
-	mutex_unlock(&zd->ring_lock);
-	if (copied)
-		trace_zcdev_xfer_read(copied, 0, copied);
 	return copied ? copied : -EFAULT;
+}
+
+/* Consume what one hold of consume_lock copied: one tail move, one wake. */
+static void zcdev_read_commit(struct zcdev *zd, size_t bytes)
+{
+	if (!bytes)
+		return;
+	mutex_lock(&zd->ring_lock);
+	zd->stats.bytes_read_copy += bytes;
+	zcdev_ring_advance_tail(zd, bytes);
+	mutex_unlock(&zd->ring_lock);
+	trace_zcdev_xfer_read(bytes, 0, bytes);
 }
 
 /*
@@ -81,11 +93,12 @@ ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to)
 			return -ERESTARTSYS;
 		/* Nothing, if another reader took the data as we woke up. */
 		while (iov_iter_count(to)) {
-			ret = zcdev_read_step(zd, to);
+			ret = zcdev_read_step(zd, to, zd->tail + done);
 			if (ret <= 0)
 				break;
 			done += ret;
 		}
+		zcdev_read_commit(zd, done);
 		mutex_unlock(&zd->consume_lock);
 		if (ret < 0 && !done)
 			return ret;
@@ -93,8 +106,13 @@ ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	return done;
 }
 
-/* Copy up to one page from @from in at head: bytes, 0 if full, -errno. */
-static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
+/*
+ * Copy up to one page from @from in at stream position @pos (head, or
+ * past it by what this call copied already): bytes, 0 if full, -errno.
+ * zcdev_write_commit() moves head once for what the call copied.
+ */
+static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from,
+				u64 pos)
 {
 	unsigned int off, slot;
 	struct page *page;
@@ -105,13 +123,13 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
 
 	mutex_lock(&zd->ring_lock);
 	n = min_t(u64, iov_iter_count(from),
-		  zcdev_ring_bytes(zd->nr_pages) - (zd->head - zd->tail));
+		  zcdev_ring_bytes(zd->nr_pages) - (pos - zd->tail));
 	if (!n) {
 		mutex_unlock(&zd->ring_lock);
 		return 0;
 	}
-	off = offset_in_page(zd->head);
-	slot = zcdev_slot(zd, zd->head);
+	off = offset_in_page(pos);
+	slot = zcdev_slot(zd, pos);
 	n = min_t(size_t, n, PAGE_SIZE - off);
 	ret = zcdev_ring_own_slot(zd, slot);
 	if (ret) {
@@ -124,16 +142,19 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from)
 
 	copied = copy_page_from_iter(page, off, n, from);
 	put_page(page);
-
-	mutex_lock(&zd->ring_lock);
-	if (copied) {
-		zd->stats.bytes_written_copy += copied;
-		zcdev_ring_advance_head(zd, copied);
-	}
-	mutex_unlock(&zd->ring_lock);
-	if (copied)
-		trace_zcdev_xfer_write(copied, 0, copied);
 	return copied ? copied : -EFAULT;
+}
+
+/* Publish what one hold of produce_lock copied: one head move, one wake. */
+static void zcdev_write_commit(struct zcdev *zd, size_t bytes)
+{
+	if (!bytes)
+		return;
+	mutex_lock(&zd->ring_lock);
+	zd->stats.bytes_written_copy += bytes;
+	zcdev_ring_advance_head(zd, bytes);
+	mutex_unlock(&zd->ring_lock);
+	trace_zcdev_xfer_write(bytes, 0, bytes);
 }
 
 /*
@@ -149,6 +170,7 @@ ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	struct zcdev *zd = iocb->ki_filp->private_data;
 	bool nonblock = zcdev_nonblock(iocb);
 	ssize_t done = 0, ret = 0;
+	size_t held;
 
 	while (iov_iter_count(from)) {
 		ret = zcdev_wait_writable(zd, nonblock);
@@ -158,13 +180,17 @@ ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 			ret = -ERESTARTSYS;
 			break;
 		}
+		held = 0;
 		while (iov_iter_count(from)) {
-			ret = zcdev_write_step(zd, from);
+			ret = zcdev_write_step(zd, from, zd->head + held);
 			if (ret <= 0)
 				break;
-			done += ret;
+			held += ret;
 		}
+		/* Before waiting for space: a reader must see these bytes. */
+		zcdev_write_commit(zd, held);
 		mutex_unlock(&zd->produce_lock);
+		done += held;
 		if (ret < 0)
 			break;
 	}

@@ -15,7 +15,15 @@
  *    this module, cannot be stolen by the reader, takes references with
  *    try_get_page() (refusing near overflow on tee), and carries flags 0
  *    (never CAN_MERGE: a later write(2) to the pipe must not append into
- *    our page, the Dirty Pipe bug, CVE-2022-0847).
+ *    our page, the Dirty Pipe bug, CVE-2022-0847);
+ *  - a page that may be pinned (a pin survives the zap) goes out as a copy.
+ * sendfile's internal pipe gets buffers of our own instead, which live no
+ * longer than the call: see zcdev_is_direct_pipe().
+ *
+ * One call, from zcdev_splice_read(): zcdev_lend() takes pages at tail in
+ * rounds (zcdev_lend_take()), zaps what it newly lent (zcdev_lend_zap()),
+ * swaps pinned pages for copies (zcdev_lend_recheck_pins()) and puts the
+ * buffers in the pipe, moving tail once (zcdev_lend_give()).
  */
 #include <linux/highmem.h>
 #include <linux/mm.h>
@@ -28,53 +36,387 @@
 #include "zcdev.h"
 #include "trace.h"
 
-/* Lend up to one page at tail to @pipe; returns bytes, 0 if none, -errno. */
-static ssize_t zcdev_splice_out_page(struct zcdev *zd,
-				     struct pipe_inode_info *pipe, size_t len)
+/*
+ * sendfile() reaches us through splice_direct_to_actor(): it splices into
+ * its own internal pipe, current->splice_pipe, hands that pipe to the
+ * output, and releases whatever the output did not take. For a seekable
+ * file that is harmless (the next call reads again from the position it
+ * returns); for a stream the released bytes would be gone. So what goes
+ * into that pipe is lent, not consumed: tail stays, consume_lock stays
+ * held so that no other consumer overtakes the lent bytes, and when the
+ * last of our buffers is released, tail moves by exactly what the output
+ * took (see ZCDEV_BUF_LEN_MASK). The rest is read again by the next call.
+ * The same holds on 6.1, 6.12 and later: splice_direct_to_actor() has
+ * had this shape since 2.6, and releases every buffer before it returns.
+ * An output that moves buffers somewhere else whole (only /dev/fuse does)
+ * would be counted as having taken nothing.
+ */
+static bool zcdev_is_direct_pipe(struct pipe_inode_info *pipe)
 {
-	struct pipe_buffer buf = { .ops = &nosteal_pipe_buf_ops };
-	unsigned int slot;
-	bool was_lent;
-	ssize_t ret;
+	return pipe == current->splice_pipe;
+}
+
+/*
+ * buf->private: the length the buffer was lent with, and whether it is a
+ * copy. What the output took is that length less buf->len: outputs take
+ * from the front and either advance offset and shrink len (splice_to_socket,
+ * splice_from_pipe) or zero len of a buffer they took whole
+ * (iter_file_splice_write); what is left when the pipe is released is
+ * what they did not take.
+ */
+#define ZCDEV_BUF_LEN_MASK	(2 * PAGE_SIZE - 1)
+#define ZCDEV_BUF_COPIED	(2 * PAGE_SIZE)
+
+/*
+ * All our buffers in the direct pipe are gone: consume what the output
+ * took, in one step, and let other consumers in again.
+ */
+static void zcdev_direct_commit(struct zcdev *zd)
+{
+	u64 bytes = zd->direct.delivered;
+	u64 copied = zd->direct.delivered_copied;
 
 	mutex_lock(&zd->ring_lock);
-	len = min_t(u64, len, zd->head - zd->tail);
-	if (!len) {
-		mutex_unlock(&zd->ring_lock);
-		return 0;
+	if (bytes) {
+		zd->stats.bytes_spliced_out += bytes - copied;
+		zd->stats.bytes_spliced_out_copied += copied;
+		zcdev_ring_advance_tail(zd, bytes);
 	}
-	buf.offset = offset_in_page(zd->tail);
-	buf.len = min_t(size_t, len, PAGE_SIZE - buf.offset);
-	slot = zcdev_slot(zd, zd->tail);
-	buf.page = zd->pages[slot];
-	if (!try_get_page(buf.page)) {
-		mutex_unlock(&zd->ring_lock);
-		return -ENOMEM;
-	}
-	was_lent = test_and_set_bit(slot, zd->lent);
 	mutex_unlock(&zd->ring_lock);
+	if (bytes)
+		trace_zcdev_xfer_splice_out(bytes, 0, copied);
+	zd->direct.lent = 0;
+	zd->direct.delivered = 0;
+	zd->direct.delivered_copied = 0;
+	zd->direct.task = NULL;
+	/* Taken in zcdev_splice_read(): see zcdev_is_direct_pipe(). */
+	mutex_unlock(&zd->consume_lock);
+}
 
-	/* Before tail moves: until then no mmap producer may write here. */
-	if (!was_lent)
-		zcdev_ring_unmap_slot(zd, slot, buf.page);
+static void zcdev_direct_buf_release(struct pipe_inode_info *pipe,
+				     struct pipe_buffer *buf)
+{
+	struct zcdev *zd = &zcdev_dev;
+	unsigned int lent = buf->private & ZCDEV_BUF_LEN_MASK;
+	unsigned int taken = lent - buf->len;
 
-	/* Cannot fail: the caller checked for readers and room, under pipe->mutex. */
-	ret = add_to_pipe(pipe, &buf);
-	if (ret < 0)
-		return ret;
+	/* The output consumes in order: only a prefix is ever taken. */
+	zd->direct.delivered += taken;
+	if (buf->private & ZCDEV_BUF_COPIED)
+		zd->direct.delivered_copied += taken;
+	put_page(buf->page);
+	if (!WARN_ON_ONCE(!zd->direct.bufs) && !--zd->direct.bufs)
+		zcdev_direct_commit(zd);
+}
+
+/* A second reference to one of our buffers (tee, or an output that splits it). */
+static bool zcdev_direct_buf_get(struct pipe_inode_info *pipe,
+				 struct pipe_buffer *buf)
+{
+	if (!try_get_page(buf->page))
+		return false;
+	zcdev_dev.direct.bufs++;
+	return true;
+}
+
+/*
+ * Lives no longer than the sendfile() call that holds a reference to our
+ * file, so the module cannot go away under it. No try_steal: the page is
+ * a ring page (or a copy the pipe alone owns, but one rule is simpler).
+ */
+static const struct pipe_buf_operations zcdev_direct_buf_ops = {
+	.release = zcdev_direct_buf_release,
+	.get = zcdev_direct_buf_get,
+};
+
+/*
+ * Pages one lock round lends at most: the default pipe (16 buffers) and
+ * sendfile's internal one take one round, a 1 MiB pipe eight. Small
+ * enough for struct zcdev_lend to live on the stack.
+ */
+#define ZCDEV_LEND_BATCH	32
+
+/*
+ * One lend: the pages holding [start, start + len) of the stream, in
+ * order. The first is used from offset_in_page(start), every other from 0.
+ */
+struct zcdev_lend {
+	u64 start;
+	size_t len;
+	unsigned int nr;
+	struct page *pages[ZCDEV_LEND_BATCH];	/* a ring page, or a copy */
+	DECLARE_BITMAP(copied, ZCDEV_LEND_BATCH);
+	DECLARE_BITMAP(marked, ZCDEV_LEND_BATCH);	/* newly marked lent */
+	bool zap;	/* a mapping could write them: zap the marked ones */
+};
+
+static unsigned int zcdev_lend_off(struct zcdev_lend *l, unsigned int i)
+{
+	return i ? 0 : offset_in_page(l->start);
+}
+
+static unsigned int zcdev_lend_len(struct zcdev_lend *l, unsigned int i)
+{
+	u64 first = l->start - offset_in_page(l->start);
+	u64 start = max(l->start, first + ((u64)i << PAGE_SHIFT));
+	u64 end = min(l->start + l->len, first + ((u64)(i + 1) << PAGE_SHIFT));
+
+	return end - start;
+}
+
+/*
+ * A page somebody may have pinned (io_uring fixed buffers, O_DIRECT,
+ * process_vm_writev() through a mapping) can still be written through the
+ * pin after every PTE is gone: such a page is never lent by reference.
+ * folio_maybe_dma_pinned() is in every kernel zcdev supports (6.1 on).
+ */
+static bool zcdev_page_maybe_pinned(struct page *page)
+{
+	return folio_maybe_dma_pinned(page_folio(page));
+}
+
+/* A page of the pipe's own with the lent bytes of @page at the same offset. */
+static struct page *zcdev_lend_copy(struct page *page, unsigned int off,
+				    unsigned int len)
+{
+	struct page *copy = alloc_page(GFP_KERNEL_ACCOUNT);
+
+	if (copy)
+		memcpy_page(copy, off, page, off, len);
+	return copy;
+}
+
+/*
+ * Take up to @len bytes at tail, as many pages as @room pipe buffers
+ * hold, in one ring_lock round: a reference to each page, the slot marked
+ * lent (a producer that comes round again gives it a fresh page), or a
+ * copy if the page may be pinned. Nothing is consumed yet. Returns the
+ * bytes taken, 0 if the ring is empty, -errno if the first page failed.
+ */
+static ssize_t zcdev_lend_take(struct zcdev *zd, struct zcdev_lend *l,
+			       size_t len, unsigned int room)
+{
+	u64 pos;
+	int ret = 0;
+
+	l->nr = 0;
+	bitmap_zero(l->copied, ZCDEV_LEND_BATCH);
+	bitmap_zero(l->marked, ZCDEV_LEND_BATCH);
+	room = min_t(unsigned int, room, ZCDEV_LEND_BATCH);
 
 	mutex_lock(&zd->ring_lock);
-	zd->stats.bytes_spliced_out += ret;
-	zd->stats.pages_spliced_out++;
-	zcdev_ring_advance_tail(zd, ret);
+	/* Past what sendfile's pipe holds already: see zcdev_is_direct_pipe(). */
+	l->start = zd->tail + zd->direct.lent;
+	len = min_t(u64, len, zd->head - l->start);
+	for (pos = l->start; pos < l->start + len && l->nr < room;
+	     pos = round_down(pos, PAGE_SIZE) + PAGE_SIZE) {
+		unsigned int slot = zcdev_slot(zd, pos);
+		unsigned int off = offset_in_page(pos);
+		unsigned int n = min_t(u64, l->start + len - pos, PAGE_SIZE - off);
+		struct page *page = zd->pages[slot];
+
+		if (zcdev_page_poisoned(page)) {
+			ret = -EIO;
+			break;
+		}
+		if (zcdev_page_maybe_pinned(page)) {
+			page = zcdev_lend_copy(page, off, n);
+			if (!page) {
+				ret = -ENOMEM;
+				break;
+			}
+			__set_bit(l->nr, l->copied);
+		} else {
+			if (!try_get_page(page)) {
+				ret = -ENOMEM;
+				break;
+			}
+			if (!test_and_set_bit(slot, zd->lent))
+				__set_bit(l->nr, l->marked);
+		}
+		l->pages[l->nr++] = page;
+	}
+	l->len = min_t(u64, pos, l->start + len) - l->start;
+	/*
+	 * Any mapping that could write one of these pages loses its PTEs.
+	 * One made after this cannot reach them: its faults find the slots
+	 * lent (zcdev_ring_own_slot()).
+	 */
+	l->zap = atomic_read(&zd->writable_maps);
 	mutex_unlock(&zd->ring_lock);
-	return ret;
+
+	return l->nr ? l->len : ret;
+}
+
+/*
+ * Remove every PTE of the newly lent pages, in as few calls as the range
+ * needs. The slots are consecutive from that of l->start; in the double
+ * mapping (device page 1 + i shows slot i % nr_pages), slots s..s+k-1 are
+ * one run of device pages from 1 + s, and their other copies one run from
+ * 1 + s + nr_pages, which wraps to device page 1 past the end.
+ */
+static void zcdev_lend_zap(struct zcdev *zd, struct zcdev_lend *l)
+{
+	struct address_space *mapping = zcdev_mapping(zd);
+	unsigned int first, last, i, nr = zd->nr_pages;
+	u64 s, k, other;
+
+	if (!l->zap || bitmap_empty(l->marked, ZCDEV_LEND_BATCH))
+		return;
+	/*
+	 * A fault that found one of these pages before it was marked lent
+	 * holds its lock until its PTE is in place: wait for it, so the zap
+	 * below finds that PTE.
+	 */
+	for_each_set_bit(i, l->marked, ZCDEV_LEND_BATCH) {
+		lock_page(l->pages[i]);
+		unlock_page(l->pages[i]);
+	}
+	first = find_first_bit(l->marked, ZCDEV_LEND_BATCH);
+	last = find_last_bit(l->marked, ZCDEV_LEND_BATCH);
+	s = ((l->start >> PAGE_SHIFT) + first) % nr;
+	k = min_t(u64, last - first + 1, nr);
+
+	unmap_mapping_range(mapping, (loff_t)(1 + s) << PAGE_SHIFT,
+			    k << PAGE_SHIFT, 1);
+	other = s + nr;
+	if (other + k <= 2ULL * nr) {
+		unmap_mapping_range(mapping, (loff_t)(1 + other) << PAGE_SHIFT,
+				    k << PAGE_SHIFT, 1);
+	} else {
+		unmap_mapping_range(mapping, (loff_t)(1 + other) << PAGE_SHIFT,
+				    (2ULL * nr - other) << PAGE_SHIFT, 1);
+		unmap_mapping_range(mapping, (loff_t)1 << PAGE_SHIFT,
+				    (other + k - 2ULL * nr) << PAGE_SHIFT, 1);
+	}
+}
+
+/*
+ * A pin taken through a PTE before the zap removed it is visible now and
+ * cannot be taken later (no PTE is left to take it through): lend a copy
+ * instead, and give the slot back its page if nothing else holds it lent.
+ */
+static int zcdev_lend_recheck_pins(struct zcdev *zd, struct zcdev_lend *l)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->nr; i++) {
+		struct page *page = l->pages[i];
+		struct page *copy;
+		unsigned int slot;
+
+		if (test_bit(i, l->copied) || !zcdev_page_maybe_pinned(page))
+			continue;
+		copy = zcdev_lend_copy(page, zcdev_lend_off(l, i),
+				       zcdev_lend_len(l, i));
+		if (!copy)
+			return -ENOMEM;
+		mutex_lock(&zd->ring_lock);
+		slot = ((l->start >> PAGE_SHIFT) + i) % zd->nr_pages;
+		if (test_bit(i, l->marked) && zd->pages[slot] == page)
+			clear_bit(slot, zd->lent);
+		mutex_unlock(&zd->ring_lock);
+		put_page(page);
+		l->pages[i] = copy;
+		__set_bit(i, l->copied);
+	}
+	return 0;
+}
+
+/* Drop what zcdev_lend_take() took when none of it reaches the pipe. */
+static void zcdev_lend_undo(struct zcdev *zd, struct zcdev_lend *l)
+{
+	unsigned int i;
+
+	/* Slots stay marked lent: zcdev_ring_own_slot() clears them. */
+	for (i = 0; i < l->nr; i++)
+		put_page(l->pages[i]);
+}
+
+/*
+ * Lend [tail, tail + len) to @pipe (which has room for l->nr buffers) and,
+ * unless it is sendfile's internal pipe, consume it with one tail move
+ * and one wake-up. Returns the bytes lent.
+ */
+static ssize_t zcdev_lend_give(struct zcdev *zd, struct zcdev_lend *l,
+			       struct pipe_inode_info *pipe, bool direct)
+{
+	u64 copied = 0;
+	unsigned int i;
+
+	for (i = 0; i < l->nr; i++) {
+		/*
+		 * Flags 0: never CAN_MERGE. The kernel's nosteal ops outlive
+		 * this module, as a user's pipe may; see the top of this file.
+		 */
+		struct pipe_buffer buf = {
+			.page = l->pages[i],
+			.offset = zcdev_lend_off(l, i),
+			.len = zcdev_lend_len(l, i),
+			.ops = direct ? &zcdev_direct_buf_ops :
+					&nosteal_pipe_buf_ops,
+		};
+
+		if (test_bit(i, l->copied)) {
+			copied += buf.len;
+			buf.private = ZCDEV_BUF_COPIED;
+		}
+		buf.private |= buf.len;
+		if (direct)
+			zd->direct.bufs++;
+		/* Cannot fail: the caller checked for readers and room. */
+		add_to_pipe(pipe, &buf);
+	}
+
+	mutex_lock(&zd->ring_lock);
+	zd->stats.pages_spliced_out += l->nr;
+	if (direct) {
+		zd->direct.lent += l->len;
+	} else {
+		zd->stats.bytes_spliced_out += l->len - copied;
+		zd->stats.bytes_spliced_out_copied += copied;
+		zcdev_ring_advance_tail(zd, l->len);
+	}
+	mutex_unlock(&zd->ring_lock);
+	if (!direct)
+		trace_zcdev_xfer_splice_out(l->len, l->nr, copied);
+	return l->len;
+}
+
+/* Lend what fits in @pipe now; both ends are locked. */
+static ssize_t zcdev_lend(struct zcdev *zd, struct pipe_inode_info *pipe,
+			  size_t len, bool direct)
+{
+	struct zcdev_lend lend, *l = &lend;
+	ssize_t done = 0, ret = 0;
+	unsigned int room;
+
+	while (len) {
+		room = pipe->max_usage - pipe_occupancy(pipe->head, pipe->tail);
+		if (!room)
+			break;
+		ret = zcdev_lend_take(zd, l, len, room);
+		if (ret <= 0)
+			break;
+		zcdev_lend_zap(zd, l);
+		ret = zcdev_lend_recheck_pins(zd, l);
+		if (ret) {
+			zcdev_lend_undo(zd, l);
+			break;
+		}
+		ret = zcdev_lend_give(zd, l, pipe, direct);
+		done += ret;
+		len -= ret;
+	}
+	return done ? done : ret;
 }
 
 /*
  * ->splice_read: move page references from the ring into @pipe, up to
  * @len bytes or until the pipe is full. Blocks like read() while the ring
- * is empty and has a writer; returns 0 at end of file.
+ * is empty and has a writer; returns 0 at end of file. Into sendfile's
+ * internal pipe nothing is consumed before the output has taken it: see
+ * zcdev_is_direct_pipe().
  */
 ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 			  struct pipe_inode_info *pipe, size_t len,
@@ -82,7 +424,8 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 {
 	struct zcdev *zd = in->private_data;
 	bool nonblock = (flags & SPLICE_F_NONBLOCK) || (in->f_flags & O_NONBLOCK);
-	ssize_t done = 0, ret;
+	bool direct = zcdev_is_direct_pipe(pipe);
+	ssize_t ret;
 
 	if (!len)
 		return 0;
@@ -92,6 +435,18 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 	}
 	if (pipe_full(pipe->head, pipe->tail, pipe->max_usage))
 		return -EAGAIN;	/* the splice core waits for room first */
+
+	/*
+	 * An output that said it took everything but kept one of our
+	 * buffers: we still hold consume_lock from that lend, so lend on
+	 * under it rather than wait for ourselves.
+	 */
+	if (direct && zd->direct.task == current) {
+		mutex_lock(&zd->produce_lock);
+		ret = zcdev_lend(zd, pipe, len, true);
+		mutex_unlock(&zd->produce_lock);
+		return ret;
+	}
 
 	do {
 		ret = zcdev_wait_readable(zd, nonblock);
@@ -105,21 +460,18 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 		ret = zcdev_lock_ends(zd);
 		if (ret)
 			return ret;
-		while (len && !pipe_full(pipe->head, pipe->tail, pipe->max_usage)) {
-			ret = zcdev_splice_out_page(zd, pipe, len);
-			if (ret <= 0)
-				break;
-			done += ret;
-			len -= ret;
+		ret = zcdev_lend(zd, pipe, len, direct);
+		if (direct && zd->direct.bufs) {
+			/* Kept until the last buffer goes: zcdev_direct_commit(). */
+			zd->direct.task = current;
+			mutex_unlock(&zd->produce_lock);
+		} else {
+			zcdev_unlock_ends(zd);
 		}
-		zcdev_unlock_ends(zd);
-		/* ret == 0 with nothing done: another reader won the race. */
-	} while (!done && !ret);
+		/* 0: another reader won the race; wait again. */
+	} while (!ret);
 
-	if (!done)
-		return ret;
-	trace_zcdev_xfer_splice_out(done, DIV_ROUND_UP(done, PAGE_SIZE), 0);
-	return done;
+	return ret;
 }
 
 /*
@@ -223,6 +575,13 @@ static int zcdev_splice_actor(struct pipe_inode_info *pipe,
 	bool steal;
 	int ret;
 
+	/*
+	 * sendfile() from the device to itself: the bytes at tail, lent and
+	 * not yet consumed, could only be written by waiting for space that
+	 * their own consumption would free. Refused; nothing moves.
+	 */
+	if (buf->ops == &zcdev_direct_buf_ops)
+		return -EINVAL;
 	if (mutex_lock_interruptible(&zd->produce_lock))
 		return -ERESTARTSYS;
 	for (;;) {

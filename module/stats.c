@@ -15,6 +15,7 @@ void zcdev_stats_snapshot(struct zcdev *zd, struct zcdev_stats *st)
 	*st = zd->stats;
 	mutex_unlock(&zd->ring_lock);
 	st->pages_held = zcdev_pages_live();
+	st->mmap_faults += atomic64_read(&zd->mapped_ahead);
 	memset(st->reserved, 0, sizeof(st->reserved));
 }
 
@@ -38,6 +39,7 @@ static int zcdev_stats_show(struct seq_file *m, void *v)
 	ZCDEV_SHOW(mmap_faults);
 	ZCDEV_SHOW(sigbus_faults);
 	ZCDEV_SHOW(pages_held);
+	ZCDEV_SHOW(bytes_spliced_out_copied);
 #undef ZCDEV_SHOW
 	return 0;
 }

@@ -11,9 +11,11 @@
  *
  *   pipe->mutex          taken by the splice core or by zcdev_splice_write()
  *   produce_lock         one producer at a time moves head
- *   consume_lock         one consumer at a time moves tail
+ *   consume_lock         one consumer at a time moves tail; sendfile()
+ *                        holds it while its output takes the lent bytes
  *   ring_lock            head, tail, nr_pages, pages[], lent, stats, meta
- *   page lock            held by zcdev_fault() from lookup to PTE install
+ *   page lock            held by zcdev_fault() from lookup to PTE install,
+ *                        for the faulting page and those mapped ahead
  *
  * The fault handler takes only ring_lock (and then the page lock), and
  * ring_lock is never held while user memory is touched. So read() into,
@@ -65,11 +67,43 @@ struct zcdev {
 	wait_queue_head_t readq;	/* readers waiting for data */
 	wait_queue_head_t writeq;	/* writers waiting for space */
 	atomic_t writers;		/* open files with FMODE_WRITE */
+	struct fasync_struct *fasync_readers;	/* O_ASYNC: SIGIO on data */
+	struct fasync_struct *fasync_writers;	/* O_ASYNC: SIGIO on space */
+
+	/*
+	 * Mappings of data pages that could be made to write them (VM_MAYWRITE):
+	 * only those must lose their PTEs before a page is lent. Read-only ones
+	 * are zapped when a slot changes its page (zcdev_ring_own_slot()).
+	 */
+	atomic_t writable_maps;
+	atomic64_t mapped_ahead;	/* pages mapped ahead of faults (stats) */
+
+	/*
+	 * sendfile's lend in flight (splice.c): bytes at tail that sit in the
+	 * caller's internal pipe, not consumed until the output has taken
+	 * them. Protected by consume_lock, which the lender holds until the
+	 * last of its pipe buffers is released.
+	 */
+	struct {
+		struct task_struct *task;	/* the lender, or NULL */
+		unsigned int bufs;	/* our buffers still in its pipe */
+		u64 lent;		/* bytes at tail they hold */
+		u64 delivered;		/* bytes the output has taken */
+		u64 delivered_copied;	/* of those, lent as copies */
+	} direct;
 
 	struct dentry *debugfs;
 };
 
+extern struct zcdev zcdev_dev;
 extern unsigned int zcdev_max_ring_pages;
+
+/*
+ * The largest max_ring_pages accepted at load: 4 GiB of 4 KiB pages. The
+ * ring's page array (8 bytes a page) stays far below the INT_MAX that
+ * kvmalloc() refuses with a warning, and every device offset fits a u32.
+ */
+#define ZCDEV_MAX_RING_PAGES_LIMIT	BIT(20)
 
 static inline struct address_space *zcdev_mapping(struct zcdev *zd)
 {
@@ -90,6 +124,17 @@ static inline u64 zcdev_used(struct zcdev *zd)
 static inline u64 zcdev_space(struct zcdev *zd)
 {
 	return zcdev_ring_bytes(READ_ONCE(zd->nr_pages)) - zcdev_used(zd);
+}
+
+/*
+ * Is there still a writer? Load it before head (acquire): the last writer
+ * moves head, then drops writers with a fully ordered atomic, so a reader
+ * that finds no writer and then loads head sees every byte it wrote, and
+ * never reports end of file with data in the ring.
+ */
+static inline bool zcdev_has_writer(struct zcdev *zd)
+{
+	return atomic_read_acquire(&zd->writers);
 }
 
 static inline unsigned int zcdev_slot(struct zcdev *zd, u64 pos)
@@ -113,10 +158,11 @@ void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes);
 void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes);
 int zcdev_wait_readable(struct zcdev *zd, bool nonblock);
 int zcdev_wait_writable(struct zcdev *zd, bool nonblock);
-struct page *zcdev_page_alloc(void);
+struct page *zcdev_page_alloc(gfp_t extra);
 void zcdev_page_adopt(struct page *page);
 void zcdev_page_put(struct page *page);
 long zcdev_pages_live(void);
+bool zcdev_page_poisoned(struct page *page);
 
 /* rw.c */
 ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to);

@@ -224,4 +224,65 @@ TEST_F(lifecycle, unload_and_reload_after_close)
 	ASSERT_TRUE(S_ISCHR(st.st_mode));
 }
 
+static int load_module(const char *ko, const char *params)
+{
+	int fd = open(ko, O_RDONLY | O_CLOEXEC);
+	int ret, err;
+
+	if (fd < 0)
+		return -1;
+	ret = syscall(__NR_finit_module, fd, params, 0);
+	err = errno;
+	close(fd);
+	errno = err;
+	return ret;
+}
+
+/*
+ * max_ring_pages is checked at load: a bound the ring could not honour
+ * (its page array would pass what kvcalloc() allows and warn) fails the
+ * load with EINVAL; the largest accepted one loads. The module is loaded
+ * again with its defaults whatever happens.
+ */
+TEST_F(lifecycle, max_ring_pages_out_of_range_fails_the_load)
+{
+	static const char *const bad[] = {
+		"max_ring_pages=4294967295", "max_ring_pages=1048577",
+		"max_ring_pages=-1", "max_ring_pages=lots",
+	};
+	const char *ko = getenv("ZCDEV_KO");
+	uint64_t max = 0;
+
+	SKIP_UNLESS_ROOT();
+	if (!ko || !*ko)
+		SKIP(return, "ZCDEV_KO does not name the module to load again");
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, unload_module());
+
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int ret = load_module(ko, bad[i]), err = errno;
+
+		if (ret == 0)
+			unload_module();
+		EXPECT_EQ(-1, ret) {
+			TH_LOG("%s was accepted", bad[i]);
+		}
+		EXPECT_EQ(EINVAL, err) {
+			TH_LOG("%s: %s", bad[i], ret ? strerror(err) : "loaded");
+		}
+		EXPECT_FALSE(module_loaded());
+	}
+
+	ASSERT_EQ(0, load_module(ko, "max_ring_pages=1048576 ring_pages=1")) {
+		TH_LOG("max_ring_pages=1048576: %s", strerror(errno));
+	}
+	EXPECT_EQ(0, zt_read_u64("/sys/module/zcdev/parameters/max_ring_pages", &max));
+	EXPECT_EQ(1048576, max);
+	EXPECT_EQ(0, unload_module());
+	ASSERT_EQ(0, load_module(ko, "")) {
+		TH_LOG("loading %s again: %s", ko, strerror(errno));
+	}
+}
+
 TEST_HARNESS_MAIN

@@ -18,7 +18,9 @@
  * threads are blocked on, and fork with live mappings (the child fuzzes
  * for a moment, then _exit()s). Short recipes of valid calls mixed in
  * reach what random calls rarely do: pages stolen by splice in, ring
- * pages gifted back after a resize, stores through a lent slot.
+ * pages gifted back after a resize, stores through a lent slot, sendfile
+ * into a socket that takes less than was spliced, ring pages pinned by an
+ * io_uring fixed buffer while they are spliced out.
  *
  * What it asserts:
  *  - well-formed calls on a file nobody else touches get the errno the
@@ -51,6 +53,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/io_uring.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -935,7 +938,7 @@ static void op_wellformed(struct fz_thread *t)
 		r = ioctl(t->own_ro, ZCDEV_IOC_GET_STATS, &st);
 		if (r && errno != EINTR)
 			violation(t, "GET_STATS: %s", strerror(errno));
-		else if (!r && (st.reserved[0] || st.reserved[6]))
+		else if (!r && (st.reserved[0] || st.reserved[5]))
 			violation(t, "GET_STATS: reserved fields not zeroed");
 		break;
 	case 2:
@@ -1032,10 +1035,62 @@ static void drain_own_pipe(struct fz_thread *t)
 }
 
 /*
+ * sendfile() into a socket that takes less than was spliced: the kernel
+ * releases the rest of its internal pipe, which must stay in the ring.
+ */
+static void recipe_short_sendfile(struct fz_thread *t, size_t len)
+{
+	int sv[2], one = 1;
+
+	note(t, "recipe: sendfile of %zu into a socket that takes less", len);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
+		return;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
+	ret_of(write(t->own, G.scratch, len));
+	for (int i = 0; i < 3; i++) {
+		ret_of(sendfile(sv[0], t->own, NULL, len));
+		ret_of(read(sv[1], G.scratch, below(t, len + 1)));
+	}
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/*
+ * A long-term pin of mapped ring pages (an io_uring fixed buffer; 6.1
+ * refuses it) while they are spliced out and stored to: such pages are
+ * lent as copies. The pin lasts until the io_uring file is closed.
+ */
+static void recipe_pin(struct fz_thread *t, uint8_t *m, size_t len)
+{
+	struct io_uring_params p;
+	struct iovec iov = { .iov_base = m, .iov_len = len };
+	int ring;
+
+	note(t, "recipe: pin %zu mapped bytes, splice them out, store", len);
+	if (mmap(m, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 t->own, G.ps) == MAP_FAILED)
+		return;
+	memset(&p, 0, sizeof(p));
+	ring = syscall(__NR_io_uring_setup, 2, &p);
+	if (ring < 0)
+		return;
+	ret_of(syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1));
+	ret_of(write(t->own, G.scratch, len));
+	ret_of(splice(t->own, NULL, t->pp[1], NULL, len, SPLICE_F_NONBLOCK));
+	probing = 1;
+	if (!sigsetjmp(probe_env, 1))
+		memset(m + below(t, len), 0x5a, 1 + below(t, G.ps));
+	probing = 0;
+	ret_of(read(t->pp[0], G.scratch, len));
+	close(ring);
+}
+
+/*
  * Short sequences of valid calls that reach states random calls rarely
  * do: pages stolen by splice in, ring pages gifted back to the ring after
  * a resize dropped them, stores through a lent slot, pipes that outlive
- * the pages' ring, and copies between the device and its own mapping.
+ * the pages' ring, copies between the device and its own mapping, short
+ * sendfile outputs and pinned pages.
  */
 static void op_recipe(struct fz_thread *t)
 {
@@ -1049,7 +1104,7 @@ static void op_recipe(struct fz_thread *t)
 	if ((size_t)(G.win + G.win_len - m) < 2 * len)
 		m = G.win;
 	drain_own_pipe(t);
-	switch (below(t, 6)) {
+	switch (below(t, 8)) {
 	case 0:
 		note(t, "recipe: steal %zu pages", k);
 		if (one_in(t, 2))
@@ -1115,11 +1170,17 @@ static void op_recipe(struct fz_thread *t)
 		ret_of(splice(t->own, NULL, t->pp[1], NULL, len, SPLICE_F_NONBLOCK));
 		ret_of(read(t->pp[0], m + below(t, len), len));
 		break;
-	default:
+	case 5:
 		note(t, "recipe: sendfile between the device and a tmpfs file");
 		ret_of(write(t->own, G.scratch, len));
 		ret_of(sendfile(G.misc[2], t->own, NULL, len));
 		ret_of(sendfile(t->own, G.misc[2], &t->off, len));
+		break;
+	case 6:
+		recipe_short_sendfile(t, len);
+		break;
+	default:
+		recipe_pin(t, m, len);
 		break;
 	}
 }

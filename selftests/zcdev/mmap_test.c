@@ -1111,10 +1111,14 @@ TEST_F(ring, reset_refaults_mappings_and_bumps_generation)
 	struct zcdev_stats st0, st1;
 	uint64_t g, head;
 
+	/*
+	 * One fault; mmap_faults counts the pages it mapped, this one and
+	 * those the handler maps ahead of it.
+	 */
 	get_stats(_metadata, self->fd, &st0);
 	(void)*(volatile uint8_t *)self->data;
 	get_stats(_metadata, self->fd, &st1);
-	ASSERT_EQ(1ULL, st1.mmap_faults - st0.mmap_faults);
+	ASSERT_LE(1ULL, st1.mmap_faults - st0.mmap_faults);
 	/* Mapped now: touching again costs no fault. */
 	(void)*(volatile uint8_t *)self->data;
 	(void)*(volatile uint8_t *)(self->data + 1);
@@ -1130,7 +1134,7 @@ TEST_F(ring, reset_refaults_mappings_and_bumps_generation)
 	get_stats(_metadata, self->fd, &st0);
 	(void)*(volatile uint8_t *)self->data;
 	get_stats(_metadata, self->fd, &st1);
-	EXPECT_EQ(1ULL, st1.mmap_faults - st0.mmap_faults);
+	EXPECT_LE(1ULL, st1.mmap_faults - st0.mmap_faults);
 	EXPECT_EQ(st0.sigbus_faults, st1.sigbus_faults);
 
 	head = meta_head(self->meta);
@@ -1610,7 +1614,8 @@ TEST_F(ring, read_into_own_mapping_completes)
 	get_stats(_metadata, self->fd, &st1);
 	EXPECT_EQ(-1, zt_check(dst, tail, n2));
 	EXPECT_EQ(-1, zt_check(self->data + tail % rb, tail, n2));
-	EXPECT_EQ(1ULL, st1.mmap_faults - st0.mmap_faults);
+	/* One page, refaulted after the RESET (and maybe its neighbours). */
+	EXPECT_LE(1ULL, st1.mmap_faults - st0.mmap_faults);
 }
 
 /*

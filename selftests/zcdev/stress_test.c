@@ -64,6 +64,7 @@
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -92,9 +93,11 @@ static const char *const layout[] = { "PC", "PP", "C", "CPN", "N" };
 #define NNOISE	2
 
 enum { P_WRITE, P_MMAP, P_SPLICE, P_VMSPLICE, NR_PPATHS };
-enum { C_READ, C_MMAP, C_SPLICE, C_SENDFILE, NR_CPATHS };
+enum { C_READ, C_MMAP, C_SPLICE, C_SENDFILE, C_SENDSOCK, NR_CPATHS };
 static const char *const ppath_name[] = { "write", "mmap", "splice", "vmsplice" };
-static const char *const cpath_name[] = { "read", "mmap", "splice", "sendfile" };
+static const char *const cpath_name[] = {
+	"read", "mmap", "splice", "sendfile", "sendfile-short",
+};
 
 struct rec {
 	uint32_t magic;
@@ -138,6 +141,13 @@ struct worker {
 	int role, id;
 	int fd, nbfd;			/* blocking and non-blocking opens */
 	int pipe[2];
+	/*
+	 * sendfile-short: a socket pair whose sending end is non-blocking
+	 * with the smallest send buffer, so that sendfile()'s output takes
+	 * less than was spliced (the kernel's internal pipe then releases the
+	 * rest, which must stay in the ring).
+	 */
+	int sock[2];
 	uint8_t *data;			/* data pages, 2 * MAXP pages */
 	struct zcdev_ring_meta *meta;
 	uint64_t rng;
@@ -560,10 +570,10 @@ static ssize_t retry_or_giveup(struct worker *w, ssize_t r, size_t got,
 	return -1;
 }
 
-static bool read_pipe(struct worker *w, uint8_t *p, size_t len)
+static bool read_pipe(struct worker *w, int fd, uint8_t *p, size_t len)
 {
 	while (len) {
-		ssize_t r = read(w->pipe[0], p, len);
+		ssize_t r = read(fd, p, len);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -600,8 +610,11 @@ static ssize_t get_copy(struct worker *w, unsigned int path, size_t want)
 				flags |= SPLICE_F_MOVE;
 			r = splice(fd, NULL, w->pipe[1], NULL, ask, flags);
 			break;
-		default:
+		case C_SENDFILE:
 			r = sendfile(w->pipe[1], fd, NULL, ask);
+			break;
+		default:
+			r = sendfile(w->sock[0], fd, NULL, ask);
 			break;
 		}
 		r = retry_or_giveup(w, r, got, POLLIN, cpath_name[path]);
@@ -609,7 +622,9 @@ static ssize_t get_copy(struct worker *w, unsigned int path, size_t want)
 			continue;
 		if (r <= 0)
 			return r;
-		if (path != C_READ && !read_pipe(w, w->buf + got, r))
+		if (path != C_READ &&
+		    !read_pipe(w, path == C_SENDSOCK ? w->sock[1] : w->pipe[0],
+			       w->buf + got, r))
 			return -1;
 		if ((size_t)r < ask)
 			add(&w->sh->shorts, 1);
@@ -777,7 +792,10 @@ static void *worker_main(void *arg)
 	w->fd = zt_open(O_RDWR);
 	w->nbfd = zt_open(O_RDWR | O_NONBLOCK);
 	w->buf = malloc(BATCH_MAX * REC > WANT_MAX * REC ? BATCH_MAX * REC : WANT_MAX * REC);
-	if (w->fd < 0 || w->nbfd < 0 || pipe(w->pipe) || !w->buf) {
+	if (w->fd < 0 || w->nbfd < 0 || pipe(w->pipe) || !w->buf ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->sock) ||
+	    setsockopt(w->sock[0], SOL_SOCKET, SO_SNDBUF, &(int){ 1 }, sizeof(int)) ||
+	    fcntl(w->sock[0], F_SETFL, O_NONBLOCK)) {
 		fail(sh, "worker setup: %s", strerror(errno));
 		return NULL;
 	}
@@ -811,6 +829,8 @@ static void *worker_main(void *arg)
 	munmap(w->meta, w->ps);
 	close(w->pipe[0]);
 	close(w->pipe[1]);
+	close(w->sock[0]);
+	close(w->sock[1]);
 	close(w->fd);
 	close(w->nbfd);
 	free(w->buf);

@@ -218,14 +218,17 @@ uint64_t zcdev_stats_in(const struct zcdev_stats *d)
 uint64_t zcdev_stats_out(const struct zcdev_stats *d)
 {
 	return d->bytes_read_copy + d->bytes_spliced_out +
-	       d->bytes_consumed_mmap;
+	       d->bytes_spliced_out_copied + d->bytes_consumed_mmap;
 }
 
-/* Bytes the module copied with the CPU: write, read, splice in by copy. */
+/*
+ * Bytes the module copied with the CPU: write, read, splice in by copy,
+ * splice out of a page that may be pinned (lent as a copy).
+ */
 uint64_t zcdev_stats_copied(const struct zcdev_stats *d)
 {
 	return d->bytes_written_copy + d->bytes_read_copy +
-	       d->bytes_spliced_in_copied;
+	       d->bytes_spliced_in_copied + d->bytes_spliced_out_copied;
 }
 
 /* Bytes moved as page references: splice out, pages stolen in. */

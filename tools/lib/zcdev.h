@@ -93,7 +93,8 @@ int zcdev_claim(int fd, enum zcdev_role role);
 	X(page_swaps)			\
 	X(mmap_faults)			\
 	X(sigbus_faults)		\
-	X(pages_held)
+	X(pages_held)			\
+	X(bytes_spliced_out_copied)
 
 struct zcdev_field {
 	const char *name;

@@ -51,10 +51,11 @@ struct zcdev_stats {
 	__u64 bytes_produced_mmap;	/* ZCDEV_IOC_PRODUCE */
 	__u64 bytes_consumed_mmap;	/* ZCDEV_IOC_CONSUME */
 	__u64 page_swaps;		/* slots given a fresh page */
-	__u64 mmap_faults;		/* faults that mapped a ring page */
+	__u64 mmap_faults;		/* ring pages mapped by faults (and ahead of them) */
 	__u64 sigbus_faults;		/* faults answered with SIGBUS */
 	__u64 pages_held;		/* data pages the ring holds now */
-	__u64 reserved[7];
+	__u64 bytes_spliced_out_copied;	/* splice/sendfile out, copied (pinned pages) */
+	__u64 reserved[6];
 };
 
 /*

@@ -1,0 +1,658 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Nothing lost, nothing changed: the cases where the ring used to lose or
+ * change bytes, ignore what it was told, or escape a limit.
+ *
+ *  - sendfile() consumes only what its output took: a short write to a
+ *    socket, EAGAIN, RLIMIT_FSIZE on a file;
+ *  - positions are refused with ESPIPE (pread, pwrite, sendfile or splice
+ *    given an offset), and sendfile() with none still works;
+ *  - a ring page pinned through a mapping (an io_uring fixed buffer, or
+ *    process_vm_writev() in the middle of its copy) is lent as a copy, so
+ *    the pipe's bytes and the ring's stay what they were;
+ *  - ring pages are charged to the memory cgroup: a RESIZE beyond
+ *    memory.max fails with ENOMEM, changes nothing and kills nobody;
+ *  - poll on a ring of 0 pages, O_ASYNC, mmap lengths past the limit.
+ *
+ * The poisoned-page case is zz_hwpoison_test.c, which runs last.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include <linux/io_uring.h>
+#include <linux/userfaultfd.h>
+
+#include "kselftest_harness.h"
+#include "zcdev_test.h"
+
+#define PS ((size_t)sysconf(_SC_PAGESIZE))
+
+FIXTURE(ring) {
+	int fd;
+	uint64_t pos;		/* stream position of the next byte written */
+	uint64_t rpos;		/* stream position of the next byte read */
+	struct zcdev_stats st;	/* counters at the start of the test */
+};
+
+FIXTURE_SETUP(ring)
+{
+	self->fd = zt_open(O_RDWR | O_NONBLOCK);
+	if (self->fd < 0 && errno == ENOENT)
+		SKIP(return, "%s missing: is the module loaded?", zt_dev_path());
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 128));
+	self->pos = self->rpos = 0;
+	ASSERT_EQ(0, zt_stats(self->fd, &self->st));
+}
+
+FIXTURE_TEARDOWN(ring)
+{
+	if (self->fd < 0)
+		return;
+	zt_fresh_ring(self->fd, 256);
+	close(self->fd);
+}
+
+#define DELTA(self, now, field) ((now).field - (self)->st.field)
+
+static int put_stream(int fd, uint64_t *pos, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	int ret;
+
+	zt_fill(buf, *pos, len);
+	ret = zt_write_all(fd, buf, len);
+	free(buf);
+	*pos += len;
+	return ret;
+}
+
+/* Read @len bytes from @fd; the index of the first wrong one, -1, or -2. */
+static long check_stream(int fd, uint64_t *pos, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	long bad = -2;
+
+	if (zt_read_all(fd, buf, len) == (ssize_t)len)
+		bad = zt_check(buf, *pos, len);
+	free(buf);
+	*pos += len;
+	return bad;
+}
+
+static uint64_t ring_used(void)
+{
+	uint64_t used = ~0ULL;
+
+	zt_sysfs_u64("used", &used);
+	return used;
+}
+
+/*
+ * sendfile() into a non-blocking socket that takes less than was spliced:
+ * every call may consume exactly what it reports, and the socket must then
+ * hold the stream's first bytes, the ring the rest.
+ */
+TEST_F(ring, sendfile_short_socket_write_consumes_only_what_was_sent)
+{
+	const size_t total = 256 * 1024;
+	int sv[2], sndbuf = 4096;
+	size_t sent = 0;
+	ssize_t n;
+
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, total));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	ASSERT_EQ(0, setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
+	ASSERT_EQ(0, fcntl(sv[0], F_SETFL, O_NONBLOCK));
+
+	for (int i = 0; i < 64; i++) {
+		n = sendfile(sv[0], self->fd, NULL, total - sent);
+		if (n < 0) {
+			ASSERT_EQ(EAGAIN, errno);
+			break;
+		}
+		sent += n;
+		ASSERT_EQ(total - sent, ring_used()) {
+			TH_LOG("call %d: sendfile reported %zd (%zu in all), the ring lost %llu more",
+			       i, n, sent, (unsigned long long)(total - sent - ring_used()));
+		}
+	}
+	ASSERT_LT(0, sent);
+	ASSERT_GT(total, sent);
+	/* A call that fails with EAGAIN consumed nothing either. */
+	EXPECT_EQ(total - sent, ring_used());
+
+	/* The socket holds the stream's first bytes, the ring the rest. */
+	close(sv[0]);
+	EXPECT_EQ(-1, check_stream(sv[1], &self->rpos, sent));
+	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, total - sent));
+	close(sv[1]);
+}
+
+/* A file that may grow only so far takes part of a call: the rest stays. */
+TEST_F(ring, sendfile_rlimit_fsize_consumes_only_what_was_written)
+{
+	const size_t total = 256 * 1024, limit = 100000;
+	struct rlimit old, rl = { .rlim_cur = limit, .rlim_max = RLIM_INFINITY };
+	int out = memfd_create("zcdev-fsize", 0);
+	uint64_t rpos = 0;
+	ssize_t n;
+
+	ASSERT_LE(0, out);
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, total));
+	ASSERT_NE(SIG_ERR, signal(SIGXFSZ, SIG_IGN));
+	ASSERT_EQ(0, getrlimit(RLIMIT_FSIZE, &old));
+	rl.rlim_max = old.rlim_max;
+	ASSERT_EQ(0, setrlimit(RLIMIT_FSIZE, &rl));
+
+	n = sendfile(out, self->fd, NULL, total);
+	EXPECT_EQ((ssize_t)limit, n);
+	/* At the limit: EFBIG, and nothing consumed. */
+	EXPECT_EQ(-1, sendfile(out, self->fd, NULL, total));
+	EXPECT_EQ(EFBIG, errno);
+	ASSERT_EQ(0, setrlimit(RLIMIT_FSIZE, &old));
+	signal(SIGXFSZ, SIG_DFL);
+
+	EXPECT_EQ(total - limit, ring_used());
+	ASSERT_EQ(0, lseek(out, 0, SEEK_SET));
+	EXPECT_EQ(-1, check_stream(out, &rpos, limit));
+	self->rpos = limit;
+	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, total - limit));
+	close(out);
+}
+
+/* sendfile() with no offset still moves the stream, by reference. */
+TEST_F(ring, sendfile_without_offset_moves_the_stream)
+{
+	struct zcdev_stats now;
+	int sv[2];
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 16 * PS));
+	ASSERT_EQ((ssize_t)(16 * PS), sendfile(sv[0], self->fd, NULL, 16 * PS));
+	EXPECT_EQ(0, ring_used());
+	EXPECT_EQ(-1, check_stream(sv[1], &self->rpos, 16 * PS));
+	ASSERT_EQ(0, zt_stats(self->fd, &now));
+	EXPECT_EQ(16 * PS, DELTA(self, now, bytes_spliced_out));
+	EXPECT_EQ(0, DELTA(self, now, bytes_spliced_out_copied));
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/*
+ * A stream has no positions: every call that is given one fails and
+ * consumes nothing. pread, pwrite and sendfile say ESPIPE, as on a pipe;
+ * splice says EINVAL, its answer for any file that cannot pread/pwrite.
+ */
+TEST_F(ring, positions_are_espipe_and_consume_nothing)
+{
+	uint8_t buf[64];
+	int p[2], sv[2];
+	loff_t off = 0;
+
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 8192));
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+
+	EXPECT_EQ(-1, pread(self->fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(ESPIPE, errno);
+	EXPECT_EQ(-1, pwrite(self->fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(ESPIPE, errno);
+	EXPECT_EQ(-1, sendfile(sv[0], self->fd, &off, 8192));
+	EXPECT_EQ(ESPIPE, errno);
+	EXPECT_EQ(0, off);
+	EXPECT_EQ(-1, splice(self->fd, &off, p[1], NULL, 4096, 0));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(64, write(p[1], buf, 64));
+	EXPECT_EQ(-1, splice(p[0], NULL, self->fd, &off, 64, 0));
+	EXPECT_EQ(EINVAL, errno);
+
+	EXPECT_EQ(8192, ring_used());
+	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, 8192));
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/*
+ * sendfile() from the device into itself could only wait for the space
+ * its own bytes hold: refused, and nothing moves.
+ */
+TEST_F(ring, sendfile_into_itself_is_einval_and_moves_nothing)
+{
+	int fd2 = zt_open(O_RDWR | O_NONBLOCK);
+
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 8192));
+	EXPECT_EQ(-1, sendfile(fd2, self->fd, NULL, 8192));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(8192, ring_used());
+	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, 8192));
+	close(fd2);
+}
+
+/* ---- long-term pins ---------------------------------------------------- */
+
+static int uring_setup(unsigned int entries, struct io_uring_params *p)
+{
+	return syscall(__NR_io_uring_setup, entries, p);
+}
+
+static int uring_register(int fd, unsigned int op, void *arg, unsigned int n)
+{
+	return syscall(__NR_io_uring_register, fd, op, arg, n);
+}
+
+static int uring_enter(int fd, unsigned int submit, unsigned int wait,
+		       unsigned int flags)
+{
+	return syscall(__NR_io_uring_enter, fd, submit, wait, flags, NULL, 0);
+}
+
+struct uring {
+	int fd;
+	struct io_uring_params p;
+	void *sq, *cq;
+	struct io_uring_sqe *sqes;
+	size_t sq_len, cq_len;
+};
+
+static int uring_init(struct uring *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->fd = uring_setup(4, &u->p);
+	if (u->fd < 0)
+		return -1;
+	u->sq_len = u->p.sq_off.array + u->p.sq_entries * sizeof(__u32);
+	u->cq_len = u->p.cq_off.cqes + u->p.cq_entries * sizeof(struct io_uring_cqe);
+	u->sq = mmap(NULL, u->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     u->fd, IORING_OFF_SQ_RING);
+	u->cq = mmap(NULL, u->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     u->fd, IORING_OFF_CQ_RING);
+	u->sqes = mmap(NULL, u->p.sq_entries * sizeof(struct io_uring_sqe),
+		       PROT_READ | PROT_WRITE, MAP_SHARED, u->fd, IORING_OFF_SQES);
+	if (u->sq == MAP_FAILED || u->cq == MAP_FAILED || u->sqes == MAP_FAILED)
+		return -1;
+	return 0;
+}
+
+/* One READ_FIXED of @len bytes at @off of @file into registered buffer 0. */
+static int uring_read_fixed(struct uring *u, int file, void *buf, size_t len,
+			    off_t off)
+{
+	__u32 *tail = (__u32 *)((char *)u->sq + u->p.sq_off.tail);
+	__u32 *mask = (__u32 *)((char *)u->sq + u->p.sq_off.ring_mask);
+	__u32 *array = (__u32 *)((char *)u->sq + u->p.sq_off.array);
+	__u32 *chead = (__u32 *)((char *)u->cq + u->p.cq_off.head);
+	struct io_uring_cqe *cqes = (void *)((char *)u->cq + u->p.cq_off.cqes);
+	__u32 *cmask = (__u32 *)((char *)u->cq + u->p.cq_off.ring_mask);
+	__u32 t = *tail, h;
+	struct io_uring_sqe *sqe = &u->sqes[t & *mask];
+	int res;
+
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_READ_FIXED;
+	sqe->fd = file;
+	sqe->addr = (unsigned long)buf;
+	sqe->len = len;
+	sqe->off = off;
+	sqe->buf_index = 0;
+	array[t & *mask] = t & *mask;
+	__atomic_store_n(tail, t + 1, __ATOMIC_RELEASE);
+	if (uring_enter(u->fd, 1, 1, IORING_ENTER_GETEVENTS) < 0)
+		return -errno;
+	h = __atomic_load_n(chead, __ATOMIC_ACQUIRE);
+	res = cqes[h & *cmask].res;
+	__atomic_store_n(chead, h + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+/*
+ * Register a mapping of the ring's only slot as an io_uring fixed buffer
+ * (a FOLL_LONGTERM pin), splice the slot out, touch the mapping, then
+ * READ_FIXED new bytes into it and PRODUCE them. The pipe must still hold
+ * the bytes it was given, and the ring must give back the new ones: a
+ * pinned page is lent as a copy and stays the ring's page.
+ */
+TEST_F(ring, pinned_page_is_lent_as_a_copy)
+{
+	struct zcdev_stats now;
+	uint64_t bytes = PS, ppos = 0;
+	struct iovec iov;
+	struct uring u;
+	uint8_t *map, *buf;
+	int p[2], file;
+	long bad;
+
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
+	map = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PS);
+	ASSERT_NE(MAP_FAILED, map);
+	if (uring_init(&u))
+		SKIP(goto out_unmap, "io_uring: %s", strerror(errno));
+	iov.iov_base = map;
+	iov.iov_len = PS;
+	if (uring_register(u.fd, IORING_REGISTER_BUFFERS, &iov, 1))
+		SKIP(goto out_uring,
+		     "this kernel refuses a mapping of the device as an io_uring fixed buffer: %s",
+		     strerror(errno));
+
+	/* The next lap's bytes, in a file for READ_FIXED to read. */
+	file = memfd_create("zcdev-lap2", 0);
+	ASSERT_LE(0, file);
+	buf = malloc(PS);
+	zt_fill(buf, PS, PS);
+	ASSERT_EQ((ssize_t)PS, pwrite(file, buf, PS, 0));
+
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, PS));
+	ASSERT_EQ((ssize_t)PS, splice(self->fd, NULL, p[1], NULL, PS, 0));
+	/* Touch the mapping: the slot is reached again, as on the next lap. */
+	(void)*(volatile uint8_t *)map;
+
+	ASSERT_EQ((int)PS, uring_read_fixed(&u, file, map, PS, 0));
+	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
+	self->pos += PS;
+
+	bad = check_stream(p[0], &ppos, PS);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the pipe's bytes changed after splice, from byte %ld", bad);
+	}
+	self->rpos = PS;
+	bad = check_stream(self->fd, &self->rpos, PS);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the bytes produced through the pin are not the ring's, from byte %ld",
+		       bad);
+	}
+	ASSERT_EQ(0, zt_stats(self->fd, &now));
+	EXPECT_EQ(PS, DELTA(self, now, bytes_spliced_out_copied));
+	EXPECT_EQ(0, DELTA(self, now, bytes_spliced_out));
+
+	free(buf);
+	close(file);
+	close(p[0]);
+	close(p[1]);
+	uring_register(u.fd, IORING_UNREGISTER_BUFFERS, NULL, 0);
+out_uring:
+	close(u.fd);
+out_unmap:
+	munmap(map, PS);
+}
+
+struct vm_writer {
+	void *src, *dst;
+	size_t len;
+	ssize_t ret;
+	int err;
+};
+
+static void *vm_writer_main(void *arg)
+{
+	struct vm_writer *w = arg;
+	struct iovec local = { .iov_base = w->src, .iov_len = w->len };
+	struct iovec remote = { .iov_base = w->dst, .iov_len = w->len };
+
+	w->ret = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+	w->err = errno;
+	return NULL;
+}
+
+/*
+ * The same with a short-term pin, which every kernel takes:
+ * process_vm_writev() pins the ring page it writes to, then copies from
+ * a source page that userfaultfd holds back. While it waits, splice the
+ * slot out; then let the copy finish. The pipe must keep its bytes, and
+ * the bytes written through the pin must be the ring's.
+ */
+TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy = { .len = 0 };
+	struct vm_writer w = { .len = PS };
+	struct pollfd pfd = { .events = POLLIN };
+	struct zcdev_stats now;
+	struct uffd_msg msg;
+	uint64_t bytes = PS, ppos = 0;
+	uint8_t *map, *lap2;
+	pthread_t thread;
+	int p[2], uffd;
+	long bad;
+
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
+	map = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PS);
+	ASSERT_NE(MAP_FAILED, map);
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
+	if (uffd < 0)
+		SKIP(goto out_unmap, "userfaultfd for kernel-mode faults: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	w.src = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, w.src);
+	reg.range.start = (unsigned long)w.src;
+	reg.range.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	w.dst = map;
+
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, PS));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, vm_writer_main, &w));
+	/* The writer holds its pin on the ring page and waits for its source. */
+	pfd.fd = uffd;
+	ASSERT_EQ(1, poll(&pfd, 1, 10000));
+	ASSERT_EQ((ssize_t)sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+
+	ASSERT_EQ((ssize_t)PS, splice(self->fd, NULL, p[1], NULL, PS, 0));
+
+	lap2 = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, lap2);
+	zt_fill(lap2, PS, PS);
+	copy.dst = (unsigned long)w.src;
+	copy.src = (unsigned long)lap2;
+	copy.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &copy));
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	ASSERT_EQ((ssize_t)PS, w.ret) {
+		TH_LOG("process_vm_writev: %s", strerror(w.err));
+	}
+	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
+	self->pos += PS;
+
+	bad = check_stream(p[0], &ppos, PS);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the pipe's bytes changed after splice, from byte %ld", bad);
+	}
+	self->rpos = PS;
+	bad = check_stream(self->fd, &self->rpos, PS);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the bytes written through the pin are not the ring's, from byte %ld",
+		       bad);
+	}
+	ASSERT_EQ(0, zt_stats(self->fd, &now));
+	EXPECT_EQ(PS, DELTA(self, now, bytes_spliced_out_copied));
+
+	munmap(lap2, PS);
+	munmap(w.src, PS);
+	close(p[0]);
+	close(p[1]);
+	close(uffd);
+out_unmap:
+	munmap(map, PS);
+}
+
+/* ---- memory cgroup ----------------------------------------------------- */
+
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_DIR CG_ROOT "/zcdev-test"
+
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+/* A cgroup v2 group with the memory controller, or a reason why not. */
+static const char *cgroup_memory_dir(void)
+{
+	char buf[256] = "";
+	int fd;
+
+	if (geteuid() != 0)
+		return "creating a cgroup needs root";
+	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
+	    mount("cgroup2", CG_ROOT, "cgroup2", 0, NULL))
+		return "no cgroup v2 hierarchy and none can be mounted";
+	fd = open(CG_ROOT "/cgroup.controllers", O_RDONLY);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) < 0 || !strstr(buf, "memory")) {
+		if (fd >= 0)
+			close(fd);
+		return "the kernel has no memory controller on cgroup v2";
+	}
+	close(fd);
+	write_file(CG_ROOT "/cgroup.subtree_control", "+memory");
+	if (mkdir(CG_DIR, 0755) && errno != EEXIST)
+		return "mkdir of a cgroup failed";
+	if (access(CG_DIR "/memory.max", F_OK))
+		return "the memory controller could not be enabled";
+	return NULL;
+}
+
+/*
+ * In a group with memory.max = 16 MiB, RESIZE to 64 MiB fails with ENOMEM
+ * (the pages are charged to the group), the ring is as it was, and the
+ * caller is alive; a RESIZE that fits succeeds.
+ */
+TEST_F(ring, resize_beyond_memory_cgroup_is_enomem_and_changes_nothing)
+{
+	const char *why = cgroup_memory_dir();
+	struct zcdev_info before, after;
+	int status;
+	pid_t pid;
+
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, write_file(CG_DIR "/memory.max", "16M"));
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 3 * PS + 5));
+	ASSERT_EQ(0, zt_info(self->fd, &before));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char me[32];
+
+		snprintf(me, sizeof(me), "%d", getpid());
+		if (write_file(CG_DIR "/cgroup.procs", me))
+			_exit(10);
+		if (zt_resize(self->fd, (64 << 20) / PS) == 0)
+			_exit(11);
+		if (errno != ENOMEM)
+			_exit(12);
+		/* 4 MiB fits: the limit is the cgroup's, not a fixed one. */
+		if (zt_resize(self->fd, (4 << 20) / PS))
+			_exit(13);
+		if (zt_resize(self->fd, before.ring_pages))
+			_exit(14);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status)) {
+		TH_LOG("the resizing task was killed by signal %d (the OOM killer?)",
+		       WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	}
+	EXPECT_EQ(0, WEXITSTATUS(status)) {
+		TH_LOG("step %d: 10 join the group, 11 64 MiB succeeded, 12 not ENOMEM, 13/14 a fitting resize failed",
+		       WEXITSTATUS(status));
+	}
+	ASSERT_EQ(0, zt_info(self->fd, &after));
+	EXPECT_EQ(before.ring_pages, after.ring_pages);
+	EXPECT_EQ(3 * PS + 5, ring_used());
+	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, 3 * PS + 5));
+	rmdir(CG_DIR);
+}
+
+/* ---- poll, O_ASYNC, mmap limits --------------------------------------- */
+
+/*
+ * A ring of 0 pages never has space and write() fails at once with
+ * ENOSPC: poll says so with EPOLLOUT | EPOLLERR instead of never waking.
+ */
+TEST_F(ring, poll_on_an_empty_ring_reports_the_error)
+{
+	struct pollfd pfd = { .fd = self->fd, .events = POLLOUT };
+	uint8_t byte = 0;
+
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 0));
+	EXPECT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_EQ(POLLOUT | POLLERR, pfd.revents & (POLLOUT | POLLERR));
+	EXPECT_EQ(-1, write(self->fd, &byte, 1));
+	EXPECT_EQ(ENOSPC, errno);
+}
+
+static volatile sig_atomic_t sigio_count;
+
+static void on_sigio(int sig __attribute__((unused)))
+{
+	sigio_count++;
+}
+
+/* O_ASYNC: a reader gets SIGIO when data arrives. */
+TEST_F(ring, o_async_sends_sigio_on_data)
+{
+	int rfd = zt_open(O_RDONLY | O_NONBLOCK);
+	sigset_t mask, old;
+
+	ASSERT_LE(0, rfd);
+	ASSERT_NE(SIG_ERR, signal(SIGIO, on_sigio));
+	ASSERT_EQ(0, fcntl(rfd, F_SETOWN, getpid()));
+	ASSERT_EQ(0, fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_ASYNC));
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGIO);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	sigio_count = 0;
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 100));
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	EXPECT_LT(0, sigio_count) {
+		TH_LOG("O_ASYNC was accepted, and no SIGIO came with the data");
+	}
+	close(rfd);
+	signal(SIGIO, SIG_DFL);
+}
+
+/* A mapping that reaches past data_offset + 2 * max_ring_pages is refused. */
+TEST_F(ring, mmap_length_past_the_limit_is_einval)
+{
+	struct zcdev_info info;
+	uint64_t last;
+	void *p;
+
+	ASSERT_EQ(0, zt_info(self->fd, &info));
+	last = info.data_offset / PS + 2ULL * info.max_ring_pages - 1;
+	p = mmap(NULL, 2 * PS, PROT_READ, MAP_SHARED, self->fd, last * PS);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EINVAL, errno);
+	if (p != MAP_FAILED)
+		munmap(p, 2 * PS);
+	p = mmap(NULL, PS, PROT_READ, MAP_SHARED, self->fd, last * PS);
+	EXPECT_NE(MAP_FAILED, p);
+	if (p != MAP_FAILED)
+		munmap(p, PS);
+}
+
+TEST_HARNESS_MAIN
