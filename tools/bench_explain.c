@@ -48,7 +48,9 @@ const char explain_help[] =
 "            those it maps ahead of the faulting address\n"
 "  minflt    minor faults the thread took (the traps)\n"
 "  zapped    page table entries of this process's ring mappings the call\n"
-"            removed; mapped: that it added\n";
+"            removed; mapped: that it added\n"
+"  left      the producer's entries still on pages the call lent (both\n"
+"            halves of the mapping): 0, or a lent page could be written\n";
 
 struct ptes {
 	unsigned char *v;
@@ -86,7 +88,28 @@ struct xres {
 	size_t bytes;
 	struct bcost cost;
 	unsigned long zapped, mapped;
+	/* PTEs of the producer's mapping still on the pages a consumer lent */
+	long lent_left;
 };
+
+/*
+ * After a consumer call: the producer's page table entries, in either half
+ * of its mapping, on the pages the call consumed from tail0 on. Where the
+ * call lent them to a pipe there must be none (nothing lent is writable);
+ * -1 without a producer's mapping or a page lent.
+ */
+static long lent_ptes_left(const struct bctx *c, const struct ptes *after,
+			   uint64_t tail0, uint64_t lent)
+{
+	uint64_t page = c->info.page_size, nr = c->info.ring_pages, pg;
+	long left = 0;
+
+	if (!after->n || !lent)
+		return -1;
+	for (pg = tail0 / page; pg < (tail0 + c->chunk + page - 1) / page; pg++)
+		left += (after->v[pg % nr] & 1) + (after->v[pg % nr + nr] & 1);
+	return left;
+}
 
 static void explain_one(const struct benv *env, const struct bpath *p,
 			enum bmap map, size_t chunk, struct xres *x)
@@ -115,7 +138,10 @@ static void explain_one(const struct benv *env, const struct bpath *p,
 		ret = bput_run(&c, pm, c.cap, NULL);
 	if (!ret)
 		ret = bput_prepare(&c, pm, c.chunk);
+	x->lent_left = -1;
 	if (!ret) {
+		uint64_t tail0 = c.pmap.meta ? zcdev_ring_tail(&c.pmap) : 0;
+
 		ptes_take(&c.pmap, page, &a[0]);
 		ptes_take(&c.cmap, page, &a[1]);
 		bmark_take(&c, &m0, false);
@@ -127,6 +153,9 @@ static void explain_one(const struct benv *env, const struct bpath *p,
 		ptes_take(&c.pmap, page, &b[0]);
 		ptes_take(&c.cmap, page, &b[1]);
 		bmark_add(&c, &m0, &m1, &x->cost);
+		if (p->side == BS_GET)
+			x->lent_left = lent_ptes_left(&c, &b[0], tail0,
+						      x->cost.d.pages_spliced_out);
 		for (i = 0; i < 2; i++) {
 			ptes_diff(&a[i], &b[i], &x->zapped, &x->mapped);
 			free(a[i].v);
@@ -148,7 +177,7 @@ static void print_x(const struct xres *x)
 		printf("error: %s\n", x->err);
 		return;
 	}
-	printf("%7zu %5lu %7.0f %8llu %8llu %8llu %5llu %5llu %6llu %6llu %6ld %6lu %6lu\n",
+	printf("%7zu %5lu %7.0f %8llu %8llu %8llu %5llu %5llu %6llu %6llu %6ld %6lu %6lu",
 	       x->bytes, x->cost.syscalls, x->cost.secs * 1e6,
 	       (unsigned long long)zcdev_stats_copied(d),
 	       (unsigned long long)zcdev_stats_by_ref(d),
@@ -158,6 +187,10 @@ static void print_x(const struct xres *x)
 	       (unsigned long long)d->pages_stolen_in,
 	       (unsigned long long)d->mmap_faults, x->cost.minflt, x->zapped,
 	       x->mapped);
+	if (x->lent_left >= 0)
+		printf(" %4ld\n", x->lent_left);
+	else
+		printf(" %4s\n", "-");
 }
 
 static void json_x(struct json *j, const struct xres *x)
@@ -177,6 +210,8 @@ static void json_x(struct json *j, const struct xres *x)
 	json_u64(j, "minflt", x->cost.minflt);
 	json_u64(j, "ptes_zapped", x->zapped);
 	json_u64(j, "ptes_mapped", x->mapped);
+	if (x->lent_left >= 0)
+		json_u64(j, "lent_ptes_left", x->lent_left);
 	json_begin(j, "zcdev", '{');
 	json_u64(j, "copied_bytes", zcdev_stats_copied(&x->cost.d));
 	json_u64(j, "by_ref_bytes", zcdev_stats_by_ref(&x->cost.d));
@@ -275,10 +310,10 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 		printf("zcdev explain: one call of %zu bytes (at most the ring, %llu bytes) per path,\n",
 		       chunk, (unsigned long long)env.info.ring_bytes);
 		printf("after two laps with the fixed other side; deltas around that call alone\n\n");
-		printf("%-22s %-6s %7s %5s %7s %8s %8s %8s %5s %5s %6s %6s %6s %6s %6s\n",
+		printf("%-22s %-6s %7s %5s %7s %8s %8s %8s %5s %5s %6s %6s %6s %6s %6s %4s\n",
 		       "path", "map", "bytes", "calls", "usec", "copied", "by-ref",
 		       "in-place", "lent", "swaps", "stolen", "faults", "minflt",
-		       "zapped", "mapped");
+		       "zapped", "mapped", "left");
 	}
 	for (m = 0; m < BMAP_NR; m++) {
 		for (i = 0; i < nr_bpaths; i++) {
