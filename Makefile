@@ -6,6 +6,7 @@
 #   make [module]        build module/zcdev.ko against KDIR
 #   make tools           static tools/zcdev and the examples/ (all on libzcdev)
 #   make selftests       static test programs in selftests/zcdev/
+#   make man-check       the manual pages in man/ render with no warning
 #   make check           build, boot and test on every lane in KERNELS (QEMU)
 #   make run [CMD=...]   a QEMU guest with the module loaded: a shell, or one command
 #   make bench           `zcdev bench` in that guest, then its table, JSON and plot
@@ -73,6 +74,17 @@ run:
 
 bench:
 	@KERNEL="$(KERNEL)" BENCH_ARGS="$(BENCH_ARGS)" bench/bench.sh
+
+# groff's own warnings and man(1)'s, for each page; any output fails.
+
+.PHONY: man-check
+man-check:
+	@for p in $(MAN_PAGES); do \
+		out=$$(groff -man -z -wall $$p 2>&1; \
+		       LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$p 2>&1 >/dev/null); \
+		if [ -n "$$out" ]; then echo "$$out"; echo "man-check: $$p: FAIL"; exit 1; fi; \
+		echo "man-check: $$p: ok"; \
+	done
 
 # checkpatch.pl and the two data files it reads next to itself, taken from
 # Debian's linux-source-6.1 (no kernel tree is needed with --no-tree).

@@ -258,7 +258,7 @@ void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
  * Make @slot's page safe to write into or to map: if a pipe may still
  * hold it (it went out by splice), either the pipe has let go and the
  * page is ours alone again, or the slot gets a fresh page and the pipe
- * keeps the old one unchanged (DESIGN.md invariant 1).
+ * keeps the old one unchanged (docs/design.md, invariant 1).
  *
  * Once only the ring's reference is left nobody else can reach the page:
  * every mapping holds a reference of its own. A poisoned page is EIO: its

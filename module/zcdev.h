@@ -20,7 +20,7 @@
  * The fault handler takes only ring_lock (and then the page lock), and
  * ring_lock is never held while user memory is touched. So read() into,
  * or write() from, a mapping of the device itself faults back into zcdev
- * and completes instead of deadlocking (DESIGN.md invariant 6).
+ * and completes instead of deadlocking (docs/design.md, invariant 6).
  */
 #ifndef _ZCDEV_H
 #define _ZCDEV_H

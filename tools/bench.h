@@ -4,7 +4,7 @@
  *
  * One thread fills the ring by one producer path, then drains it by one
  * consumer path, lap after lap; only the side being measured is timed
- * (DESIGN.md, "Performance protocol"). The side that is not measured runs
+ * (docs/design.md, "Performance protocol"). The side that is not measured runs
  * a fixed path: write (mmap + ZCDEV_IOC_PRODUCE when the producer holds a
  * mapping) fills, splice to /dev/null drains.
  *

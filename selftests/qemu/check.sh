@@ -165,6 +165,14 @@ else
 	[ -x "$top/tools/zcdev" ] || have_userspace=
 fi
 
+say "checking the manual pages"
+if make -s -C "$top" man-check > "$build/man-check.log" 2>&1; then
+	record "ok man pages render without a warning (groff -wall, man --warnings)" "user space"
+else
+	record "not ok man pages: make man-check (log: build/man-check.log)" "user space"
+	sed 's/^/    # /' "$build/man-check.log" | head -n 20
+fi
+
 declare -A kos
 for s in "${series[@]}"; do
 	say "$s: building the module against ${kver[$s]}"

@@ -14,11 +14,12 @@
 #   rsync             copies the module sources per lane
 #   perl              checkpatch (make style)
 #   ca-certificates   mmdebstrap over https mirrors
+#   groff-base, man-db  make man-check
 
 set -euo pipefail
 
 pkgs=(qemu-system-x86 mmdebstrap busybox-static cpio gzip util-linux rsync perl
-      ca-certificates)
+      ca-certificates groff-base man-db)
 
 need() {
 	dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed'

@@ -59,9 +59,9 @@ mount -t debugfs debugfs /sys/kernel/debug
 mount -t tracefs tracefs /sys/kernel/tracing
 ip link set lo up
 
-# Kernel log lines that match a splat pattern; the command line is no splat.
+# Kernel log lines that match a splat pattern, less the expected ones.
 splats() {
-	dmesg | grep -E -f /etc/zcdev/splat-patterns | grep -v 'Command line:'
+	dmesg | grep -E -f /etc/zcdev/splat-patterns | grep -vE -f /etc/zcdev/splat-exceptions
 }
 
 # Taint beyond O (4096, out-of-tree) and E (8192, unsigned), which loading

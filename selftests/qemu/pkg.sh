@@ -43,6 +43,10 @@ if [ $# -ne 3 ] || [ ! -d "$1" ] || [ -z "$2" ] || [ -z "$3" ]; then
 fi
 root=$(cd "$1" && pwd) kver=$2 out=$3
 top=$(cd "$(dirname "$0")/../.." && pwd)
+say() { echo "pkg.sh: $*" >&2; }
+die() { say "$*"; exit 2; }
+# shellcheck source=selftests/qemu/roots.sh
+. "$top/selftests/qemu/roots.sh"
 version=$(cat "$top/VERSION")
 pkgs=(zcdev-dkms zcdev-tools)
 
@@ -63,34 +67,17 @@ if [ -z "${ZCDEV_ROOT_LOCKED:-}" ]; then
 	flock 8
 fi
 
-# in_root CMD...: CMD in the root, in a mount and PID namespace of its own
-# (its mounts never reach the host and vanish with it), with /proc and /dev
-# (DKMS, objtool) and the host's resolv.conf (apt); output to the log.
-in_root() {
+# pkg_run CMD...: CMD in the root (roots.sh's in_root: a mount and PID
+# namespace of its own, /proc, /dev and resolv.conf), output to the log;
+# pkg_run_out: the same with CMD's standard output on ours.
+pkg_run() {
 	echo "+ $*" >> "$log"
-	touch "$root/etc/resolv.conf"
-	unshare --mount --pid --fork --kill-child -- /bin/sh -ec '
-		r=$1
-		shift
-		mount -t proc proc "$r/proc"
-		mount --rbind /dev "$r/dev"
-		mount --bind -o ro /etc/resolv.conf "$r/etc/resolv.conf"
-		exec chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-			HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
-	' pkg.sh "$root" "$@" >> "$log" 2>&1
+	in_root "$root" "" "$@" >> "$log" 2>&1
 }
 
-# in_root_out CMD...: the same, CMD's standard output on ours.
-in_root_out() {
+pkg_run_out() {
 	echo "+ $*" >> "$log"
-	unshare --mount --pid --fork --kill-child -- /bin/sh -ec '
-		r=$1
-		shift
-		mount -t proc proc "$r/proc"
-		mount --rbind /dev "$r/dev"
-		exec chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-			HOME=/root LANG=C.UTF-8 "$@"
-	' pkg.sh "$root" "$@" 2>> "$log"
+	in_root "$root" "" "$@" 2>> "$log"
 }
 
 work=$(mktemp -d "$root/tmp/zcdev-pkg.XXXXXX") || exit 2
@@ -122,15 +109,15 @@ if [ -f "$debs/sources.sha1" ] && [ "$(cat "$debs/sources.sha1")" = "$hash" ] &&
 	ok "packages: built in $codename already, from these sources"
 else
 	rm -rf "$debs"
-	if ! in_root sh -c "cd $wroot/src && dpkg-checkbuilddeps && command -v lintian"; then
-		in_root apt-get install -y -q --no-install-recommends \
+	if ! pkg_run sh -c "cd $wroot/src && dpkg-checkbuilddeps && command -v lintian"; then
+		pkg_run apt-get install -y -q --no-install-recommends \
 			build-essential debhelper dh-dkms lintian ||
-		{ in_root apt-get update -q &&
-		  in_root apt-get install -y -q --no-install-recommends \
+		{ pkg_run apt-get update -q &&
+		  pkg_run apt-get install -y -q --no-install-recommends \
 			build-essential debhelper dh-dkms lintian; } ||
 		notok "packages: install build-essential debhelper dh-dkms lintian in $codename"
 	fi
-	if in_root make -C "$wroot/src" deb; then
+	if pkg_run make -C "$wroot/src" deb; then
 		mkdir -p "$debs"
 		cp "$work"/src/build/deb/*.deb "$work"/src/build/deb/*.changes \
 		   "$work"/src/build/deb/*.buildinfo "$debs/"
@@ -150,9 +137,9 @@ cp "$debs"/* "$work/debs/"
 
 # Errors and warnings fail; info and pedantic tags are notes. A tag the
 # project accepts is overridden, with its reason, in debian/*.lintian-overrides.
-if in_root lintian --version; then
+if pkg_run lintian --version; then
 	# (TMPDIR: lintian leaves files there, which go with $work.)
-	if tags=$(in_root_out env TMPDIR="$wroot" lintian --fail-on error,warning \
+	if tags=$(pkg_run_out env TMPDIR="$wroot" lintian --fail-on error,warning \
 		  "$wroot/debs/zcdev_${version}_amd64.changes"); then
 		ok "lintian: zcdev-dkms zcdev-tools ($codename)"
 	else
@@ -168,12 +155,12 @@ fi
 # Leftovers of an interrupted run go first, the group too, so that this
 # run sees the packages create it.
 for p in "${pkgs[@]}"; do
-	if in_root dpkg-query -W "$p"; then
+	if pkg_run dpkg-query -W "$p"; then
 		note "$p was installed in $codename already (an earlier run?): purging it first"
-		in_root dpkg --purge "$p"
+		pkg_run dpkg --purge "$p"
 	fi
 done
-in_root sh -c '! getent group zcdev >/dev/null || groupdel zcdev'
+pkg_run sh -c '! getent group zcdev >/dev/null || groupdel zcdev'
 
 # A kernel whose image package is installed has its modules.dep; a root
 # may hold only the headers (and, from 7.x, linux-base), and DKMS then
@@ -181,10 +168,10 @@ in_root sh -c '! getent group zcdev >/dev/null || groupdel zcdev'
 # root look like a machine running that kernel.
 if [ ! -e "$root/lib/modules/$kver/modules.dep" ]; then
 	note "no modules.dep for $kver in $codename (no kernel image installed): running depmod first"
-	in_root depmod -a "$kver" || notok "depmod -a $kver in $codename"
+	pkg_run depmod -a "$kver" || notok "depmod -a $kver in $codename"
 fi
 
-if in_root apt-get install -y -q --no-install-recommends \
+if pkg_run apt-get install -y -q --no-install-recommends \
 	"$wroot/debs/zcdev-dkms_${version}_all.deb" \
 	"$wroot/debs/zcdev-tools_${version}_amd64.deb"; then
 	ok "install: zcdev-dkms zcdev-tools in $codename"
@@ -202,15 +189,15 @@ fi
 
 # ---- what the packages did ----------------------------------------------
 
-if in_root_out dkms status -m zcdev -v "$version" -k "$kver" | grep -q ': installed'; then
+if pkg_run_out dkms status -m zcdev -v "$version" -k "$kver" | grep -q ': installed'; then
 	ok "dkms: zcdev/$version built and installed for $kver"
 else
 	notok "dkms: zcdev/$version built and installed for $kver"
-	in_root_out dkms status | sed 's/^/# /'
+	pkg_run_out dkms status | sed 's/^/# /'
 fi
 
 # modprobe's view: the module it would load for that kernel, and what it is.
-modfile=$(in_root_out modinfo -k "$kver" -n zcdev)
+modfile=$(pkg_run_out modinfo -k "$kver" -n zcdev)
 if [ -n "$modfile" ] && [ -f "$root$modfile" ] &&
    [[ $modfile == /lib/modules/$kver/updates/dkms/zcdev.ko* ||
       $modfile == /usr/lib/modules/$kver/updates/dkms/zcdev.ko* ]]; then
@@ -219,9 +206,9 @@ else
 	notok "dkms: modprobe finds zcdev.ko for $kver in updates/dkms (modinfo says '${modfile:-nothing}')"
 fi
 if [ -n "$modfile" ] && [ -f "$root$modfile" ]; then
-	mversion=$(in_root_out modinfo -F version "$modfile")
-	vermagic=$(in_root_out modinfo -F vermagic "$modfile")
-	parms=$(in_root_out modinfo -F parm "$modfile")
+	mversion=$(pkg_run_out modinfo -F version "$modfile")
+	vermagic=$(pkg_run_out modinfo -F vermagic "$modfile")
+	parms=$(pkg_run_out modinfo -F parm "$modfile")
 	if [ "$mversion" = "$version" ] && [ "${vermagic%% *}" = "$kver" ]; then
 		ok "modinfo: version $mversion, vermagic $kver"
 	else
@@ -229,7 +216,7 @@ if [ -n "$modfile" ] && [ -f "$root$modfile" ]; then
 	fi
 	sed 's/^/# parm /' <<< "$parms"
 	# Debian's DKMS signs what it builds with its MOK key when it can.
-	signer=$(in_root_out modinfo -F signer "$modfile")
+	signer=$(pkg_run_out modinfo -F signer "$modfile")
 	note "signed by: ${signer:-nobody (unsigned)}"
 
 	# The guest boots this very module: uncompressed, for insmod.
@@ -249,14 +236,14 @@ if [ -n "$modfile" ] && [ -f "$root$modfile" ]; then
 	fi
 fi
 
-if in_root getent group zcdev; then
+if pkg_run getent group zcdev; then
 	ok "zcdev-tools: group zcdev created"
 else
 	notok "zcdev-tools: group zcdev created"
 fi
 
 # The tool runs (no device in a root: exit status 3, "no zcdev device").
-in_root zcdev info
+pkg_run zcdev info
 rc=$?
 if [ "$rc" = 3 ]; then
 	ok "zcdev-tools: zcdev runs, and says there is no device (status 3)"
@@ -276,7 +263,7 @@ int main(void)
 	return info.abi_version != ZCDEV_ABI_VERSION;
 }
 EOF
-if in_root sh -c "cc -Wall -Werror -o $wroot/abi $wroot/abi.c && $wroot/abi"; then
+if pkg_run sh -c "cc -Wall -Werror -o $wroot/abi $wroot/abi.c && $wroot/abi"; then
 	ok "zcdev-tools: a program includes <linux/zcdev.h>"
 else
 	notok "zcdev-tools: a program includes <linux/zcdev.h>"
@@ -286,7 +273,7 @@ fi
 # ---- purge --------------------------------------------------------------
 
 # Every path dpkg installed, and what DKMS made (not dpkg's).
-in_root_out dpkg-query -L "${pkgs[@]}" | LC_ALL=C sort -u > "$work/files"
+pkg_run_out dpkg-query -L "${pkgs[@]}" | LC_ALL=C sort -u > "$work/files"
 nfiles=0
 : > "$work/dirs"
 : > "$work/nondirs"
@@ -300,7 +287,7 @@ while IFS= read -r f; do
 	fi
 done < "$work/files"
 
-if in_root apt-get purge -y -q "${pkgs[@]}"; then
+if pkg_run apt-get purge -y -q "${pkgs[@]}"; then
 	ok "purge: zcdev-dkms zcdev-tools"
 else
 	notok "purge: zcdev-dkms zcdev-tools"
@@ -315,7 +302,7 @@ done < "$work/nondirs"
 while IFS= read -r d; do
 	[ -d "$root$d" ] || continue
 	[ -z "$(ls -A "$root$d")" ] || continue
-	in_root dpkg-query -S "$d" || left+=("$d/ (empty)")
+	pkg_run dpkg-query -S "$d" || left+=("$d/ (empty)")
 done < "$work/dirs"
 # What DKMS built and installed goes with the package, in every kernel.
 while IFS= read -r f; do
@@ -328,7 +315,7 @@ if grep -qs zcdev "$root/lib/modules/$kver/modules.dep"; then
 	left+=("zcdev in /lib/modules/$kver/modules.dep")
 fi
 # shellcheck disable=SC2016 # dpkg-query's format, not the shell's
-status=$(in_root_out dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' "${pkgs[@]}" |
+status=$(pkg_run_out dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' "${pkgs[@]}" |
 	 grep -v '^[up]n ')
 [ -z "$status" ] || left+=("dpkg still has: $(tr '\n' ' ' <<< "$status")")
 

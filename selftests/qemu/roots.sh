@@ -47,12 +47,14 @@ declare -A lane_root=([6.1]=bookworm [6.12]=trixie [newest]=trixie [debug]=trixi
 root_mirror=${ZCDEV_MIRROR:-http://deb.debian.org/debian}
 root_mirror_security=${ZCDEV_MIRROR_SECURITY:-http://deb.debian.org/debian-security}
 
-# in_root NAME SRC CMD...: run CMD in root NAME, in a mount namespace of
+# in_root ROOT SRC CMD...: run CMD in ROOT (a root's name under $roots, or
+# a path), in a mount namespace of
 # its own (so nothing it mounts outlives it or reaches the host) with
 # /proc (objtool wants it), /dev, the host's resolv.conf (apt) and, unless
 # SRC is "", the directory SRC at /zcdev.
 in_root() {
-	local r=$roots/$1 src=$2
+	local r=$1 src=$2
+	[[ $r == /* ]] || r=$roots/$r
 	shift 2
 	[ -z "$src" ] || mkdir -p "$r/zcdev"
 	touch "$r/etc/resolv.conf"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * A seeded, randomized system-call fuzzer for /dev/zcdev (DESIGN.md
+ * A seeded, randomized system-call fuzzer for /dev/zcdev (docs/design.md,
  * invariant 7, and the robustness of every path under abuse).
  *
  * Several threads share a table of open files (device opens with every

@@ -2,7 +2,7 @@
 /*
  * The mmap path: the meta page and the data pages of /dev/zcdev, moved
  * with ZCDEV_IOC_PRODUCE / ZCDEV_IOC_CONSUME, mixed with read()/write(),
- * torn down by resize and reset (SIGBUS, never stale memory: DESIGN.md
+ * torn down by resize and reset (SIGBUS, never stale memory: docs/design.md,
  * invariant 4), inherited by fork, raced by a resize, and used as the
  * user buffer of the device's own read() and write() (invariant 6).
  *

@@ -2,7 +2,7 @@
 /*
  * The zero-copy paths: splice out of the ring (page references into a
  * pipe) and splice in (pages stolen from a pipe, or copied), with the
- * safety invariants of DESIGN.md that real kernels have got wrong.
+ * safety invariants of docs/design.md that real kernels have got wrong.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Stress (DESIGN.md invariant 5): producers and consumers in several
+ * Stress (docs/design.md, invariant 5): producers and consumers in several
  * processes and threads, each choosing a path at random for every
  * operation, while the ring is resized under them and SIGUSR1 interrupts
  * their calls. Every byte is checked.
