@@ -324,22 +324,6 @@ static void run_all(struct bench *b)
 
 /* ---- which rows ---- */
 
-static const char *short_name(const struct bpath *p)
-{
-	return strchr(p->id, ':') + 1;
-}
-
-static const char *const side_names[] = {
-	[BS_REF] = "ref", [BS_PAIR] = "pair", [BS_GET] = "get", [BS_PUT] = "put",
-};
-
-static bool token_matches(const struct bpath *p, const char *tok)
-{
-	return !strcmp(tok, "all") || !strcmp(tok, p->id) ||
-	       !strcmp(tok, short_name(p)) || !strcmp(tok, side_names[p->side]) ||
-	       (p->alias && !strcmp(tok, p->alias));
-}
-
 static void parse_methods(const struct cmd *c, struct bench *b, char *list)
 {
 	char *tok, *save = NULL;
@@ -351,7 +335,7 @@ static void parse_methods(const struct cmd *c, struct bench *b, char *list)
 		bool found = false;
 
 		for (i = 0; i < nr_bpaths; i++) {
-			if (token_matches(&bpaths[i], tok)) {
+			if (bpath_matches(&bpaths[i], tok)) {
 				b->want[i] = true;
 				found = true;
 			}
@@ -577,7 +561,7 @@ static void print_row(const struct bench *b, const struct brow *r)
 	pages = b->page_size;
 	printf("%8.1f %6.2fx %13s %-12s %7lu %8.2f %4.0f %5.2f",
 	       median(r->mbps, b->repeat), x, mm,
-	       r->base == r ? "-" : short_name(r->base->p), calls[0],
+	       r->base == r ? "-" : bpath_short(r->base->p), calls[0],
 	       median(cpu, n), median(sys, n), traps(r, b->repeat) * pages);
 	if (r->p->pipe || r->p->put == BP_MEMCPY) {
 		printf(" %5s %5s %5s %5s %5s %5s %5s\n", "-", "-", "-", "-", "-",
@@ -654,7 +638,7 @@ static void json_row(struct json *j, const struct bench *b, const struct brow *r
 	json_begin(j, NULL, '{');
 	json_str(j, "id", r->p->id);
 	json_str(j, "label", r->p->label);
-	json_str(j, "side", side_names[r->p->side]);
+	json_str(j, "side", bside_names[r->p->side]);
 	json_str(j, "map", bmap_names[r->map]);
 	json_u64(j, "chunk_bytes", r->chunk);
 	json_str(j, "base", r->base->p->id);

@@ -70,7 +70,10 @@ struct bpath {
 extern const struct bpath bpaths[];
 extern const size_t nr_bpaths;
 extern const char *const bmap_names[];
+extern const char *const bside_names[];
 const struct bpath *bpath_find(const char *id);
+const char *bpath_short(const struct bpath *p);
+bool bpath_matches(const struct bpath *p, const char *tok);
 
 #define BENCH_MAX_LAPS	64
 

@@ -35,7 +35,8 @@ const char explain_help[] =
 "  -M, --map LIST     none, meta, mapped (default: all; see bench --help)\n"
 "  -j, --json         one JSON object\n"
 "  PATH               get:... or put:... ids as in 'zcdev bench --help',\n"
-"                     or their part after the colon; default: all\n"
+"                     their part after the colon, or get or put; default:\n"
+"                     all\n"
 "\n"
 "columns:\n"
 "  calls     system calls the call made (a splice through a pipe is two)\n"
@@ -230,7 +231,7 @@ static bool path_wanted(const struct bpath *p, int argc, char **argv)
 	if (!argc)
 		return true;
 	for (i = 0; i < argc; i++)
-		if (!strcmp(argv[i], p->id) || !strcmp(argv[i], strchr(p->id, ':') + 1))
+		if (bpath_matches(p, argv[i]))
 			return true;
 	return false;
 }

@@ -94,6 +94,24 @@ const struct bpath *bpath_find(const char *id)
 	return NULL;
 }
 
+const char *const bside_names[] = {
+	[BS_REF] = "ref", [BS_PAIR] = "pair", [BS_GET] = "get", [BS_PUT] = "put",
+};
+
+/* The id without its side: "splice-null" for "get:splice-null". */
+const char *bpath_short(const struct bpath *p)
+{
+	return strchr(p->id, ':') + 1;
+}
+
+/* A name on the command line: all, an id, its short name, a side, an alias. */
+bool bpath_matches(const struct bpath *p, const char *tok)
+{
+	return !strcmp(tok, "all") || !strcmp(tok, p->id) ||
+	       !strcmp(tok, bpath_short(p)) || !strcmp(tok, bside_names[p->side]) ||
+	       (p->alias && !strcmp(tok, p->alias));
+}
+
 int bctx_fail(struct bctx *c, const char *fmt, ...)
 {
 	int err = errno;
