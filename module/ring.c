@@ -325,7 +325,7 @@ void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes)
  * 1 when there is data, 0 at end of file (empty and no writer), or an
  * error. Sleeps with no zcdev lock held, so resize and reset never wait
  * behind a blocked reader (they do wait for a sendfile() whose output is
- * slow: it holds consume_lock until its output has taken its bytes).
+ * slow: its lent bytes stay at tail until the output has taken them).
  */
 int zcdev_wait_readable(struct zcdev *zd, bool nonblock)
 {
@@ -366,6 +366,34 @@ int zcdev_wait_writable(struct zcdev *zd, bool nonblock)
 	}
 }
 
+/* Another task's sendfile() has bytes lent at tail (splice.c). */
+static bool zcdev_direct_busy(struct zcdev *zd)
+{
+	struct task_struct *lender = READ_ONCE(zd->direct.task);
+
+	return lender && lender != current;
+}
+
+/*
+ * consume_lock, once no other task's sendfile() has bytes lent at tail:
+ * those are the next bytes of the stream until its output has taken them
+ * (or not). Waits without the lock; the lender clears direct.task and
+ * wakes readq when its last pipe buffer comes back.
+ */
+int zcdev_lock_consume(struct zcdev *zd)
+{
+	for (;;) {
+		if (mutex_lock_interruptible(&zd->consume_lock))
+			return -ERESTARTSYS;
+		/* A lend starts only under consume_lock: this holds. */
+		if (!zcdev_direct_busy(zd))
+			return 0;
+		mutex_unlock(&zd->consume_lock);
+		if (wait_event_interruptible(zd->readq, !zcdev_direct_busy(zd)))
+			return -ERESTARTSYS;
+	}
+}
+
 /*
  * Both ends stopped: no byte moves while the ring changes shape, and no
  * producer is part-way through a page that splice out is about to lend.
@@ -374,7 +402,7 @@ int zcdev_lock_ends(struct zcdev *zd)
 {
 	if (mutex_lock_interruptible(&zd->produce_lock))
 		return -ERESTARTSYS;
-	if (mutex_lock_interruptible(&zd->consume_lock)) {
+	if (zcdev_lock_consume(zd)) {
 		mutex_unlock(&zd->produce_lock);
 		return -ERESTARTSYS;
 	}
@@ -535,7 +563,7 @@ int zcdev_ring_consume(struct zcdev *zd, u64 bytes)
 {
 	int ret = 0;
 
-	if (mutex_lock_interruptible(&zd->consume_lock))
+	if (zcdev_lock_consume(zd))
 		return -ERESTARTSYS;
 	mutex_lock(&zd->ring_lock);
 	if (bytes > zd->head - zd->tail) {

@@ -89,7 +89,7 @@ ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		ret = zcdev_wait_readable(zd, nonblock);
 		if (ret <= 0)
 			return ret;
-		if (mutex_lock_interruptible(&zd->consume_lock))
+		if (zcdev_lock_consume(zd))
 			return -ERESTARTSYS;
 		/* Nothing, if another reader took the data as we woke up. */
 		while (iov_iter_count(to)) {

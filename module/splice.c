@@ -42,10 +42,12 @@
  * output, and releases whatever the output did not take. For a seekable
  * file that is harmless (the next call reads again from the position it
  * returns); for a stream the released bytes would be gone. So what goes
- * into that pipe is lent, not consumed: tail stays, consume_lock stays
- * held so that no other consumer overtakes the lent bytes, and when the
- * last of our buffers is released, tail moves by exactly what the output
- * took (see ZCDEV_BUF_LEN_MASK). The rest is read again by the next call.
+ * into that pipe is lent, not consumed: tail stays, other consumers wait
+ * until the lend is over (zd->direct.task, zcdev_lock_consume()), and when
+ * the last of our buffers is released, tail moves by exactly what the
+ * output took (see ZCDEV_BUF_LEN_MASK). No zcdev lock is held while the
+ * output works, so its locks (a socket's, a file system's freeze
+ * protection) never nest inside ours. The rest is read again by the next call.
  * The same holds on 6.1, 6.12 and later: splice_direct_to_actor() has
  * had this shape since 2.6, and releases every buffer before it returns.
  * An output that moves buffers somewhere else whole (only /dev/fuse does)
@@ -82,15 +84,15 @@ static void zcdev_direct_commit(struct zcdev *zd)
 		zd->stats.bytes_spliced_out_copied += copied;
 		zcdev_ring_advance_tail(zd, bytes);
 	}
-	mutex_unlock(&zd->ring_lock);
-	if (bytes)
-		trace_zcdev_xfer_splice_out(bytes, 0, copied);
 	zd->direct.lent = 0;
 	zd->direct.delivered = 0;
 	zd->direct.delivered_copied = 0;
-	zd->direct.task = NULL;
-	/* Taken in zcdev_splice_read(): see zcdev_is_direct_pipe(). */
-	mutex_unlock(&zd->consume_lock);
+	WRITE_ONCE(zd->direct.task, NULL);
+	mutex_unlock(&zd->ring_lock);
+	/* Consumers waiting in zcdev_lock_consume(). */
+	wake_up_interruptible(&zd->readq);
+	if (bytes)
+		trace_zcdev_xfer_splice_out(bytes, 0, copied);
 }
 
 static void zcdev_direct_buf_release(struct pipe_inode_info *pipe,
@@ -205,8 +207,10 @@ static ssize_t zcdev_lend_take(struct zcdev *zd, struct zcdev_lend *l,
 	room = min_t(unsigned int, room, ZCDEV_LEND_BATCH);
 
 	mutex_lock(&zd->ring_lock);
-	/* Past what sendfile's pipe holds already: see zcdev_is_direct_pipe(). */
-	l->start = zd->tail + zd->direct.lent;
+	/* Past what our sendfile's pipe holds already: zcdev_is_direct_pipe(). */
+	l->start = zd->tail;
+	if (zd->direct.task == current)
+		l->start += zd->direct.lent;
 	len = min_t(u64, len, zd->head - l->start);
 	for (pos = l->start; pos < l->start + len && l->nr < room;
 	     pos = round_down(pos, PAGE_SIZE) + PAGE_SIZE) {
@@ -371,6 +375,8 @@ static ssize_t zcdev_lend_give(struct zcdev *zd, struct zcdev_lend *l,
 	mutex_lock(&zd->ring_lock);
 	zd->stats.pages_spliced_out += l->nr;
 	if (direct) {
+		/* Other consumers wait from now until zcdev_direct_commit(). */
+		WRITE_ONCE(zd->direct.task, current);
 		zd->direct.lent += l->len;
 	} else {
 		zd->stats.bytes_spliced_out += l->len - copied;
@@ -438,13 +444,15 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 
 	/*
 	 * An output that said it took everything but kept one of our
-	 * buffers: we still hold consume_lock from that lend, so lend on
-	 * under it rather than wait for ourselves.
+	 * buffers: our lend is still on, so lend on after it (no waiting
+	 * for data: what is left may all be lent already).
 	 */
 	if (direct && zd->direct.task == current) {
-		mutex_lock(&zd->produce_lock);
+		ret = zcdev_lock_ends(zd);
+		if (ret)
+			return ret;
 		ret = zcdev_lend(zd, pipe, len, true);
-		mutex_unlock(&zd->produce_lock);
+		zcdev_unlock_ends(zd);
 		return ret;
 	}
 
@@ -461,13 +469,7 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 		if (ret)
 			return ret;
 		ret = zcdev_lend(zd, pipe, len, direct);
-		if (direct && zd->direct.bufs) {
-			/* Kept until the last buffer goes: zcdev_direct_commit(). */
-			zd->direct.task = current;
-			mutex_unlock(&zd->produce_lock);
-		} else {
-			zcdev_unlock_ends(zd);
-		}
+		zcdev_unlock_ends(zd);
 		/* 0: another reader won the race; wait again. */
 	} while (!ret);
 

@@ -11,8 +11,8 @@
  *
  *   pipe->mutex          taken by the splice core or by zcdev_splice_write()
  *   produce_lock         one producer at a time moves head
- *   consume_lock         one consumer at a time moves tail; sendfile()
- *                        holds it while its output takes the lent bytes
+ *   consume_lock         one consumer at a time moves tail, and none while
+ *                        a sendfile() has bytes lent (zcdev_lock_consume())
  *   ring_lock            head, tail, nr_pages, pages[], lent, stats, meta
  *   page lock            held by zcdev_fault() from lookup to PTE install,
  *                        for the faulting page and those mapped ahead
@@ -80,9 +80,11 @@ struct zcdev {
 
 	/*
 	 * sendfile's lend in flight (splice.c): bytes at tail that sit in the
-	 * caller's internal pipe, not consumed until the output has taken
-	 * them. Protected by consume_lock, which the lender holds until the
-	 * last of its pipe buffers is released.
+	 * lender's internal pipe, not consumed until its output has taken
+	 * them. While task is set, other consumers wait for it to clear
+	 * (zcdev_lock_consume()); no lock is held meanwhile, so the output's
+	 * own locks never nest inside ours. task is set and cleared under
+	 * ring_lock; the rest is the lender's alone.
 	 */
 	struct {
 		struct task_struct *task;	/* the lender, or NULL */
@@ -149,6 +151,7 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages);
 int zcdev_ring_reset(struct zcdev *zd);
 int zcdev_ring_produce(struct zcdev *zd, u64 bytes);
 int zcdev_ring_consume(struct zcdev *zd, u64 bytes);
+int zcdev_lock_consume(struct zcdev *zd);
 int zcdev_lock_ends(struct zcdev *zd);
 void zcdev_unlock_ends(struct zcdev *zd);
 int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot);
