@@ -12,41 +12,8 @@
 
 set -u
 
-dev=${ZCDEV_DEV:-/dev/zcdev}
-here=$(dirname "$0")
-if [ -n "${ZCDEV:-}" ]; then
-	zc=$ZCDEV
-elif [ -x "$here/../../tools/zcdev" ]; then
-	zc=$here/../../tools/zcdev
-else
-	zc=zcdev
-fi
-
-echo "TAP version 13"
-if [ ! -c "$dev" ]; then
-	echo "1..0 # SKIP $dev is missing: the zcdev module is not loaded"
-	exit 4
-fi
-
-tmp=$(mktemp -d) || exit 1
-trap 'exec 3>&-; rm -rf "$tmp"' EXIT
-
-n=0
-fails=0
-
-# case NAME FUNCTION [ARGS]: one test case; its output becomes comments.
-case_() {
-	name=$1
-	shift
-	n=$((n + 1))
-	if "$@" > "$tmp/log" 2>&1; then
-		echo "ok $n $name"
-	else
-		fails=$((fails + 1))
-		echo "not ok $n $name"
-		sed 's/^/# /' "$tmp/log"
-	fi
-}
+# shellcheck source=selftests/zcdev/ktap.sh
+. "$(dirname "$0")/ktap.sh"
 
 # expect_rc RC CMD...: CMD exits with RC; its stderr is kept in $tmp/err.
 expect_rc() {
@@ -571,6 +538,4 @@ case_ zero_page_ring_message t_zero_page_ring
 case_ device_as_src_or_dst_refused t_device_as_file
 case_ json_is_utf8 t_json_utf8
 
-echo "1..$n"
-echo "# $((n - fails)) passed, $fails failed"
-[ "$fails" = 0 ]
+ktap_end
