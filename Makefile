@@ -9,7 +9,8 @@
 #   make man-check       the manual pages in man/ render with no warning
 #   make check           build, boot and test on every lane in KERNELS (QEMU)
 #   make run [CMD=...]   a QEMU guest with the module loaded: a shell, or one command
-#   make bench           `zcdev bench` in that guest
+#   make bench           `zcdev bench` in that guest, then its table, JSON and plot
+#                        in build/bench-KERNEL.{txt,json,png} (BENCH_ARGS: its options)
 #   make style           checkpatch --strict over the module and the uapi header
 #   make sparse          kbuild C=2 with sparse
 #   make install         module, tool, header, man pages, udev rule and group
@@ -72,7 +73,7 @@ run:
 	@KERNEL="$(KERNEL)" CMD="$(CMD)" V="$(V)" selftests/qemu/run.sh
 
 bench:
-	@$(MAKE) --no-print-directory run CMD='zcdev bench $(BENCH_ARGS)'
+	@KERNEL="$(KERNEL)" BENCH_ARGS="$(BENCH_ARGS)" bench/bench.sh
 
 # groff's own warnings and man(1)'s, for each page; any output fails.
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * zcdev(1) bench: the same payload through every path in one run, beside
+ * zcdev(1) bench: every path, one side of the ring timed at a time, at
+ * several call sizes and with and without a mapping of the ring, beside
  * reference rows measured in the same run. Judge by the ratios.
  */
 #define _GNU_SOURCE
@@ -8,395 +9,654 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cmds.h"
+#include "bench.h"
 
 const char bench_help[] =
-"usage: zcdev bench [--size BYTES] [--chunk BYTES] [--method LIST]\n"
-"                   [--timeout SEC] [--no-verify] [--json]\n"
+"usage: zcdev bench [--size BYTES] [--chunk LIST] [--map LIST] [--method LIST]\n"
+"                   [--repeat N] [--timeout SEC] [--no-verify] [--json]\n"
+"                   [--format table|json|both]\n"
 "\n"
-"Move the same payload through every path in one run and print one row per\n"
-"path, beside reference rows measured in the same run. Judge by the ratios\n"
-"within one run, never by absolute numbers from different runs.\n"
+"Time every path of the ring, one side at a time, beside reference rows\n"
+"measured in the same run, and print each row's throughput and its ratio\n"
+"to the copy path it replaces. Judge by the ratios within one run, never\n"
+"by absolute numbers from different runs.\n"
 "\n"
-"How a row is measured: the payload sits in memory; a producer thread puts\n"
-"it in while a consumer thread takes it out, concurrently, one chunk per\n"
-"call (the pipe rows use the same two threads on a pipe). Each path runs\n"
-"twice: first a verify pass, untimed, whose consumer compares every byte\n"
-"with the payload (it also faults pages in and warms caches), then the\n"
-"timed pass, whose consumer discards the bytes the cheapest way its path\n"
-"allows. A failing path prints an error row and the bench goes on. The\n"
-"producer resets the ring (ZCDEV_IOC_RESET) before every pass: do not run\n"
-"the bench while something else uses the device.\n"
+"How a row is measured (docs/design.md, 10. Performance protocol): one\n"
+"thread fills the ring by one producer path, then drains it by one consumer\n"
+"path, lap after lap, and only the side the row is about is timed. The\n"
+"other side runs a fixed path: consumer rows are filled by write(2), or by\n"
+"mmap + ZCDEV_IOC_PRODUCE when the producer holds a mapping; producer rows\n"
+"are drained by splice to /dev/null. One lap runs untimed first. Rounds are\n"
+"interleaved: every row runs once per round, --repeat rounds. Within a\n"
+"round a row's laps alternate with laps of its baseline (on a context of\n"
+"its own), so that the two see the same machine; a row shows the median and\n"
+"the min-max over the rounds of that ratio (see x base). A verify round\n"
+"first checks every byte every path delivers (to a memfd or through the\n"
+"socket instead of /dev/null). The bench holds the ring's producer and\n"
+"consumer claims while it runs (a put, get or copy cannot start) and resets\n"
+"the ring (ZCDEV_IOC_RESET) before every row.\n"
 "\n"
-"  -s, --size BYTES     payload, K/M/G suffixes (powers of 1024), default 64M\n"
-"  -c, --chunk BYTES    bytes per call, default 64K\n"
-"  -m, --method LIST    comma-separated paths, default all; the 'pipe' row\n"
-"                       always runs, as the baseline\n"
-"  -t, --timeout SEC    fail a pass after SEC s without progress (default 10)\n"
-"  -n, --no-verify      skip the verify passes\n"
-"  -j, --json           one JSON object with every figure, no table\n"
+"  -s, --size BYTES     payload of each row, K/M/G suffixes, default 16M\n"
+"  -c, --chunk LIST     bytes per call, comma-separated, default 4K,64K,1M\n"
+"                       (a call never exceeds the ring)\n"
+"  -M, --map LIST       who maps the ring while the consumer and producer\n"
+"                       rows run, default none,meta,mapped:\n"
+"       none            nobody\n"
+"       meta            the meta page alone (a consumer watching head/tail)\n"
+"       mapped          the producer maps the ring, writable\n"
+"  -m, --method LIST    rows, comma-separated: an id (get:splice-null), the\n"
+"                       part after the colon (splice-null: every side), a\n"
+"                       side (ref, pair, get, put), or all (default); each\n"
+"                       row's baseline always runs\n"
+"  -r, --repeat N       rounds, default 5\n"
+"  -t, --timeout SEC    fail a row whose lap takes over SEC s (default 10)\n"
+"  -n, --no-verify      skip the verify round\n"
+"  -j, --json           the same as --format json\n"
+"  -f, --format F       table (default), json (one JSON object with every\n"
+"                       sample), both (the table, then the JSON on one line)\n"
 "\n"
-"paths (producer -> consumer):\n"
-"  memcpy        reference: memcpy of the payload, chunk by chunk, into a\n"
-"                ring-sized buffer; one thread, no system calls\n"
-"  pipe          reference: a Linux pipe, write -> read\n"
-"  pipe-splice   reference: a Linux pipe, vmsplice (no copy) -> splice to\n"
-"                /dev/null\n"
-"  rw            zcdev: write -> read\n"
-"  mmap          zcdev: memcpy into the mapping + ZCDEV_IOC_PRODUCE ->\n"
-"                ZCDEV_IOC_CONSUME, the bytes used in place\n"
-"  splice-out    zcdev: write -> splice to a pipe -> splice to /dev/null\n"
-"  sendfile      zcdev: write -> sendfile to /dev/null\n"
-"  splice-in     zcdev: write to a pipe -> splice SPLICE_F_MOVE -> read\n"
-"  vmsplice      zcdev: fresh pages vmspliced SPLICE_F_GIFT into a pipe and\n"
-"                unmapped -> splice SPLICE_F_MOVE -> read\n"
-"The reference pipes get the ring's size (F_SETPIPE_SZ) where allowed.\n"
+"rows (baseline in brackets):\n"
+"  ref:pipe-rw         a Linux pipe of the ring's size, write -> read [itself]\n"
+"  ref:pipe-splice     the pipe, memcpy into a ring-sized buffer (as an mmap\n"
+"                      producer writes the ring) and vmsplice it -> splice\n"
+"                      to /dev/null [pipe-rw]\n"
+"  ref:memcpy          memcpy into a ring-sized buffer [pipe-rw]\n"
+"  pair:write-read     zcdev write -> read, both timed [pipe-rw]\n"
+"  pair:mmap-splice    zcdev mmap + PRODUCE -> splice to /dev/null, both\n"
+"                      timed, the producer's mapping held [pipe-splice]\n"
+"  get:read            read(2) into a buffer [itself]\n"
+"  get:mmap            the bytes used in place, then CONSUME (mapped) [read]\n"
+"  get:splice-null     splice ring -> pipe -> /dev/null [read]\n"
+"  get:sendfile-null   sendfile to /dev/null [read]\n"
+"  get:read-send       read(2), then send(2) on loopback TCP [itself]\n"
+"  get:mmap-send       send(2) from the mapping, then CONSUME [read-send]\n"
+"  get:splice-tcp      splice ring -> pipe -> the socket [read-send]\n"
+"  get:sendfile-tcp    sendfile to the socket [read-send]\n"
+"  put:write           write(2) [itself]\n"
+"  put:mmap            memcpy at head, then PRODUCE (mapped) [write]\n"
+"  put:mmap-populate   the same, after MADV_POPULATE_WRITE of the range:\n"
+"                      one call instead of a fault per page (mapped) [write]\n"
+"  put:splice          splice from a pipe holding the bytes, SPLICE_F_MOVE;\n"
+"                      filling that pipe is not timed [write]\n"
+"  put:vmsplice        vmsplice the payload into a pipe, splice it in [write]\n"
+"A child process drains the socket with recv(MSG_TRUNC), uncounted.\n"
 "\n"
 "columns:\n"
-"  MB/s      payload bytes / wall time of the timed pass, 10^6 bytes/s\n"
-"  x pipe    MB/s relative to the 'pipe write/read' row\n"
-"  calls     system calls made by both threads\n"
-"  usr, sys  CPU time of both threads in ms (getrusage RUSAGE_THREAD)\n"
-"  kcopy     bytes the module copied (write, read, splice in by copy), per\n"
-"            payload byte\n"
-"  kref      bytes it moved as page references (splice out, pages stolen\n"
-"            on splice in), per payload byte\n"
-"  inplace   bytes produced and consumed through the mapping, per payload\n"
-"            byte\n"
-"  stolen    pages stolen from the pipe on splice in\n"
-"  swaps     ring slots given a fresh page (page_swaps)\n"
-"The zcdev columns are ZCDEV_IOC_GET_STATS deltas around the timed pass;\n"
-"--json has every counter.\n";
+"  MB/s      bytes / wall time of the timed side, 10^6 bytes/s: a round's\n"
+"            is its median lap's, the row's the median round's\n"
+"  x base    MB/s over the baseline's: a round's is the median ratio of a\n"
+"            lap to the baseline lap beside it; median and min-max of the\n"
+"            rounds\n"
+"  calls     system calls of the timed side per round\n"
+"  cpu s/GB  CPU time of the timed side per 10^9 payload bytes; sys% of it\n"
+"  copy, ref, inpl   bytes the module copied, moved as page references,\n"
+"            and that went through the mapping, per payload byte\n"
+"  trap      minor faults the timed side took, per payload page\n"
+"  lent, mapd, swap, steal   pages handed to a pipe, ring pages mapped by\n"
+"            the fault handler (with those it maps ahead, so more than one\n"
+"            a trap), slots given a fresh page, pages stolen from a pipe:\n"
+"            per payload page\n"
+"The module's counters are ZCDEV_IOC_GET_STATS deltas around the timed\n"
+"side only. 'zcdev explain' shows what one call of a path does.\n";
 
-struct path {
-	const char *name;
-	const char *label;
-	bool device;
-	int put;		/* enum put_method, -1: memcpy */
-	int get;		/* enum get_method */
-};
+#define MB 1e6
+#define MAX_CHUNKS 8
 
-static const struct path paths[] = {
-	{ "memcpy",	 "memcpy",		   false, -1,		    -1 },
-	{ "pipe",	 "pipe write/read",	   false, PUT_WRITE,	    GET_READ },
-	{ "pipe-splice", "pipe vmsplice/splice",   false, PUT_VMSPLICE_REF, GET_SPLICE },
-	{ "rw",		 "zcdev write/read",	   true,  PUT_WRITE,	    GET_READ },
-	{ "mmap",	 "zcdev mmap/mmap",	   true,  PUT_MMAP,	    GET_MMAP },
-	{ "splice-out",	 "zcdev write/splice-out", true,  PUT_WRITE,	    GET_SPLICE },
-	{ "sendfile",	 "zcdev write/sendfile",   true,  PUT_WRITE,	    GET_SENDFILE },
-	{ "splice-in",	 "zcdev splice-in/read",   true,  PUT_SPLICE,	    GET_READ },
-	{ "vmsplice",	 "zcdev vmsplice-gift/read", true, PUT_VMSPLICE,    GET_READ },
-};
+enum bformat { FMT_TABLE, FMT_JSON, FMT_BOTH };
 
-#define NR_PATHS	(sizeof(paths) / sizeof(paths[0]))
-#define PIPE_PATH	1	/* the baseline of the x pipe column */
-#define MB		1e6
-
-struct result {
-	bool ran;
+/* One row of the table: a path under one mapping at one call size. */
+struct brow {
+	const struct bpath *p;
+	enum bmap map;
+	size_t chunk;		/* as asked; the call is capped at the ring */
+	struct brow *base;
 	bool ok;
 	char err[192];
-	uint64_t bytes;
-	double secs;
-	double usr, sys;
-	unsigned long syscalls;
-	bool has_stats;
-	struct zcdev_stats d;
+	struct bcost *s;	/* one sample per round */
+	double *mbps, *x;
+	double *base_mbps;	/* the baseline's, in laps alternating with ours */
 };
 
 struct bench {
+	struct benv env;
 	uint64_t size;
-	size_t chunk;
-	double timeout;
+	size_t chunks[MAX_CHUNKS];
+	int nr_chunks;
+	bool want_map[BMAP_NR];
+	bool want[BENCH_MAX_PATHS];	/* by index in bpaths[] */
+	unsigned int repeat;
 	bool verify;
-	bool json;
-	bool want[NR_PATHS];
-	char *payload;
-	int ctl;		/* the device for reset and stats, or -1 */
-	struct zcdev_info info;
-	uint64_t ring_bytes;	/* the ring's, or 1 MiB without a device */
-	size_t pipe_len;	/* buffer of the reference pipes */
-	int devnull;
-	struct result res[NR_PATHS];
+	enum bformat format;
+	size_t page_size;
+	size_t pipe_len;
+	struct brow *rows;
+	size_t nr_rows;
 };
 
-static void result_fail(struct result *r, const char *what, int err)
+/* ---- statistics ---- */
+
+static int cmp_double(const void *a, const void *b)
 {
-	r->ok = false;
-	if (err)
-		snprintf(r->err, sizeof(r->err), "%s: %s", what, strerror(err));
-	else
-		snprintf(r->err, sizeof(r->err), "%s", what);
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
 }
 
-/* ---- the reference memcpy ---- */
-
-static void bench_memcpy(struct bench *b, bool verify, struct result *r)
+/* Median, min and max of the finite values; NAN if none. */
+static double summary(const double *v, unsigned int n, double *lo, double *hi)
 {
-	size_t win = b->ring_bytes, n;
-	struct rusage ru0, ru1;
-	uint64_t off;
-	char *dst;
+	double s[64];
+	unsigned int i, k = 0;
 
-	dst = malloc(win + b->chunk);
-	if (!dst)
-		return result_fail(r, "malloc", ENOMEM);
-	getrusage(RUSAGE_THREAD, &ru0);
-	r->secs = now_sec();
-	for (off = 0; off < b->size; off += n) {
-		char *d = dst + off % win;
-
-		n = b->size - off < b->chunk ? b->size - off : b->chunk;
-		memcpy(d, b->payload + off, n);
-		/* The copy must happen although nothing reads it. */
-		__asm__ volatile("" : : "r"(d) : "memory");
-		if (verify && memcmp(d, b->payload + off, n)) {
-			free(dst);
-			return result_fail(r, "memcpy: payload mismatch", 0);
-		}
+	for (i = 0; i < n && k < 64; i++)
+		if (isfinite(v[i]))
+			s[k++] = v[i];
+	if (!k) {
+		*lo = *hi = NAN;
+		return NAN;
 	}
-	r->secs = now_sec() - r->secs;
-	getrusage(RUSAGE_THREAD, &ru1);
-	free(dst);
-	r->ok = true;
-	r->bytes = b->size;
-	r->usr = tv_sec(&ru1.ru_utime) - tv_sec(&ru0.ru_utime);
-	r->sys = tv_sec(&ru1.ru_stime) - tv_sec(&ru0.ru_stime);
+	qsort(s, k, sizeof(s[0]), cmp_double);
+	*lo = s[0];
+	*hi = s[k - 1];
+	return k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2;
 }
 
-/* ---- a producer and a consumer on the device or a pipe ---- */
-
-/* fds[0] for the producer, fds[1] for the consumer. */
-static int open_ends(struct bench *b, const struct path *p, int fds[2],
-		     struct result *r)
+static double median(const double *v, unsigned int n)
 {
-	struct zcdev_info info;
-	int pfd[2];
-	size_t got;
+	double lo, hi;
 
-	if (!p->device) {
-		if (open_pipe(pfd, b->pipe_len, &got)) {
-			result_fail(r, "pipe", errno);
-			return -1;
-		}
-		fds[0] = pfd[1];
-		fds[1] = pfd[0];
-		return 0;
+	return summary(v, n, &lo, &hi);
+}
+
+/* A counter summed over every round, per payload byte. */
+static double per_byte(const struct brow *r, unsigned int repeat,
+		       uint64_t (*get)(const struct zcdev_stats *d))
+{
+	uint64_t num = 0, bytes = 0;
+	unsigned int i;
+
+	for (i = 0; i < repeat; i++) {
+		num += get(&r->s[i].d);
+		bytes += r->s[i].bytes;
 	}
-	/* The writer first, so the reader never sees EOF early. */
-	fds[0] = dev_open_writer(put_open_flags(p->put), &info);
-	fds[1] = fds[0] < 0 ? -1 : dev_open(O_RDONLY, &info);
-	if (fds[1] >= 0)
-		return 0;
-	if (fds[0] >= 0)
-		close(fds[0]);
-	result_fail(r, "open the device (see above)", 0);
-	return -1;
+	return bytes ? (double)num / bytes : NAN;
+}
+
+/* Minor faults of the timed side, per payload byte. */
+static double traps(const struct brow *r, unsigned int repeat)
+{
+	uint64_t num = 0, bytes = 0;
+	unsigned int i;
+
+	for (i = 0; i < repeat; i++) {
+		num += r->s[i].minflt;
+		bytes += r->s[i].bytes;
+	}
+	return bytes ? (double)num / bytes : NAN;
+}
+
+static uint64_t st_lent(const struct zcdev_stats *d)
+{
+	return d->pages_spliced_out;
+}
+
+static uint64_t st_faults(const struct zcdev_stats *d)
+{
+	return d->mmap_faults;
+}
+
+static uint64_t st_swaps(const struct zcdev_stats *d)
+{
+	return d->page_swaps;
+}
+
+static uint64_t st_stolen(const struct zcdev_stats *d)
+{
+	return d->pages_stolen_in;
+}
+
+/* ---- running ---- */
+
+/*
+ * A round's figures from its laps, so that a lap the host preempted
+ * cannot move them: MB/s is the median lap's, the ratio the median of
+ * the ratios of the row's laps to the baseline laps run beside them.
+ */
+static void lap_ratios(struct brow *r, unsigned int round,
+		       const struct bcost *row, const struct bcost *base)
+{
+	double x[BENCH_MAX_LAPS];
+	unsigned int i, n = row->laps;
+
+	r->mbps[round] = median(row->lap_rate, row->laps) / MB;
+	if (!base) {
+		r->x[round] = 1;
+		r->base_mbps[round] = r->mbps[round];
+		return;
+	}
+	if (base->laps < n)
+		n = base->laps;
+	for (i = 0; i < n; i++)
+		x[i] = row->lap_rate[i] / base->lap_rate[i];
+	r->x[round] = median(x, n);
+	r->base_mbps[round] = median(base->lap_rate, base->laps) / MB;
 }
 
 /*
- * Where the consumer's bytes go: dropped, or /dev/null for the fd-to-fd
- * paths; verifying, compared with the payload, by way of a memfd for the
- * fd-to-fd paths.
+ * One round of a row: laps of the row alternate with laps of its
+ * baseline, each in its own context, so the ratio compares laps run
+ * side by side. The verify round runs the row alone.
  */
-static int set_sink(struct bench *b, struct side *cons, bool verify)
+static void run_row(struct bench *b, struct brow *r, unsigned int round,
+		    bool verify)
 {
-	bool fd_to_fd = cons->method == GET_SPLICE ||
-			cons->method == GET_SENDFILE;
+	uint64_t ring = b->env.have_dev ? b->env.info.ring_bytes : 1 << 20;
+	uint64_t total = verify && b->size > 3 * ring ? 3 * ring : b->size;
+	bool alt = !verify && r->base != r;
+	struct bctx c[2], *cs[2] = { &c[0], &c[1] };
+	struct bcost cost[2];
+	int ret, i, nr = 1;
 
-	cons->snk.fd = b->devnull;
-	if (!verify)
-		return 0;
-	cons->snk.expect = b->payload;
-	if (!fd_to_fd)
-		return 0;
-	cons->snk.fd = memfd_create("zcdev-bench", MFD_CLOEXEC);
-	if (cons->snk.fd < 0)
-		return side_fail(cons, "memfd_create");
-	return 0;
-}
-
-static void sides_result(struct side *prod, struct side *cons,
-			 struct result *r)
-{
-	struct side *s[] = { prod, cons };
-	int i;
-
-	r->ok = true;
-	r->bytes = atomic_load(&cons->bytes);
-	r->secs = sides_elapsed(s, 2);
-	r->syscalls = 0;
-	r->usr = r->sys = 0;
-	for (i = 0; i < 2; i++) {
-		r->syscalls += s[i]->syscalls;
-		r->usr += tv_sec(&s[i]->ru1.ru_utime) - tv_sec(&s[i]->ru0.ru_utime);
-		r->sys += tv_sec(&s[i]->ru1.ru_stime) - tv_sec(&s[i]->ru0.ru_stime);
+	ret = bctx_open(&c[0], &b->env, r->p, r->map, r->chunk, verify);
+	if (!ret && alt) {
+		nr = 2;
+		ret = bctx_open(&c[1], &b->env, r->base->p, r->base->map,
+				r->chunk, false);
 	}
-}
-
-static void bench_pair(struct bench *b, const struct path *p, bool verify,
-		       struct result *r)
-{
-	struct side prod, cons, *sides[] = { &prod, &cons };
-	const char *name = p->device ? dev_path() : "pipe";
-	struct zcdev_stats st0, st1;
-	char label[64];
-	struct run run = {
-		.label = label,
-		.timeout = b->timeout,
-		.progress = progress_wanted(),
-	};
-	int fds[2], i, ret;
-	const char *err;
-
-	snprintf(label, sizeof(label), "bench: %s (%s)", p->label,
-		 verify ? "verify" : "timed");
-	if (open_ends(b, p, fds, r))
-		return;
-	side_init(&prod, true, p->put, fds[0], name, b->chunk);
-	prod.src.buf = b->payload;
-	prod.src.len = b->size;
-	side_init(&cons, false, p->get, fds[1], name, b->chunk);
-	cons.limit = b->size;
-
-	ret = set_sink(b, &cons, verify);
-	for (i = 0; i < 2 && !ret; i++)
-		ret = side_setup(sides[i], &b->info);
-	if (!ret && p->device && zcdev_get_stats(b->ctl, &st0))
-		ret = side_fail(&cons, "ZCDEV_IOC_GET_STATS");
 	if (!ret)
-		ret = run_sides(&run, sides, 2);
-	if (!ret && p->device && zcdev_get_stats(b->ctl, &st1))
-		ret = side_fail(&cons, "ZCDEV_IOC_GET_STATS");
-
-	err = run_error(&run, sides, 2);
-	if (err) {
-		result_fail(r, err, 0);
-	} else {
-		sides_result(&prod, &cons, r);
-		r->has_stats = p->device;
-		if (p->device)
-			zcdev_stats_delta(&st0, &st1, &r->d);
+		ret = bctx_laps(cs, nr, total, 1, cost);
+	for (i = 0; i < nr; i++) {
+		bctx_close(&c[i]);
+		if (c[i].failed && r->ok) {
+			r->ok = false;
+			snprintf(r->err, sizeof(r->err), "%s%.170s",
+				 verify ? "verify: " : i ? "baseline: " : "",
+				 c[i].err);
+		}
 	}
-	side_release(&prod);
-	side_release(&cons);
-	if (cons.snk.fd >= 0 && cons.snk.fd != b->devnull)
-		close(cons.snk.fd);
+	if (!r->ok || verify)
+		return;
+	r->s[round] = cost[0];
+	lap_ratios(r, round, &cost[0], alt ? &cost[1] : NULL);
 }
 
-static void bench_path(struct bench *b, size_t i)
+static void progress(const struct bench *b, const struct brow *r,
+		     unsigned int round, bool verify)
 {
-	const struct path *p = &paths[i];
-	struct result *r = &b->res[i];
-	int pass;
+	if (!progress_wanted())
+		return;
+	fprintf(stderr, "\rbench: %s %u/%u: %s, %s, %zu-byte calls\033[K",
+		verify ? "verify" : "round", verify ? 1 : round + 1,
+		verify ? 1 : b->repeat, r->p->label, bmap_names[r->map],
+		r->chunk);
+}
 
-	for (pass = !b->verify; pass < 2; pass++) {
-		memset(r, 0, sizeof(*r));
-		r->ran = true;
-		if (p->put < 0)
-			bench_memcpy(b, !pass, r);
-		else
-			bench_pair(b, p, !pass, r);
-		if (!r->ok)
-			break;
+static void run_all(struct bench *b)
+{
+	unsigned int round;
+	size_t i;
+
+	if (b->verify) {
+		for (i = 0; i < b->nr_rows; i++) {
+			progress(b, &b->rows[i], 0, true);
+			run_row(b, &b->rows[i], 0, true);
+		}
+	}
+	for (round = 0; round < b->repeat; round++) {
+		for (i = 0; i < b->nr_rows; i++) {
+			if (!b->rows[i].ok)
+				continue;
+			progress(b, &b->rows[i], round, false);
+			run_row(b, &b->rows[i], round, false);
+		}
+	}
+	if (progress_wanted())
+		fputs("\r\033[K", stderr);
+	for (i = 0; i < b->nr_rows; i++)
+		for (round = 0; round < b->repeat && !b->rows[i].ok; round++)
+			b->rows[i].x[round] = NAN;
+}
+
+/* ---- which rows ---- */
+
+static void parse_methods(const struct cmd *c, struct bench *b, char *list)
+{
+	char *tok, *save = NULL;
+	size_t i;
+
+	memset(b->want, 0, sizeof(b->want));
+	for (tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		bool found = false;
+
+		for (i = 0; i < nr_bpaths; i++) {
+			if (bpath_matches(&bpaths[i], tok)) {
+				b->want[i] = true;
+				found = true;
+			}
+		}
+		if (!found)
+			usage_error(c, "unknown row '%s'", tok);
+	}
+}
+
+static void parse_maps(const struct cmd *c, struct bench *b, char *list)
+{
+	char *tok, *save = NULL;
+	int m;
+
+	memset(b->want_map, 0, sizeof(b->want_map));
+	for (tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (m = 0; m < BMAP_NR; m++)
+			if (!strcmp(tok, bmap_names[m]))
+				break;
+		if (m == BMAP_NR)
+			usage_error(c, "unknown --map '%s' (none, meta, mapped)", tok);
+		b->want_map[m] = true;
+	}
+}
+
+static void parse_chunks(const struct cmd *c, struct bench *b, char *list)
+{
+	char *tok, *save = NULL;
+
+	b->nr_chunks = 0;
+	for (tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (b->nr_chunks == MAX_CHUNKS)
+			usage_error(c, "at most %d call sizes", MAX_CHUNKS);
+		b->chunks[b->nr_chunks++] = parse_chunk(c, tok);
+	}
+	if (!b->nr_chunks)
+		usage_error(c, "bad --chunk '%s'", list);
+}
+
+static struct brow *find_row(struct bench *b, const char *id, enum bmap map,
+			     size_t chunk)
+{
+	const struct bpath *p = bpath_find(id);
+	size_t i;
+
+	for (i = 0; i < b->nr_rows; i++) {
+		struct brow *r = &b->rows[i];
+
+		if (r->p == p && r->chunk == chunk &&
+		    (r->map == map || !p->maps || p->side == BS_PAIR))
+			return r;
+	}
+	return NULL;
+}
+
+/* The maps a path runs under: pipelines have theirs, references none. */
+static bool runs_under(const struct bench *b, const struct bpath *p,
+		       enum bmap m)
+{
+	if (!p->maps)
+		return m == BMAP_REF;
+	if (!(p->maps & (1u << m)))
+		return false;
+	return p->side == BS_PAIR || b->want_map[m];
+}
+
+static void add_row(struct bench *b, const struct bpath *p, enum bmap m,
+		    size_t chunk)
+{
+	struct brow *r = &b->rows[b->nr_rows++];
+
+	r->p = p;
+	r->map = m;
+	r->chunk = chunk;
+	r->ok = true;
+	r->s = calloc(b->repeat, sizeof(*r->s));
+	r->mbps = calloc(b->repeat, sizeof(double));
+	r->x = calloc(b->repeat, sizeof(double));
+	r->base_mbps = calloc(b->repeat, sizeof(double));
+	if (!r->s || !r->mbps || !r->x || !r->base_mbps) {
+		errmsg("bench: out of memory");
+		exit(EXIT_FAIL);
+	}
+}
+
+/* Add each wanted row's baselines until nothing changes. */
+static void want_baselines(struct bench *b)
+{
+	bool more = true;
+	size_t i;
+
+	while (more) {
+		more = false;
+		for (i = 0; i < nr_bpaths; i++) {
+			size_t j = bpath_find(bpaths[i].base) - bpaths;
+
+			if (b->want[i] && !b->want[j])
+				more = b->want[j] = true;
+		}
+	}
+}
+
+/* Per call size: references and pipelines, then per map consumers, producers. */
+static void build_rows(struct bench *b)
+{
+	static const enum bside order[] = { BS_GET, BS_PUT };
+	int k, m, o;
+	size_t i;
+
+	want_baselines(b);
+	b->rows = calloc(nr_bpaths * (BMAP_NR + 1) * b->nr_chunks,
+			 sizeof(*b->rows));
+	if (!b->rows) {
+		errmsg("bench: out of memory");
+		exit(EXIT_FAIL);
+	}
+	for (k = 0; k < b->nr_chunks; k++) {
+		for (i = 0; i < nr_bpaths; i++) {
+			const struct bpath *p = &bpaths[i];
+
+			if (!b->want[i] || (p->side != BS_REF && p->side != BS_PAIR))
+				continue;
+			for (m = 0; m <= BMAP_REF; m++)
+				if (runs_under(b, p, m))
+					add_row(b, p, m, b->chunks[k]);
+		}
+		for (m = 0; m < BMAP_NR; m++)
+			for (o = 0; o < 2; o++)
+				for (i = 0; i < nr_bpaths; i++)
+					if (b->want[i] && bpaths[i].side == order[o] &&
+					    runs_under(b, &bpaths[i], m))
+						add_row(b, &bpaths[i], m, b->chunks[k]);
+	}
+	for (i = 0; i < b->nr_rows; i++) {
+		struct brow *r = &b->rows[i];
+
+		r->base = find_row(b, r->p->base, r->map, r->chunk);
+		/* A baseline under a map nobody asked for runs anyway. */
+		if (!r->base) {
+			r->base = r;
+			r->ok = false;
+			snprintf(r->err, sizeof(r->err), "no baseline row %s",
+				 r->p->base);
+		}
 	}
 }
 
 /* ---- output ---- */
 
-static double ratio(uint64_t part, uint64_t whole)
+static void size_text(char *buf, size_t len, uint64_t v)
 {
-	return whole ? (double)part / whole : NAN;
+	if (v >= (1 << 20) && !(v % (1 << 20)))
+		snprintf(buf, len, "%llu MiB", (unsigned long long)(v >> 20));
+	else if (v >= 1024 && !(v % 1024))
+		snprintf(buf, len, "%llu KiB", (unsigned long long)(v >> 10));
+	else
+		snprintf(buf, len, "%llu bytes", (unsigned long long)v);
 }
 
-static double mbps(const struct result *r)
+static const char *const section_names[] = {
+	[BMAP_NONE] = "consumers and producers, nobody maps the ring",
+	[BMAP_META] = "consumers and producers, the meta page alone is mapped",
+	[BMAP_PROD] = "consumers and producers, the producer maps the ring",
+	[BMAP_REF] = "references and pipelines, both sides timed",
+};
+
+static int section_of(const struct brow *r)
 {
-	return r->ok && r->secs > 0 ? r->bytes / r->secs / MB : NAN;
+	return r->p->side == BS_REF || r->p->side == BS_PAIR ? BMAP_REF : r->map;
 }
 
 static void print_header(const struct bench *b)
 {
-	printf("zcdev bench %s: payload %llu bytes, chunk %zu bytes", ZCDEV_VERSION,
-	       (unsigned long long)b->size, b->chunk);
-	if (b->ctl >= 0)
-		printf(", ring %llu bytes (%u pages of %u) on %s",
-		       (unsigned long long)b->info.ring_bytes, b->info.ring_pages,
-		       b->info.page_size, dev_path());
-	printf("\nproducer and consumer in two threads; %s\n",
-	       b->verify ? "every byte verified in an untimed pass, then a timed pass"
-			 : "no verify pass (--no-verify)");
-	printf("MB/s = 10^6 bytes/s; x pipe = MB/s / pipe write/read; reference pipes of %zu bytes\n",
-	       b->pipe_len);
-	printf("usr, sys: CPU ms of both threads; kcopy, kref, inplace: zcdev bytes per payload byte\n\n");
-	printf("%-25s %9s %7s %9s %8s %8s %6s %6s %7s %7s %6s\n", "path", "MB/s",
-	       "x pipe", "calls", "usr ms", "sys ms", "kcopy", "kref",
-	       "inplace", "stolen", "swaps");
+	char sz[32];
+
+	size_text(sz, sizeof(sz), b->size);
+	printf("zcdev bench %s: %s per row, median of %u rounds", ZCDEV_VERSION,
+	       sz, b->repeat);
+	if (b->env.have_dev) {
+		size_text(sz, sizeof(sz), b->env.info.ring_bytes);
+		printf(", ring %s (%u pages) on %s", sz, b->env.info.ring_pages,
+		       dev_path());
+	}
+	printf("\none side timed at a time: fills by write (mmap when mapped), drains by\n");
+	printf("splice to /dev/null; %s\n",
+	       b->verify ? "every byte verified in a first, untimed round"
+			 : "no verify round (--no-verify)");
+	printf("MB/s = 10^6 bytes/s; x base = MB/s over the baseline's (vs), laps alternating\n");
+	printf("copy, ref, inpl per payload byte; trap, lent, mapd, swap, steal per payload page\n");
 }
 
-static void print_row(const struct bench *b, size_t i)
+static void print_cols(void)
 {
-	const struct result *r = &b->res[i];
-	const struct zcdev_stats *d = &r->d;
-	double x;
+	printf("%-22s %8s %7s %13s %-12s %7s %7s %4s %5s %5s %5s %5s %5s %5s %5s %5s\n",
+	       "path", "MB/s", "x base", "min-max", "vs", "calls", "cpu s/GB",
+	       "sys%", "trap", "copy", "ref", "inpl", "lent", "mapd", "swap",
+	       "steal");
+}
 
-	printf("%-25s ", paths[i].label);
+static void print_row(const struct bench *b, const struct brow *r)
+{
+	double lo, hi, x, cpu[64], sys[64], pages;
+	unsigned long calls[64];
+	unsigned int i, n = b->repeat < 64 ? b->repeat : 64;
+	char mm[32];
+
+	printf("%-22s ", r->p->label);
 	if (!r->ok) {
 		printf("error: %s\n", r->err);
 		return;
 	}
-	printf("%9.1f ", mbps(r));
-	x = mbps(r) / mbps(&b->res[PIPE_PATH]);
-	if (isfinite(x))
-		printf("%6.2fx", x);
-	else
-		printf("%7s", "-");
-	printf(" %9lu %8.1f %8.1f", r->syscalls, r->usr * 1e3, r->sys * 1e3);
-	if (!r->has_stats) {
-		printf(" %6s %6s %7s %7s %6s\n", "-", "-", "-", "-", "-");
+	x = summary(r->x, b->repeat, &lo, &hi);
+	snprintf(mm, sizeof(mm), "%.2f-%.2f", lo, hi);
+	for (i = 0; i < n; i++) {
+		const struct bcost *s = &r->s[i];
+
+		cpu[i] = s->bytes ? s->cpu / s->bytes * 1e9 : NAN;
+		sys[i] = s->usr + s->sys > 0 ? 100 * s->sys / (s->usr + s->sys) : NAN;
+		calls[i] = s->syscalls;
+	}
+	pages = b->page_size;
+	printf("%8.1f %6.2fx %13s %-12s %7lu %8.2f %4.0f %5.2f",
+	       median(r->mbps, b->repeat), x, mm,
+	       r->base == r ? "-" : bpath_short(r->base->p), calls[0],
+	       median(cpu, n), median(sys, n), traps(r, b->repeat) * pages);
+	if (r->p->pipe || r->p->put == BP_MEMCPY) {
+		printf(" %5s %5s %5s %5s %5s %5s %5s\n", "-", "-", "-", "-", "-",
+		       "-", "-");
 		return;
 	}
-	printf(" %6.2f %6.2f %7.2f %7llu %6llu\n",
-	       ratio(zcdev_stats_copied(d), r->bytes),
-	       ratio(zcdev_stats_by_ref(d), r->bytes),
-	       ratio(zcdev_stats_in_place(d), r->bytes),
-	       (unsigned long long)d->pages_stolen_in,
-	       (unsigned long long)d->page_swaps);
+	printf(" %5.2f %5.2f %5.2f %5.2f %5.2f %5.2f %5.2f\n",
+	       per_byte(r, b->repeat, zcdev_stats_copied),
+	       per_byte(r, b->repeat, zcdev_stats_by_ref),
+	       per_byte(r, b->repeat, zcdev_stats_in_place),
+	       per_byte(r, b->repeat, st_lent) * pages,
+	       per_byte(r, b->repeat, st_faults) * pages,
+	       per_byte(r, b->repeat, st_swaps) * pages,
+	       per_byte(r, b->repeat, st_stolen) * pages);
 }
 
-static void json_row(struct json *j, const struct bench *b, size_t i)
+static void print_table(const struct bench *b)
 {
-	const struct result *r = &b->res[i];
+	int section = -1;
+	size_t i, chunk = 0;
+	char sz[32];
+
+	print_header(b);
+	for (i = 0; i < b->nr_rows; i++) {
+		const struct brow *r = &b->rows[i];
+
+		if (r->chunk != chunk || section_of(r) != section) {
+			chunk = r->chunk;
+			section = section_of(r);
+			size_text(sz, sizeof(sz), chunk);
+			printf("\n%s calls: %s\n", sz, section_names[section]);
+			print_cols();
+		}
+		print_row(b, r);
+	}
+}
+
+static void json_sample(struct json *j, const struct brow *r, unsigned int i)
+{
+	const struct bcost *s = &r->s[i];
+	unsigned int k;
 
 	json_begin(j, NULL, '{');
-	json_str(j, "path", paths[i].name);
-	json_str(j, "label", paths[i].label);
+	json_u64(j, "bytes", s->bytes);
+	json_double(j, "seconds", s->secs);
+	json_double(j, "mb_per_s", r->mbps[i]);
+	json_double(j, "x", r->x[i]);
+	json_double(j, "base_mb_per_s", r->base_mbps[i]);
+	json_double(j, "cpu_s", s->cpu);
+	json_double(j, "user_s", s->usr);
+	json_double(j, "sys_s", s->sys);
+	json_u64(j, "syscalls", s->syscalls);
+	json_u64(j, "minflt", s->minflt);
+	json_begin(j, "lap_mb_per_s", '[');
+	for (k = 0; k < s->laps; k++)
+		json_double(j, NULL, s->lap_rate[k] / MB);
+	json_end(j, ']');
+	if (!r->p->pipe && r->p->put != BP_MEMCPY) {
+		json_begin(j, "zcdev", '{');
+		json_u64(j, "copied_bytes", zcdev_stats_copied(&s->d));
+		json_u64(j, "by_ref_bytes", zcdev_stats_by_ref(&s->d));
+		json_u64(j, "in_place_bytes", zcdev_stats_in_place(&s->d));
+		json_fields(j, &s->d, zcdev_stats_fields);
+		json_end(j, '}');
+	}
+	json_end(j, '}');
+}
+
+static void json_row(struct json *j, const struct bench *b, const struct brow *r)
+{
+	double lo, hi, x;
+	unsigned int i;
+
+	json_begin(j, NULL, '{');
+	json_str(j, "id", r->p->id);
+	json_str(j, "label", r->p->label);
+	json_str(j, "side", bside_names[r->p->side]);
+	json_str(j, "map", bmap_names[r->map]);
+	json_u64(j, "chunk_bytes", r->chunk);
+	json_str(j, "base", r->base->p->id);
 	json_bool(j, "ok", r->ok);
 	if (!r->ok) {
 		json_str(j, "error", r->err);
 		json_end(j, '}');
 		return;
 	}
-	json_u64(j, "bytes", r->bytes);
-	json_double(j, "seconds", r->secs);
-	json_double(j, "mb_per_s", mbps(r));
-	json_double(j, "x_pipe", mbps(r) / mbps(&b->res[PIPE_PATH]));
-	json_u64(j, "syscalls", r->syscalls);
-	json_double(j, "user_s", r->usr);
-	json_double(j, "sys_s", r->sys);
-	if (r->has_stats) {
-		json_begin(j, "zcdev", '{');
-		json_u64(j, "copied_bytes", zcdev_stats_copied(&r->d));
-		json_u64(j, "by_ref_bytes", zcdev_stats_by_ref(&r->d));
-		json_u64(j, "in_place_bytes", zcdev_stats_in_place(&r->d));
-		json_fields(j, &r->d, zcdev_stats_fields);
-		json_end(j, '}');
-	}
+	x = summary(r->x, b->repeat, &lo, &hi);
+	json_double(j, "mb_per_s", median(r->mbps, b->repeat));
+	json_double(j, "x", x);
+	json_double(j, "x_min", lo);
+	json_double(j, "x_max", hi);
+	json_begin(j, "samples", '[');
+	for (i = 0; i < b->repeat; i++)
+		json_sample(j, r, i);
+	json_end(j, ']');
 	json_end(j, '}');
 }
 
@@ -407,22 +667,22 @@ static void print_json(const struct bench *b)
 
 	json_begin(&j, NULL, '{');
 	json_str(&j, "version", ZCDEV_VERSION);
+	json_str(&j, "model", "one thread fills the ring then drains it; one side timed");
 	json_u64(&j, "payload_bytes", b->size);
-	json_u64(&j, "chunk_bytes", b->chunk);
-	json_u64(&j, "pipe_bytes", b->pipe_len);
-	json_str(&j, "model", "producer and consumer threads");
+	json_u64(&j, "repeat", b->repeat);
 	json_bool(&j, "verified", b->verify);
+	json_u64(&j, "page_size", b->page_size);
 	json_u64(&j, "mb_bytes", (uint64_t)MB);
-	if (b->ctl >= 0) {
+	json_u64(&j, "pipe_bytes", b->pipe_len);
+	if (b->env.have_dev) {
 		json_str(&j, "device", dev_path());
 		json_begin(&j, "info", '{');
-		json_fields(&j, &b->info, zcdev_info_fields);
+		json_fields(&j, &b->env.info, zcdev_info_fields);
 		json_end(&j, '}');
 	}
 	json_begin(&j, "rows", '[');
-	for (i = 0; i < NR_PATHS; i++)
-		if (b->res[i].ran)
-			json_row(&j, b, i);
+	for (i = 0; i < b->nr_rows; i++)
+		json_row(&j, b, &b->rows[i]);
 	json_end(&j, ']');
 	json_end(&j, '}');
 	putchar('\n');
@@ -430,63 +690,65 @@ static void print_json(const struct bench *b)
 
 /* ---- setup ---- */
 
-static void parse_methods(const struct cmd *c, struct bench *b, char *list)
-{
-	char *tok, *save = NULL;
-	size_t i;
-
-	memset(b->want, 0, sizeof(b->want));
-	for (tok = strtok_r(list, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		bool all = !strcmp(tok, "all"), found = all;
-
-		for (i = 0; i < NR_PATHS; i++) {
-			if (all || !strcmp(tok, paths[i].name)) {
-				b->want[i] = true;
-				found = true;
-			}
-		}
-		if (!found)
-			usage_error(c, "unknown path '%s'", tok);
-	}
-}
-
 static void bench_getopt(const struct cmd *c, struct bench *b, int argc,
 			 char **argv)
 {
 	static const struct option opts[] = {
 		{ "size", required_argument, NULL, 's' },
 		{ "chunk", required_argument, NULL, 'c' },
+		{ "map", required_argument, NULL, 'M' },
 		{ "method", required_argument, NULL, 'm' },
+		{ "repeat", required_argument, NULL, 'r' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "no-verify", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "format", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL }
 	};
+	uint32_t n;
 	int opt;
 
 	while ((opt = cmd_getopt(c, argc, argv, opts)) != -1) {
 		switch (opt) {
 		case 's':
 			if (parse_size(optarg, &b->size) || !b->size ||
-			    b->size > SIZE_MAX / 2)
+			    b->size > SIZE_MAX / 4)
 				usage_error(c, "bad --size '%s'", optarg);
 			break;
 		case 'c':
-			b->chunk = parse_chunk(c, optarg);
+			parse_chunks(c, b, optarg);
+			break;
+		case 'M':
+			parse_maps(c, b, optarg);
 			break;
 		case 'm':
 			parse_methods(c, b, optarg);
 			break;
+		case 'r':
+			if (parse_u32(optarg, &n) || !n || n > 64)
+				usage_error(c, "bad --repeat '%s' (1 to 64)", optarg);
+			b->repeat = n;
+			break;
 		case 't':
-			b->timeout = parse_timeout(c, optarg);
+			b->env.timeout = parse_timeout(c, optarg);
 			break;
 		case 'n':
 			b->verify = false;
 			break;
 		case 'j':
-			b->json = true;
+			b->format = FMT_JSON;
+			break;
+		case 'f':
+			if (!strcmp(optarg, "table"))
+				b->format = FMT_TABLE;
+			else if (!strcmp(optarg, "json"))
+				b->format = FMT_JSON;
+			else if (!strcmp(optarg, "both"))
+				b->format = FMT_BOTH;
+			else
+				usage_error(c, "bad --format '%s' (table, json, both)",
+					    optarg);
 			break;
 		}
 	}
@@ -511,75 +773,86 @@ static bool wants_device(const struct bench *b)
 {
 	size_t i;
 
-	for (i = 0; i < NR_PATHS; i++)
-		if (b->want[i] && paths[i].device)
+	for (i = 0; i < nr_bpaths; i++)
+		if (b->want[i] && !bpaths[i].pipe && bpaths[i].put != BP_MEMCPY)
 			return true;
 	return false;
 }
 
-/* The reference pipes get the ring's size, as far as the system allows. */
-static int probe_pipe(struct bench *b)
+/*
+ * The payload, page aligned, then a copy of its start as long as the
+ * longest call or the ring, so every call's bytes are contiguous.
+ */
+static char *alloc_payload(struct bench *b)
 {
-	int p[2];
+	uint64_t ext = b->env.have_dev ? b->env.info.ring_bytes : 1 << 20;
+	uint64_t off;
+	char *p;
+	int k;
 
-	if (open_pipe(p, b->ring_bytes, &b->pipe_len))
-		return -1;
-	close(p[0]);
-	close(p[1]);
-	return 0;
+	for (k = 0; k < b->nr_chunks; k++)
+		if (b->chunks[k] > ext)
+			ext = b->chunks[k];
+	p = mmap(NULL, b->size + ext, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	fill_payload(p, b->size);
+	for (off = 0; off < ext; off += b->size)
+		memcpy(p + b->size + off, p,
+		       ext - off < b->size ? ext - off : b->size);
+	return p;
 }
 
 int cmd_bench(const struct cmd *c, int argc, char **argv)
 {
 	struct bench b = {
-		.size = 64 << 20,
-		.chunk = DEFAULT_CHUNK,
-		.timeout = 10,
+		.size = 16 << 20,
+		.chunks = { 4 << 10, 64 << 10, 1 << 20 },
+		.nr_chunks = 3,
+		.repeat = 5,
 		.verify = true,
-		.ctl = -1,
-		.ring_bytes = 1 << 20,
+		.env.timeout = 10,
 	};
-	int ret = EXIT_OK;
+	int ret = EXIT_OK, p[2], claim = -1;
 	size_t i;
 
 	memset(b.want, 1, sizeof(b.want));
+	memset(b.want_map, 1, sizeof(b.want_map));
 	bench_getopt(c, &b, argc, argv);
+	b.page_size = sysconf(_SC_PAGESIZE);
 	if (wants_device(&b)) {
-		b.ctl = dev_open(O_RDONLY, &b.info);
-		if (b.ctl < 0)
-			return -b.ctl;
-		b.ring_bytes = b.info.ring_bytes ? b.info.ring_bytes : b.ring_bytes;
+		claim = bench_claim(&b.env.info);
+		if (claim < 0)
+			return -claim;
+		b.env.have_dev = true;
+		b.page_size = b.env.info.page_size;
 	}
-	b.payload = malloc(b.size);
-	b.devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (!b.payload || b.devnull < 0 || probe_pipe(&b)) {
-		errmsg("bench setup: %s", strerror(b.payload ? errno : ENOMEM));
+	b.env.payload = alloc_payload(&b);
+	b.env.payload_len = b.size;
+	b.env.devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (!b.env.payload || b.env.devnull < 0 ||
+	    open_pipe(p, b.env.have_dev ? b.env.info.ring_bytes : 1 << 20,
+		      &b.pipe_len)) {
+		errmsg("bench setup: %s", strerror(errno));
 		return EXIT_FAIL;
 	}
-	fill_payload(b.payload, b.size);
-	/* A pipe whose reader is gone must fail a row, not kill the bench. */
-	signal(SIGPIPE, SIG_IGN);
+	close(p[0]);
+	close(p[1]);
+	bench_signals();
+	build_rows(&b);
+	run_all(&b);
 
-	/* The baseline first, then the rest in table order. */
-	bench_path(&b, PIPE_PATH);
-	for (i = 0; i < NR_PATHS; i++)
-		if (b.want[i] && i != PIPE_PATH)
-			bench_path(&b, i);
-
-	if (b.json) {
+	if (b.format != FMT_JSON)
+		print_table(&b);
+	if (b.format == FMT_BOTH)
+		putchar('\n');
+	if (b.format != FMT_TABLE)
 		print_json(&b);
-	} else {
-		print_header(&b);
-		for (i = 0; i < NR_PATHS; i++)
-			if (b.res[i].ran)
-				print_row(&b, i);
-	}
-	for (i = 0; i < NR_PATHS; i++)
-		if (b.res[i].ran && !b.res[i].ok)
+	for (i = 0; i < b.nr_rows; i++)
+		if (!b.rows[i].ok)
 			ret = EXIT_FAIL;
-	free(b.payload);
-	close(b.devnull);
-	if (b.ctl >= 0)
-		close(b.ctl);
+	if (claim >= 0)
+		close(claim);
 	return ret;
 }

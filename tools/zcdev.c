@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "bench.h"
 
 static const char main_help[] =
 "usage: zcdev [-h|--help] [-V|--version] COMMAND [ARGS]\n"
@@ -33,6 +34,7 @@ static const char main_help[] =
 "                              consumer in two threads\n"
 "  bench [OPTIONS]             every path side by side, with memcpy and pipe\n"
 "                              references measured in the same run\n"
+"  explain [PATH...]           what one call of each path does to the ring\n"
 "\n"
 "'zcdev COMMAND --help' describes each command.\n"
 "\n"
@@ -57,6 +59,7 @@ static const struct cmd cmds[] = {
 	{ "get",	cmd_get,	get_help },
 	{ "copy",	cmd_copy,	copy_help },
 	{ "bench",	cmd_bench,	bench_help },
+	{ "explain",	cmd_explain,	explain_help },
 	{ NULL }
 };
 

@@ -215,6 +215,8 @@ pack_initramfs() {
 		for c in "$top"/selftests/zcdev/*_test.sh; do
 			[ ! -e "$c" ] || install -m 0755 "$c" "$root/tests/"
 		done
+		# What the shell test programs source (init.sh runs only *_test*).
+		cp "$top/selftests/zcdev/ktap.sh" "$root/tests/"
 		for c in "$top"/examples/*.c; do
 			[ ! -x "${c%.c}" ] || install -D "${c%.c}" "$root/examples/$(basename "$c" .c)"
 		done

@@ -14,8 +14,11 @@
 
 set -u
 
-dev=${ZCDEV_DEV:-/dev/zcdev}
-here=$(dirname "$0")
+# Every case's output shows: the counter deltas the examples print are
+# the point.
+KTAP_SHOW_OK=1
+# shellcheck source=selftests/zcdev/ktap.sh
+. "$(dirname "$0")/ktap.sh"
 if [ -n "${EXAMPLES:-}" ]; then
 	ex=$EXAMPLES
 elif [ -x "$here/../../examples/mmap_producer" ]; then
@@ -23,38 +26,6 @@ elif [ -x "$here/../../examples/mmap_producer" ]; then
 else
 	ex=/examples
 fi
-if [ -n "${ZCDEV:-}" ]; then
-	zc=$ZCDEV
-elif [ -x "$here/../../tools/zcdev" ]; then
-	zc=$here/../../tools/zcdev
-else
-	zc=zcdev
-fi
-
-echo "TAP version 13"
-if [ ! -c "$dev" ]; then
-	echo "1..0 # SKIP $dev is missing: the zcdev module is not loaded"
-	exit 4
-fi
-
-tmp=$(mktemp -d) || exit 1
-trap 'exec 3>&-; rm -rf "$tmp"' EXIT
-n=0
-fails=0
-
-case_() {
-	name=$1
-	shift
-	n=$((n + 1))
-	if "$@" > "$tmp/log" 2>&1; then
-		echo "ok $n $name"
-		sed 's/^/# /' "$tmp/log"
-	else
-		fails=$((fails + 1))
-		echo "not ok $n $name"
-		sed 's/^/# /' "$tmp/log"
-	fi
-}
 
 ring=$("$zc" info | awk '$1 == "ring_bytes" { print $2 }')
 dd if=/dev/urandom of="$tmp/in" bs=4096 count=$((3 * ring / 4096)) 2> /dev/null
@@ -123,6 +94,4 @@ case_ mmap_producer_to_mmap_consumer t_mmap
 case_ splice_in_move_to_splice_out t_splice
 case_ vmsplice_gift_to_sendfile_out t_gift_sendfile
 
-echo "1..$n"
-echo "# $((n - fails)) passed, $fails failed"
-[ "$fails" = 0 ]
+ktap_end

@@ -12,21 +12,8 @@
 
 set -u
 
-dev=${ZCDEV_DEV:-/dev/zcdev}
-here=$(dirname "$0")
-if [ -n "${ZCDEV:-}" ]; then
-	zc=$ZCDEV
-elif [ -x "$here/../../tools/zcdev" ]; then
-	zc=$here/../../tools/zcdev
-else
-	zc=zcdev
-fi
-
-echo "TAP version 13"
-if [ ! -c "$dev" ]; then
-	echo "1..0 # SKIP $dev is missing: the zcdev module is not loaded"
-	exit 4
-fi
+# shellcheck source=selftests/zcdev/ktap.sh
+. "$(dirname "$0")/ktap.sh"
 echo "1..1"
 if [ "$(id -u)" != 0 ] || [ ! -r "${ZCDEV_KO:-}" ]; then
 	echo "ok 1 max_ring_pages_bounded_at_load # SKIP needs root and ZCDEV_KO (the module to reload)"
@@ -37,8 +24,7 @@ info_field() {
 	"$zc" info | awk -v f="$1" '$1 == f { print $2 }'
 }
 
-err=$(mktemp) || exit 1
-trap 'rm -f "$err"' EXIT
+err=$tmp/err
 ok=0
 rmmod zcdev || exit 1
 if insmod "$ZCDEV_KO" max_ring_pages=4294967295 2> "$err"; then
