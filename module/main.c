@@ -17,7 +17,8 @@
 
 static unsigned int ring_pages = 256;
 module_param(ring_pages, uint, 0444);
-MODULE_PARM_DESC(ring_pages, "Pages in the ring at load time (default 256, 1 MiB of 4 KiB pages)");
+MODULE_PARM_DESC(ring_pages,
+		 "Pages in the ring at load time, in pages of PAGE_SIZE bytes: 0 to max_ring_pages (default 256, 1 MiB of 4 KiB pages)");
 
 /*
  * max_ring_pages is checked when it is set: a bound the ring's own arrays
@@ -50,9 +51,34 @@ module_param_cb(max_ring_pages, &zcdev_max_ring_pages_ops,
 MODULE_PARM_DESC(max_ring_pages,
 		 "Upper bound on the ring for load and ZCDEV_IOC_RESIZE, in pages of PAGE_SIZE bytes: 0 to 1048576 (default 65536, 256 MiB of 4 KiB pages)");
 
+/*
+ * mode is checked when it is set, like max_ring_pages: the misc core
+ * would pass bits above 0777 (setuid, sticky, file type bits) on to the
+ * device node unchecked, so they fail the load with EINVAL instead.
+ */
+static int zcdev_set_mode(const char *val, const struct kernel_param *kp)
+{
+	u16 m;
+	int ret;
+
+	ret = kstrtou16(val, 0, &m);
+	if (ret)
+		return ret;
+	if (m & ~0777)
+		return -EINVAL;
+	*(ushort *)kp->arg = m;
+	return 0;
+}
+
+static const struct kernel_param_ops zcdev_mode_ops = {
+	.set = zcdev_set_mode,
+	.get = param_get_ushort,
+};
+
 static ushort mode = 0600;
-module_param(mode, ushort, 0444);
-MODULE_PARM_DESC(mode, "Permission bits of /dev/zcdev (default 0600)");
+module_param_cb(mode, &zcdev_mode_ops, &mode, 0444);
+MODULE_PARM_DESC(mode,
+		 "Permission bits (octal) of /dev/zcdev when no udev rule sets them: 0000 to 0777 (default 0600)");
 
 /* "zcdv": the magic of the internal filesystem that holds our one inode. */
 #define ZCDEV_FS_MAGIC 0x7a636476

@@ -16,7 +16,8 @@
  *    try_get_page() (refusing near overflow on tee), and carries flags 0
  *    (never CAN_MERGE: a later write(2) to the pipe must not append into
  *    our page, the Dirty Pipe bug, CVE-2022-0847);
- *  - a page that may be pinned (a pin survives the zap) goes out as a copy.
+ *  - a page that may be pinned, or referenced by a GUP user that may still
+ *    write it (either survives the zap), goes out as a copy.
  * sendfile's internal pipe gets buffers of our own instead, which live no
  * longer than the call: see zcdev_is_direct_pipe().
  *
@@ -296,21 +297,73 @@ static void zcdev_lend_zap(struct zcdev *zd, struct zcdev_lend *l)
 }
 
 /*
- * A pin taken through a PTE before the zap removed it is visible now and
- * cannot be taken later (no PTE is left to take it through): lend a copy
- * instead, and give the slot back its page if nothing else holds it lent.
+ * May somebody other than a pipe write the page lent at @i now? A pin
+ * (FOLL_PIN) shows in folio_maybe_dma_pinned(). A plain reference taken
+ * through get_user_pages() (FOLL_GET) does not, and its holder stores
+ * after GUP returned, which the zap does not wait for: O_DIRECT on 6.1
+ * (bio_iov_iter_get_pages() takes references, not pins), and on every
+ * kernel a write to /proc/<pid>/mem or PTRACE_POKEDATA
+ * (access_remote_vm()). Once the zap has run, every reference taken
+ * through a PTE is visible (GUP-fast rechecks the PTE; the TLB flush
+ * waits for it) and no new one can be taken.
+ *
+ * Then a page newly marked lent has the ring's reference (zd->pages[])
+ * and one per time this lend holds it (zcdev_lend_take() took them;
+ * add_to_pipe() hands them on and takes none): twice when the lend
+ * wraps round the whole ring and ends in the page it started in. It is
+ * in no pipe (a page some pipe, sendfile's included, still holds is
+ * marked already, and was judged when it was marked, with no PTE since),
+ * on no LRU and in no page cache. Any reference above that means a copy.
+ * Without a zap (no writable mapping now) the same holds while no
+ * read-only PTE adds its own reference; a page mapped read-only is
+ * judged by its pins alone. A transient reference (compaction, a fault
+ * that lost its race) costs a copy only.
+ */
+static bool zcdev_lend_maybe_written(struct zcdev_lend *l, unsigned int i)
+{
+	struct page *page = l->pages[i];
+	unsigned int j, refs = 1;	/* the ring's */
+
+	if (zcdev_page_maybe_pinned(page))
+		return true;
+	if (!test_bit(i, l->marked))
+		return false;
+	if (!l->zap && folio_mapped(page_folio(page)))
+		return false;
+	for (j = 0; j < l->nr; j++)
+		if (!test_bit(j, l->copied) && l->pages[j] == page)
+			refs++;
+	return page_ref_count(page) > refs;
+}
+
+/*
+ * A pin or a GUP reference taken through a PTE before the zap removed it
+ * is visible now and cannot be taken later (no PTE is left to take it
+ * through): lend a copy instead, and give the slot back its page if
+ * nothing else holds it lent. Every time this lend holds the page goes
+ * as a copy, so all are judged before any is swapped: a slot given back
+ * while a lent reference remains would be written in place.
  */
 static int zcdev_lend_recheck_pins(struct zcdev *zd, struct zcdev_lend *l)
 {
-	unsigned int i;
+	DECLARE_BITMAP(swap, ZCDEV_LEND_BATCH);
+	unsigned int i, j;
 
+	bitmap_zero(swap, ZCDEV_LEND_BATCH);
 	for (i = 0; i < l->nr; i++) {
+		if (test_bit(i, l->copied) || test_bit(i, swap) ||
+		    !zcdev_lend_maybe_written(l, i))
+			continue;
+		for (j = i; j < l->nr; j++)
+			if (!test_bit(j, l->copied) && l->pages[j] == l->pages[i])
+				__set_bit(j, swap);
+	}
+
+	for_each_set_bit(i, swap, ZCDEV_LEND_BATCH) {
 		struct page *page = l->pages[i];
 		struct page *copy;
 		unsigned int slot;
 
-		if (test_bit(i, l->copied) || !zcdev_page_maybe_pinned(page))
-			continue;
 		copy = zcdev_lend_copy(page, zcdev_lend_off(l, i),
 				       zcdev_lend_len(l, i));
 		if (!copy)

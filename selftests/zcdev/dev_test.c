@@ -285,4 +285,49 @@ TEST_F(lifecycle, max_ring_pages_out_of_range_fails_the_load)
 	}
 }
 
+/*
+ * mode is checked at load like max_ring_pages: bits above 0777 (setuid,
+ * sticky, file type) fail the load with EINVAL; 0777 itself loads. The
+ * module is loaded again with its defaults whatever happens.
+ */
+TEST_F(lifecycle, mode_above_0777_fails_the_load)
+{
+	static const char *const bad[] = {
+		"mode=01000", "mode=04600", "mode=0170600",
+	};
+	const char *ko = getenv("ZCDEV_KO");
+	uint64_t mode = 0;
+
+	SKIP_UNLESS_ROOT();
+	if (!ko || !*ko)
+		SKIP(return, "ZCDEV_KO does not name the module to load again");
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, unload_module());
+
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int ret = load_module(ko, bad[i]), err = errno;
+
+		if (ret == 0)
+			unload_module();
+		EXPECT_EQ(-1, ret) {
+			TH_LOG("%s was accepted", bad[i]);
+		}
+		EXPECT_EQ(EINVAL, err) {
+			TH_LOG("%s: %s", bad[i], ret ? strerror(err) : "loaded");
+		}
+		EXPECT_FALSE(module_loaded());
+	}
+
+	ASSERT_EQ(0, load_module(ko, "mode=0777 ring_pages=1")) {
+		TH_LOG("mode=0777: %s", strerror(errno));
+	}
+	EXPECT_EQ(0, zt_read_u64("/sys/module/zcdev/parameters/mode", &mode));
+	EXPECT_EQ(0777, mode);
+	EXPECT_EQ(0, unload_module());
+	ASSERT_EQ(0, load_module(ko, "")) {
+		TH_LOG("loading %s again: %s", ko, strerror(errno));
+	}
+}
+
 TEST_HARNESS_MAIN

@@ -491,6 +491,56 @@ out_unmap:
 	munmap(map, PS);
 }
 
+/*
+ * A plain reference taken through get_user_pages() (FOLL_GET) is no pin,
+ * and its holder may store to the page after the zap: O_DIRECT on 6.1,
+ * write() to /proc/<pid>/mem and PTRACE_POKEDATA (access_remote_vm()) on
+ * every kernel. Those writers cannot be held between their GUP and their
+ * store from user space in the guest: /proc/<pid>/mem and ptrace copy the
+ * caller's bytes before they take the page and store right after, and a
+ * slow O_DIRECT read needs a block device whose completion can be delayed
+ * (null_blk's completion_nsec, dm-delay, NBD), which the guest has not and
+ * cannot load. So the test holds the same kind of reference open with
+ * vmsplice(), which takes one per page and keeps it in the pipe: the
+ * module cannot tell it from a writer's, and must lend a copy.
+ */
+TEST_F(ring, page_referenced_by_gup_is_lent_as_a_copy)
+{
+	struct zcdev_stats now;
+	uint64_t ppos = 0;
+	struct iovec iov;
+	uint8_t *map;
+	int p[2], held[2];
+	long bad;
+
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
+	map = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PS);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, pipe(held));
+	ASSERT_EQ(0, put_stream(self->fd, &self->pos, PS));
+
+	iov.iov_base = map;
+	iov.iov_len = PS;
+	ASSERT_EQ((ssize_t)PS, vmsplice(held[1], &iov, 1, 0));
+	ASSERT_EQ((ssize_t)PS, splice(self->fd, NULL, p[1], NULL, PS, 0));
+
+	bad = check_stream(p[0], &ppos, PS);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the pipe's bytes are wrong from byte %ld", bad);
+	}
+	ASSERT_EQ(0, zt_stats(self->fd, &now));
+	EXPECT_EQ(PS, DELTA(self, now, bytes_spliced_out_copied));
+	EXPECT_EQ(0, DELTA(self, now, bytes_spliced_out));
+	self->rpos = PS;
+
+	close(held[0]);
+	close(held[1]);
+	close(p[0]);
+	close(p[1]);
+	munmap(map, PS);
+}
+
 /* ---- memory cgroup ----------------------------------------------------- */
 
 #define CG_ROOT "/sys/fs/cgroup"
