@@ -12,7 +12,7 @@
 #   make bench           `zcdev bench` in that guest, then its table, JSON and plot
 #                        in build/bench-KERNEL.{txt,json,png} (BENCH_ARGS: its options)
 #   make style           checkpatch --strict over the module and the uapi header
-#   make sparse          kbuild C=2 with sparse
+#   make sparse          sparse (kbuild C=2) in the 6.1 and 6.12 lanes' roots
 #   make install         module, tool, header, man pages, udev rule and group
 #                        (install-module, -tools, -headers, -man, -udev; DESTDIR,
 #                        PREFIX); make uninstall undoes each
