@@ -66,31 +66,6 @@ FIXTURE_TEARDOWN(ring)
 
 #define DELTA(self, now, field) ((now).field - (self)->st.field)
 
-static int put_stream(int fd, uint64_t *pos, size_t len)
-{
-	uint8_t *buf = malloc(len);
-	int ret;
-
-	zt_fill(buf, *pos, len);
-	ret = zt_write_all(fd, buf, len);
-	free(buf);
-	*pos += len;
-	return ret;
-}
-
-/* Read @len bytes from @fd; the index of the first wrong one, -1, or -2. */
-static long check_stream(int fd, uint64_t *pos, size_t len)
-{
-	uint8_t *buf = malloc(len);
-	long bad = -2;
-
-	if (zt_read_all(fd, buf, len) == (ssize_t)len)
-		bad = zt_check(buf, *pos, len);
-	free(buf);
-	*pos += len;
-	return bad;
-}
-
 static uint64_t ring_used(void)
 {
 	uint64_t used = ~0ULL;
@@ -111,7 +86,7 @@ TEST_F(ring, sendfile_short_socket_write_consumes_only_what_was_sent)
 	size_t sent = 0;
 	ssize_t n;
 
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, total));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, total));
 	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	ASSERT_EQ(0, setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
 	ASSERT_EQ(0, fcntl(sv[0], F_SETFL, O_NONBLOCK));
@@ -135,8 +110,8 @@ TEST_F(ring, sendfile_short_socket_write_consumes_only_what_was_sent)
 
 	/* The socket holds the stream's first bytes, the ring the rest. */
 	close(sv[0]);
-	EXPECT_EQ(-1, check_stream(sv[1], &self->rpos, sent));
-	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, total - sent));
+	EXPECT_EQ(-1, zt_check_stream(sv[1], &self->rpos, sent));
+	EXPECT_EQ(-1, zt_check_stream(self->fd, &self->rpos, total - sent));
 	close(sv[1]);
 }
 
@@ -150,7 +125,7 @@ TEST_F(ring, sendfile_rlimit_fsize_consumes_only_what_was_written)
 	ssize_t n;
 
 	ASSERT_LE(0, out);
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, total));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, total));
 	ASSERT_NE(SIG_ERR, signal(SIGXFSZ, SIG_IGN));
 	ASSERT_EQ(0, getrlimit(RLIMIT_FSIZE, &old));
 	rl.rlim_max = old.rlim_max;
@@ -166,9 +141,9 @@ TEST_F(ring, sendfile_rlimit_fsize_consumes_only_what_was_written)
 
 	EXPECT_EQ(total - limit, ring_used());
 	ASSERT_EQ(0, lseek(out, 0, SEEK_SET));
-	EXPECT_EQ(-1, check_stream(out, &rpos, limit));
+	EXPECT_EQ(-1, zt_check_stream(out, &rpos, limit));
 	self->rpos = limit;
-	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, total - limit));
+	EXPECT_EQ(-1, zt_check_stream(self->fd, &self->rpos, total - limit));
 	close(out);
 }
 
@@ -179,10 +154,10 @@ TEST_F(ring, sendfile_without_offset_moves_the_stream)
 	int sv[2];
 
 	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 16 * PS));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 16 * PS));
 	ASSERT_EQ((ssize_t)(16 * PS), sendfile(sv[0], self->fd, NULL, 16 * PS));
 	EXPECT_EQ(0, ring_used());
-	EXPECT_EQ(-1, check_stream(sv[1], &self->rpos, 16 * PS));
+	EXPECT_EQ(-1, zt_check_stream(sv[1], &self->rpos, 16 * PS));
 	ASSERT_EQ(0, zt_stats(self->fd, &now));
 	EXPECT_EQ(16 * PS, DELTA(self, now, bytes_spliced_out));
 	EXPECT_EQ(0, DELTA(self, now, bytes_spliced_out_copied));
@@ -201,7 +176,7 @@ TEST_F(ring, positions_are_espipe_and_consume_nothing)
 	int p[2], sv[2];
 	loff_t off = 0;
 
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 8192));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 8192));
 	ASSERT_EQ(0, pipe(p));
 	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 
@@ -219,7 +194,7 @@ TEST_F(ring, positions_are_espipe_and_consume_nothing)
 	EXPECT_EQ(EINVAL, errno);
 
 	EXPECT_EQ(8192, ring_used());
-	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, 8192));
+	EXPECT_EQ(-1, zt_check_stream(self->fd, &self->rpos, 8192));
 	close(p[0]);
 	close(p[1]);
 	close(sv[0]);
@@ -235,11 +210,11 @@ TEST_F(ring, sendfile_into_itself_is_einval_and_moves_nothing)
 	int fd2 = zt_open(O_RDWR | O_NONBLOCK);
 
 	ASSERT_LE(0, fd2);
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 8192));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 8192));
 	EXPECT_EQ(-1, sendfile(fd2, self->fd, NULL, 8192));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(8192, ring_used());
-	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, 8192));
+	EXPECT_EQ(-1, zt_check_stream(self->fd, &self->rpos, 8192));
 	close(fd2);
 }
 
@@ -356,7 +331,7 @@ TEST_F(ring, pinned_page_is_lent_as_a_copy)
 	ASSERT_EQ((ssize_t)PS, pwrite(file, buf, PS, 0));
 
 	ASSERT_EQ(0, pipe(p));
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, PS));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, PS));
 	ASSERT_EQ((ssize_t)PS, splice(self->fd, NULL, p[1], NULL, PS, 0));
 	/* Touch the mapping: the slot is reached again, as on the next lap. */
 	(void)*(volatile uint8_t *)map;
@@ -365,12 +340,12 @@ TEST_F(ring, pinned_page_is_lent_as_a_copy)
 	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
 	self->pos += PS;
 
-	bad = check_stream(p[0], &ppos, PS);
+	bad = zt_check_stream(p[0], &ppos, PS);
 	EXPECT_EQ(-1, bad) {
 		TH_LOG("the pipe's bytes changed after splice, from byte %ld", bad);
 	}
 	self->rpos = PS;
-	bad = check_stream(self->fd, &self->rpos, PS);
+	bad = zt_check_stream(self->fd, &self->rpos, PS);
 	EXPECT_EQ(-1, bad) {
 		TH_LOG("the bytes produced through the pin are not the ring's, from byte %ld",
 		       bad);
@@ -445,7 +420,7 @@ TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
 	w.dst = map;
 
 	ASSERT_EQ(0, pipe(p));
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, PS));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, PS));
 	ASSERT_EQ(0, pthread_create(&thread, NULL, vm_writer_main, &w));
 	/* The writer holds its pin on the ring page and waits for its source. */
 	pfd.fd = uffd;
@@ -469,12 +444,12 @@ TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
 	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
 	self->pos += PS;
 
-	bad = check_stream(p[0], &ppos, PS);
+	bad = zt_check_stream(p[0], &ppos, PS);
 	EXPECT_EQ(-1, bad) {
 		TH_LOG("the pipe's bytes changed after splice, from byte %ld", bad);
 	}
 	self->rpos = PS;
-	bad = check_stream(self->fd, &self->rpos, PS);
+	bad = zt_check_stream(self->fd, &self->rpos, PS);
 	EXPECT_EQ(-1, bad) {
 		TH_LOG("the bytes written through the pin are not the ring's, from byte %ld",
 		       bad);
@@ -518,14 +493,14 @@ TEST_F(ring, page_referenced_by_gup_is_lent_as_a_copy)
 	ASSERT_NE(MAP_FAILED, map);
 	ASSERT_EQ(0, pipe(p));
 	ASSERT_EQ(0, pipe(held));
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, PS));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, PS));
 
 	iov.iov_base = map;
 	iov.iov_len = PS;
 	ASSERT_EQ((ssize_t)PS, vmsplice(held[1], &iov, 1, 0));
 	ASSERT_EQ((ssize_t)PS, splice(self->fd, NULL, p[1], NULL, PS, 0));
 
-	bad = check_stream(p[0], &ppos, PS);
+	bad = zt_check_stream(p[0], &ppos, PS);
 	EXPECT_EQ(-1, bad) {
 		TH_LOG("the pipe's bytes are wrong from byte %ld", bad);
 	}
@@ -599,7 +574,7 @@ TEST_F(ring, resize_beyond_memory_cgroup_is_enomem_and_changes_nothing)
 	if (why)
 		SKIP(return, "%s", why);
 	ASSERT_EQ(0, write_file(CG_DIR "/memory.max", "16M"));
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 3 * PS + 5));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 3 * PS + 5));
 	ASSERT_EQ(0, zt_info(self->fd, &before));
 
 	pid = fork();
@@ -633,7 +608,7 @@ TEST_F(ring, resize_beyond_memory_cgroup_is_enomem_and_changes_nothing)
 	ASSERT_EQ(0, zt_info(self->fd, &after));
 	EXPECT_EQ(before.ring_pages, after.ring_pages);
 	EXPECT_EQ(3 * PS + 5, ring_used());
-	EXPECT_EQ(-1, check_stream(self->fd, &self->rpos, 3 * PS + 5));
+	EXPECT_EQ(-1, zt_check_stream(self->fd, &self->rpos, 3 * PS + 5));
 	rmdir(CG_DIR);
 }
 
@@ -676,7 +651,7 @@ TEST_F(ring, o_async_sends_sigio_on_data)
 	sigaddset(&mask, SIGIO);
 	sigprocmask(SIG_BLOCK, &mask, &old);
 	sigio_count = 0;
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 100));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 100));
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	EXPECT_LT(0, sigio_count) {
 		TH_LOG("O_ASYNC was accepted, and no SIGIO came with the data");

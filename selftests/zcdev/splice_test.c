@@ -50,32 +50,6 @@ FIXTURE_TEARDOWN(ring)
 	close(self->fd);
 }
 
-/* Append @len stream bytes to the ring with write(). */
-static int put_stream(int fd, uint64_t *pos, size_t len)
-{
-	uint8_t *buf = malloc(len);
-	int ret;
-
-	zt_fill(buf, *pos, len);
-	ret = zt_write_all(fd, buf, len);
-	free(buf);
-	*pos += len;
-	return ret;
-}
-
-/* Read @len bytes from @fd; the index of the first wrong one, or -1. */
-static long check_stream(int fd, uint64_t *pos, size_t len)
-{
-	uint8_t *buf = malloc(len);
-	long bad = -2;
-
-	if (zt_read_all(fd, buf, len) == (ssize_t)len)
-		bad = zt_check(buf, *pos, len);
-	free(buf);
-	*pos += len;
-	return bad;
-}
-
 static ssize_t splice_out(int fd, int pipe_w, size_t len)
 {
 	return splice(fd, NULL, pipe_w, NULL, len, SPLICE_F_NONBLOCK);
@@ -101,9 +75,9 @@ TEST_F(ring, splice_out_moves_pages_and_copies_nothing)
 	for (int round = 0; round < 40; round++) {
 		size_t len = lens[round % 7];
 
-		ASSERT_EQ(0, put_stream(self->fd, &self->pos, len));
+		ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, len));
 		ASSERT_EQ((ssize_t)len, splice_out(self->fd, self->pipe[1], len));
-		ASSERT_EQ(-1, check_stream(self->pipe[0], &self->rpos, len));
+		ASSERT_EQ(-1, zt_check_stream(self->pipe[0], &self->rpos, len));
 		total += len;
 	}
 	ASSERT_EQ(0, zt_stats(self->fd, &now));
@@ -129,7 +103,7 @@ TEST_F(ring, splice_in_steals_whole_pipe_pages)
 		ASSERT_EQ((ssize_t)chunk,
 			  splice_in(self->pipe[0], self->fd, chunk, SPLICE_F_MOVE));
 		self->pos += chunk;
-		ASSERT_EQ(-1, check_stream(self->fd, &self->rpos, chunk));
+		ASSERT_EQ(-1, zt_check_stream(self->fd, &self->rpos, chunk));
 		total += chunk;
 	}
 	free(buf);
@@ -161,7 +135,7 @@ TEST_F(ring, splice_in_copies_partial_pages_and_without_move)
 	self->pos += PS;
 	free(page);
 
-	ASSERT_EQ(-1, check_stream(self->fd, &self->rpos, self->pos));
+	ASSERT_EQ(-1, zt_check_stream(self->fd, &self->rpos, self->pos));
 	ASSERT_EQ(0, zt_stats(self->fd, &now));
 	EXPECT_EQ(self->pos, DELTA(self, now, bytes_spliced_in_copied));
 	EXPECT_EQ(0, DELTA(self, now, pages_stolen_in));
@@ -190,7 +164,7 @@ TEST_F(ring, vmsplice_gifted_pages_are_copied_not_forced)
 	/* The giver's memory is still its own and still intact. */
 	ASSERT_EQ(-1, zt_check(buf, 0, len));
 	ASSERT_EQ(0, munmap(buf, len));
-	ASSERT_EQ(-1, check_stream(self->fd, &self->rpos, len));
+	ASSERT_EQ(-1, zt_check_stream(self->fd, &self->rpos, len));
 
 	/*
 	 * Gift, then unmap: now the pipe holds the only reference, but the
@@ -206,7 +180,7 @@ TEST_F(ring, vmsplice_gifted_pages_are_copied_not_forced)
 	ASSERT_EQ((ssize_t)len,
 		  splice_in(self->pipe[0], self->fd, len, SPLICE_F_MOVE));
 	self->pos += len;
-	ASSERT_EQ(-1, check_stream(self->fd, &self->rpos, len));
+	ASSERT_EQ(-1, zt_check_stream(self->fd, &self->rpos, len));
 
 	ASSERT_EQ(0, zt_stats(self->fd, &now));
 	EXPECT_EQ(2 * len, DELTA(self, now, bytes_spliced_in_copied));
@@ -224,7 +198,7 @@ TEST_F(ring, pipe_bytes_survive_overwrite_reset_and_resize)
 	size_t ring = 16 * PS;
 	struct zcdev_stats now;
 
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, ring));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, ring));
 	ASSERT_EQ((ssize_t)ring, splice_out(self->fd, self->pipe[1], ring));
 
 	/* Overwrite every slot twice with other bytes. */
@@ -241,7 +215,7 @@ TEST_F(ring, pipe_bytes_survive_overwrite_reset_and_resize)
 	ASSERT_EQ(0, zt_resize(self->fd, 16));
 	free(junk);
 
-	ASSERT_EQ(-1, check_stream(self->pipe[0], &self->rpos, ring));
+	ASSERT_EQ(-1, zt_check_stream(self->pipe[0], &self->rpos, ring));
 	ASSERT_EQ(0, zt_stats(self->fd, &now));
 	EXPECT_EQ(16, DELTA(self, now, page_swaps));
 	EXPECT_EQ(16, now.pages_held);
@@ -257,15 +231,15 @@ TEST_F(ring, page_swap_carries_unread_bytes_of_a_partial_page)
 	struct zcdev_stats now;
 
 	/* Put tail in the middle of a page, then lend that page. */
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, ring));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, ring));
 	ASSERT_EQ((ssize_t)100, splice_out(self->fd, self->pipe[1], 100));
 	/* Wrap: the writer comes back to the lent page, fills its 100 bytes. */
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 100));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 100));
 
 	ASSERT_EQ(0, zt_stats(self->fd, &now));
 	EXPECT_EQ(1, DELTA(self, now, page_swaps));
-	ASSERT_EQ(-1, check_stream(self->pipe[0], &self->rpos, 100));
-	ASSERT_EQ(-1, check_stream(self->fd, &self->rpos, ring));
+	ASSERT_EQ(-1, zt_check_stream(self->pipe[0], &self->rpos, 100));
+	ASSERT_EQ(-1, zt_check_stream(self->fd, &self->rpos, ring));
 }
 
 /*
@@ -277,17 +251,17 @@ TEST_F(ring, pipe_writes_never_merge_into_ring_pages)
 {
 	char x[200];
 
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 2 * PS));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 2 * PS));
 	ASSERT_EQ(100, splice_out(self->fd, self->pipe[1], 100));
 	memset(x, 'X', sizeof(x));
 	ASSERT_EQ((ssize_t)sizeof(x), write(self->pipe[1], x, sizeof(x)));
 
-	ASSERT_EQ(-1, check_stream(self->pipe[0], &self->rpos, 100));
+	ASSERT_EQ(-1, zt_check_stream(self->pipe[0], &self->rpos, 100));
 	char back[sizeof(x)];
 
 	ASSERT_EQ((ssize_t)sizeof(x), read(self->pipe[0], back, sizeof(back)));
 	ASSERT_EQ(0, memcmp(x, back, sizeof(x)));
-	ASSERT_EQ(-1, check_stream(self->fd, &self->rpos, 2 * PS - 100));
+	ASSERT_EQ(-1, zt_check_stream(self->fd, &self->rpos, 2 * PS - 100));
 }
 
 /* tee() duplicates the spliced buffers: both pipes read the same bytes. */
@@ -297,13 +271,13 @@ TEST_F(ring, tee_of_spliced_pages)
 	uint64_t rpos2 = 0;
 
 	ASSERT_EQ(0, pipe2(other, O_NONBLOCK));
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 5 * PS + 123));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 5 * PS + 123));
 	ASSERT_EQ((ssize_t)(5 * PS + 123),
 		  splice_out(self->fd, self->pipe[1], 5 * PS + 123));
 	ASSERT_EQ((ssize_t)(5 * PS + 123),
 		  tee(self->pipe[0], other[1], 5 * PS + 123, SPLICE_F_NONBLOCK));
-	ASSERT_EQ(-1, check_stream(other[0], &rpos2, 5 * PS + 123));
-	ASSERT_EQ(-1, check_stream(self->pipe[0], &self->rpos, 5 * PS + 123));
+	ASSERT_EQ(-1, zt_check_stream(other[0], &rpos2, 5 * PS + 123));
+	ASSERT_EQ(-1, zt_check_stream(self->pipe[0], &self->rpos, 5 * PS + 123));
 	close(other[0]);
 	close(other[1]);
 }
@@ -322,7 +296,7 @@ TEST_F(ring, read_only_file_pages_stay_unwritable)
 
 	file = mkstemp(path);
 	ASSERT_LE(0, file);
-	ASSERT_EQ(0, put_stream(file, &self->pos, len));
+	ASSERT_EQ(0, zt_put_stream(file, &self->pos, len));
 	close(file);
 	ASSERT_EQ(0, chmod(path, 0444));
 	file = open(path, O_RDONLY);
@@ -341,7 +315,7 @@ TEST_F(ring, read_only_file_pages_stay_unwritable)
 	uint64_t fpos = 0;
 
 	ASSERT_EQ(0, lseek(file, 0, SEEK_SET));
-	ASSERT_EQ(-1, check_stream(file, &fpos, len));
+	ASSERT_EQ(-1, zt_check_stream(file, &fpos, len));
 	close(file);
 	unlink(path);
 }
@@ -356,7 +330,7 @@ TEST_F(ring, nonblocking_and_eof)
 	EXPECT_EQ(EAGAIN, errno);
 
 	/* Full ring: splice in cannot wait. */
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 16 * PS));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 16 * PS));
 	uint8_t one = 1;
 
 	ASSERT_EQ(1, write(self->pipe[1], &one, 1));
@@ -379,13 +353,13 @@ TEST_F(ring, nonblocking_and_eof)
 /* A pipe with no reader: EPIPE, and the ring keeps its bytes. */
 TEST_F(ring, splice_out_to_a_closed_pipe_keeps_the_data)
 {
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 3000));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 3000));
 	signal(SIGPIPE, SIG_IGN);
 	close(self->pipe[0]);
 	EXPECT_EQ(-1, splice_out(self->fd, self->pipe[1], 3000));
 	EXPECT_EQ(EPIPE, errno);
 	self->pipe[0] = open("/dev/null", O_RDONLY);
-	ASSERT_EQ(-1, check_stream(self->fd, &self->rpos, 3000));
+	ASSERT_EQ(-1, zt_check_stream(self->fd, &self->rpos, 3000));
 }
 
 /* sendfile() from the device is splice out: no CPU copy either. */
@@ -396,7 +370,7 @@ TEST_F(ring, sendfile_uses_the_splice_engine)
 
 	ASSERT_LE(0, null);
 	for (int i = 0; i < 16; i++) {
-		ASSERT_EQ(0, put_stream(self->fd, &self->pos, 10 * PS + 7));
+		ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 10 * PS + 7));
 		ASSERT_EQ((ssize_t)(10 * PS + 7),
 			  sendfile(null, self->fd, NULL, 10 * PS + 7));
 	}
@@ -425,7 +399,7 @@ TEST_F(ring, tracepoints_report_pages_moved)
 	ASSERT_NE(NULL, f);
 	fclose(f);
 
-	ASSERT_EQ(0, put_stream(self->fd, &self->pos, 3 * PS));
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 3 * PS));
 	ASSERT_EQ((ssize_t)(3 * PS), splice_out(self->fd, self->pipe[1], 3 * PS));
 
 	f = fopen(path, "r");
@@ -461,12 +435,12 @@ TEST(pipe_pages_outlive_the_module)
 		SKIP(return, "%s missing", zt_dev_path());
 	ASSERT_EQ(0, pipe(p));
 	ASSERT_EQ(0, zt_fresh_ring(fd, 256));
-	ASSERT_EQ(0, put_stream(fd, &pos, 9 * PS + 5));
+	ASSERT_EQ(0, zt_put_stream(fd, &pos, 9 * PS + 5));
 	ASSERT_EQ((ssize_t)(9 * PS + 5), splice_out(fd, p[1], 9 * PS + 5));
 	close(fd);
 
 	ASSERT_EQ(0, syscall(__NR_delete_module, "zcdev", O_NONBLOCK));
-	ASSERT_EQ(-1, check_stream(p[0], &rpos, 9 * PS + 5));
+	ASSERT_EQ(-1, zt_check_stream(p[0], &rpos, 9 * PS + 5));
 	close(p[0]);
 	close(p[1]);
 

@@ -205,4 +205,37 @@ static inline ssize_t zt_read_all(int fd, void *buf, size_t len)
 	return done;
 }
 
+/*
+ * Append @len stream bytes (zt_fill's pattern from *@pos) to the ring with
+ * write(), and advance *@pos.
+ */
+static inline int zt_put_stream(int fd, uint64_t *pos, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	int ret;
+
+	zt_fill(buf, *pos, len);
+	ret = zt_write_all(fd, buf, len);
+	free(buf);
+	*pos += len;
+	return ret;
+}
+
+/*
+ * Read @len bytes from @fd and check them against the stream from *@pos
+ * (then advanced): the index of the first wrong byte, -1 when all are
+ * right, -2 when fewer than @len came.
+ */
+static inline long zt_check_stream(int fd, uint64_t *pos, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	long bad = -2;
+
+	if (zt_read_all(fd, buf, len) == (ssize_t)len)
+		bad = zt_check(buf, *pos, len);
+	free(buf);
+	*pos += len;
+	return bad;
+}
+
 #endif /* ZCDEV_TEST_H */
