@@ -23,79 +23,118 @@
 #include "trace.h"
 
 /*
- * Pages mapped ahead of a fault on a data page: an mmap producer that
- * comes round to pages splice out lent (and so zapped) takes one fault per
- * call's worth of pages instead of one per page. The kernel maps ahead
- * only on read faults (->map_pages) and a producer writes, so the fault
- * handler does it itself, with vm_insert_pages() (hence VM_MIXEDMAP).
+ * Pages mapped with a fault on a data page: an mmap producer that comes
+ * round to pages splice out lent (and so zapped) takes one fault per
+ * window instead of one per page. The kernel maps around only on read
+ * faults (->map_pages) and a producer writes, so the fault handler does
+ * it itself, with vm_insert_pages() (hence VM_MIXEDMAP). The window is
+ * aligned, not "the pages after": memcpy() copies backwards when source
+ * and destination share their offset within a page (glibc does, to dodge
+ * 4K aliasing), and a window that only looks ahead would then map
+ * nothing the copy still needs.
  */
-#define ZCDEV_FAULT_AHEAD	16
+#define ZCDEV_FAULT_AROUND	16
 
-struct zcdev_ahead {
-	unsigned long addr;	/* user address of pages[0] */
-	unsigned long nr;
-	struct page *pages[ZCDEV_FAULT_AHEAD];
+struct zcdev_around {
+	unsigned long addr[ZCDEV_FAULT_AROUND];	/* user address of pages[i] */
+	struct page *pages[ZCDEV_FAULT_AROUND];
+	unsigned int nr;
 };
 
 /*
- * Take the pages that follow device page @index in @vma, under ring_lock
- * and with the faulting page locked: each made safe to map like the
- * faulting one (zcdev_ring_own_slot()), referenced and locked, so that a
- * lender that comes later waits for their PTEs and zaps them. Only
- * trylock: two faults never wait for each other's pages. Stops at the
- * first page that cannot be taken.
+ * May the page of @slot be mapped on speculation? As for the faulting
+ * page (zcdev_ring_own_slot()), except that a page a pipe still holds is
+ * skipped, not replaced: a fresh page and a copy are worth it for a page
+ * the producer writes now, not for one it might write later.
  */
-static void zcdev_fault_ahead_take(struct zcdev *zd, struct vm_fault *vmf,
-				   u64 index, struct zcdev_ahead *ahead)
+static struct page *zcdev_around_page(struct zcdev *zd, unsigned int slot)
+{
+	struct page *page = zd->pages[slot];
+
+	if (zcdev_page_poisoned(page))
+		return NULL;
+	if (test_bit(slot, zd->lent)) {
+		if (page_ref_count(page) != 1)
+			return NULL;
+		/* Pairs with the pipe's put_page() after it read the page. */
+		smp_rmb();
+		clear_bit(slot, zd->lent);
+	}
+	return page;
+}
+
+/*
+ * Take the data pages of the aligned window around the fault, but the
+ * faulting one, under ring_lock and with the faulting page locked: each
+ * referenced, locked and marked as maybe mapped (zd->mapped), so that a
+ * lender that comes later waits for their PTEs and zaps them. Only
+ * trylock: two faults never wait for each other's pages.
+ */
+static void zcdev_fault_around_take(struct zcdev *zd, struct vm_fault *vmf,
+				    struct zcdev_around *around)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	unsigned long addr = (vmf->address & PAGE_MASK) + PAGE_SIZE;
-	unsigned int slot;
+	unsigned long fault = vmf->address & PAGE_MASK;
+	unsigned long size = ZCDEV_FAULT_AROUND * PAGE_SIZE;
+	unsigned long start = max(vma->vm_start, ALIGN_DOWN(fault, size));
+	unsigned long end = min(vma->vm_end, start + size);
+	unsigned long addr;
 	struct page *page;
+	long dev;
 
 	lockdep_assert_held(&zd->ring_lock);
 
-	ahead->addr = addr;
-	ahead->nr = 0;
-	while (ahead->nr < ZCDEV_FAULT_AHEAD && addr < vma->vm_end &&
-	       ++index < 2ULL * zd->nr_pages) {
-		slot = index % zd->nr_pages;
-		if (zcdev_ring_own_slot(zd, slot))
-			break;
-		page = zd->pages[slot];
-		if (!trylock_page(page))
-			break;
+	around->nr = 0;
+	for (addr = start; addr < end; addr += PAGE_SIZE) {
+		if (addr == fault)
+			continue;
+		/* The device page at addr: data pages are 1 .. 2 * nr_pages. */
+		dev = vmf->pgoff + ((long)(addr - fault) >> PAGE_SHIFT);
+		if (dev < 1 || dev > 2L * zd->nr_pages)
+			continue;
+		page = zcdev_around_page(zd, (dev - 1) % zd->nr_pages);
+		if (!page || !trylock_page(page))
+			continue;
 		get_page(page);
-		ahead->pages[ahead->nr++] = page;
-		addr += PAGE_SIZE;
+		__set_bit(dev - 1, zd->mapped);
+		around->addr[around->nr] = addr;
+		around->pages[around->nr++] = page;
 	}
 }
 
 /*
- * Map what zcdev_fault_ahead_take() took, where nothing is mapped yet.
+ * Map what zcdev_fault_around_take() took, in runs of consecutive
+ * addresses; an address that has a PTE already is skipped.
  * mmap_faults counts every page the fault path maps, these included.
  */
-static void zcdev_fault_ahead_map(struct zcdev *zd, struct vm_fault *vmf,
-				  struct zcdev_ahead *ahead)
+static void zcdev_fault_around_map(struct zcdev *zd, struct vm_fault *vmf,
+				   struct zcdev_around *around)
 {
-	unsigned long i, left = ahead->nr;
+	unsigned long mapped = 0, run, left;
+	unsigned int i = 0, j;
 
-	if (!ahead->nr)
-		return;
-	/* Stops at the first address that has a PTE already: fine. */
-	vm_insert_pages(vmf->vma, ahead->addr, ahead->pages, &left);
-	for (i = 0; i < ahead->nr; i++) {
-		unlock_page(ahead->pages[i]);
-		put_page(ahead->pages[i]);
+	while (i < around->nr) {
+		for (run = 1; i + run < around->nr; run++)
+			if (around->addr[i + run] != around->addr[i] + run * PAGE_SIZE)
+				break;
+		left = run;
+		vm_insert_pages(vmf->vma, around->addr[i], &around->pages[i], &left);
+		mapped += run - left;
+		/* Stopped at a PTE (or failed): go on after that page. */
+		i += run - left + (left ? 1 : 0);
+	}
+	for (j = 0; j < around->nr; j++) {
+		unlock_page(around->pages[j]);
+		put_page(around->pages[j]);
 	}
 	/* Not ring_lock: the core still holds the faulting page's lock. */
-	atomic64_add(ahead->nr - left, &zd->mapped_ahead);
+	atomic64_add(mapped, &zd->mapped_ahead);
 }
 
 static vm_fault_t zcdev_fault(struct vm_fault *vmf)
 {
 	struct zcdev *zd = vmf->vma->vm_file->private_data;
-	struct zcdev_ahead ahead = { .nr = 0 };
+	struct zcdev_around around = { .nr = 0 };
 	unsigned int slot;
 	struct page *page;
 	u64 index = 0;
@@ -122,6 +161,8 @@ static vm_fault_t zcdev_fault(struct vm_fault *vmf)
 			return ret == -EIO ? VM_FAULT_HWPOISON : VM_FAULT_OOM;
 		}
 		page = zd->pages[slot];
+		/* Before the PTE exists: see zcdev_lend_take(). */
+		__set_bit(index, zd->mapped);
 		zd->stats.mmap_faults++;
 	}
 	get_page(page);
@@ -132,10 +173,10 @@ static vm_fault_t zcdev_fault(struct vm_fault *vmf)
 	 */
 	lock_page(page);
 	if (vmf->pgoff)
-		zcdev_fault_ahead_take(zd, vmf, index, &ahead);
+		zcdev_fault_around_take(zd, vmf, &around);
 	mutex_unlock(&zd->ring_lock);
 
-	zcdev_fault_ahead_map(zd, vmf, &ahead);
+	zcdev_fault_around_map(zd, vmf, &around);
 	/*
 	 * Poisoned while we waited for the lock: answer SIGBUS here. Handed
 	 * back locked, the core's own poison check would unmap it through

@@ -122,6 +122,22 @@ static struct page **zcdev_alloc_pages(u32 nr)
 	return pages;
 }
 
+/*
+ * zd->lent (a bit per slot) and zd->mapped (a bit per device data page,
+ * two per slot) in one allocation, so a resize swaps both or neither.
+ */
+static unsigned long *zcdev_bitmaps_alloc(u32 nr_pages, gfp_t gfp)
+{
+	u32 lent_bits = BITS_TO_LONGS(max_t(u32, nr_pages, 1)) * BITS_PER_LONG;
+
+	return bitmap_zalloc(lent_bits + 2 * nr_pages, gfp);
+}
+
+static unsigned long *zcdev_mapped_bitmap(unsigned long *lent, u32 nr_pages)
+{
+	return lent + BITS_TO_LONGS(max_t(u32, nr_pages, 1));
+}
+
 int zcdev_ring_init(struct zcdev *zd, u32 nr_pages)
 {
 	zd->meta_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
@@ -134,9 +150,10 @@ int zcdev_ring_init(struct zcdev *zd, u32 nr_pages)
 	zd->pages = zcdev_alloc_pages(nr_pages);
 	if (!zd->pages)
 		goto err_free_meta;
-	zd->lent = bitmap_zalloc(max_t(u32, nr_pages, 1), GFP_KERNEL_ACCOUNT);
+	zd->lent = zcdev_bitmaps_alloc(nr_pages, GFP_KERNEL_ACCOUNT);
 	if (!zd->lent)
 		goto err_free_pages;
+	zd->mapped = zcdev_mapped_bitmap(zd->lent, nr_pages);
 	zd->nr_pages = nr_pages;
 
 	mutex_lock(&zd->ring_lock);
@@ -468,8 +485,8 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	pages = zcdev_alloc_pages(nr_pages);
 	if (!pages)
 		goto out_unlock;
-	lent = bitmap_zalloc(max_t(u32, nr_pages, 1),
-			     GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+	lent = zcdev_bitmaps_alloc(nr_pages, GFP_KERNEL_ACCOUNT |
+				   __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 	if (!lent)
 		goto err_free_pages;
 
@@ -487,6 +504,7 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	old_nr = zd->nr_pages;
 	zd->pages = pages;
 	zd->lent = lent;
+	zd->mapped = zcdev_mapped_bitmap(lent, nr_pages);
 	zd->nr_pages = nr_pages;
 	zd->generation++;
 	zcdev_publish(zd);

@@ -151,6 +151,9 @@ struct zcdev_lend {
 	DECLARE_BITMAP(copied, ZCDEV_LEND_BATCH);
 	DECLARE_BITMAP(marked, ZCDEV_LEND_BATCH);	/* newly marked lent */
 	bool zap;	/* a mapping could write them: zap the marked ones */
+	/* Marked pages the fault handler may have mapped (zd->mapped), */
+	DECLARE_BITMAP(pte_lo, ZCDEV_LEND_BATCH);	/* at 1 + slot */
+	DECLARE_BITMAP(pte_hi, ZCDEV_LEND_BATCH);	/* at 1 + slot + nr */
 };
 
 static unsigned int zcdev_lend_off(struct zcdev_lend *l, unsigned int i)
@@ -190,6 +193,26 @@ static struct page *zcdev_lend_copy(struct page *page, unsigned int off,
 }
 
 /*
+ * The page at @i, newly lent from @slot: which of its two places in the
+ * double mapping must lose their PTEs. Only those the fault handler may
+ * have mapped since the last zap (zd->mapped): at 4 KiB a call lends one
+ * page, and a zap that finds nothing still walks every mapping and
+ * flushes the TLB. Cleared here, under ring_lock, before the zap: a fault
+ * that maps the slot again finds it lent and gets a fresh page
+ * (zcdev_ring_own_slot()), and sets the bit again.
+ */
+static void zcdev_lend_mark_zap(struct zcdev *zd, struct zcdev_lend *l,
+				unsigned int i, unsigned int slot)
+{
+	if (!l->zap)
+		return;
+	if (__test_and_clear_bit(slot, zd->mapped))
+		__set_bit(i, l->pte_lo);
+	if (__test_and_clear_bit(slot + zd->nr_pages, zd->mapped))
+		__set_bit(i, l->pte_hi);
+}
+
+/*
  * Take up to @len bytes at tail, as many pages as @room pipe buffers
  * hold, in one ring_lock round: a reference to each page, the slot marked
  * lent (a producer that comes round again gives it a fresh page), or a
@@ -205,9 +228,17 @@ static ssize_t zcdev_lend_take(struct zcdev *zd, struct zcdev_lend *l,
 	l->nr = 0;
 	bitmap_zero(l->copied, ZCDEV_LEND_BATCH);
 	bitmap_zero(l->marked, ZCDEV_LEND_BATCH);
+	bitmap_zero(l->pte_lo, ZCDEV_LEND_BATCH);
+	bitmap_zero(l->pte_hi, ZCDEV_LEND_BATCH);
 	room = min_t(unsigned int, room, ZCDEV_LEND_BATCH);
 
 	mutex_lock(&zd->ring_lock);
+	/*
+	 * Any mapping that could write one of these pages loses its PTEs.
+	 * One made after this cannot reach them: its faults find the slots
+	 * lent (zcdev_ring_own_slot()).
+	 */
+	l->zap = atomic_read(&zd->writable_maps);
 	/* Past what our sendfile's pipe holds already: zcdev_is_direct_pipe(). */
 	l->start = zd->tail;
 	if (zd->direct.task == current)
@@ -236,18 +267,14 @@ static ssize_t zcdev_lend_take(struct zcdev *zd, struct zcdev_lend *l,
 				ret = -ENOMEM;
 				break;
 			}
-			if (!test_and_set_bit(slot, zd->lent))
+			if (!test_and_set_bit(slot, zd->lent)) {
 				__set_bit(l->nr, l->marked);
+				zcdev_lend_mark_zap(zd, l, l->nr, slot);
+			}
 		}
 		l->pages[l->nr++] = page;
 	}
 	l->len = min_t(u64, pos, l->start + len) - l->start;
-	/*
-	 * Any mapping that could write one of these pages loses its PTEs.
-	 * One made after this cannot reach them: its faults find the slots
-	 * lent (zcdev_ring_own_slot()).
-	 */
-	l->zap = atomic_read(&zd->writable_maps);
 	mutex_unlock(&zd->ring_lock);
 
 	return l->nr ? l->len : ret;
@@ -258,32 +285,47 @@ static ssize_t zcdev_lend_take(struct zcdev *zd, struct zcdev_lend *l,
  * needs. The slots are consecutive from that of l->start; in the double
  * mapping (device page 1 + i shows slot i % nr_pages), slots s..s+k-1 are
  * one run of device pages from 1 + s, and their other copies one run from
- * 1 + s + nr_pages, which wraps to device page 1 past the end.
+ * 1 + s + nr_pages, which wraps to device page 1 past the end. A run none
+ * of whose pages the fault handler mapped is left alone.
  */
 static void zcdev_lend_zap(struct zcdev *zd, struct zcdev_lend *l)
 {
 	struct address_space *mapping = zcdev_mapping(zd);
 	unsigned int first, last, i, nr = zd->nr_pages;
+	bool run[2] = { false, false };
 	u64 s, k, other;
 
-	if (!l->zap || bitmap_empty(l->marked, ZCDEV_LEND_BATCH))
+	if (bitmap_empty(l->pte_lo, ZCDEV_LEND_BATCH) &&
+	    bitmap_empty(l->pte_hi, ZCDEV_LEND_BATCH))
 		return;
+	first = find_first_bit(l->marked, ZCDEV_LEND_BATCH);
+	last = find_last_bit(l->marked, ZCDEV_LEND_BATCH);
+	s = ((l->start >> PAGE_SHIFT) + first) % nr;
+	k = min_t(u64, last - first + 1, nr);
 	/*
+	 * The first run holds a slot's lower copy up to the end of the first
+	 * half, then (past it) the upper copies of the slots that wrapped.
 	 * A fault that found one of these pages before it was marked lent
 	 * holds its lock until its PTE is in place: wait for it, so the zap
 	 * below finds that PTE.
 	 */
 	for_each_set_bit(i, l->marked, ZCDEV_LEND_BATCH) {
+		bool wrapped = s + (i - first) >= nr;
+		bool lo = test_bit(i, l->pte_lo), hi = test_bit(i, l->pte_hi);
+
+		if (!lo && !hi)
+			continue;
+		run[wrapped ? 1 : 0] |= lo;
+		run[wrapped ? 0 : 1] |= hi;
 		lock_page(l->pages[i]);
 		unlock_page(l->pages[i]);
 	}
-	first = find_first_bit(l->marked, ZCDEV_LEND_BATCH);
-	last = find_last_bit(l->marked, ZCDEV_LEND_BATCH);
-	s = ((l->start >> PAGE_SHIFT) + first) % nr;
-	k = min_t(u64, last - first + 1, nr);
 
-	unmap_mapping_range(mapping, (loff_t)(1 + s) << PAGE_SHIFT,
-			    k << PAGE_SHIFT, 1);
+	if (run[0])
+		unmap_mapping_range(mapping, (loff_t)(1 + s) << PAGE_SHIFT,
+				    k << PAGE_SHIFT, 1);
+	if (!run[1])
+		return;
 	other = s + nr;
 	if (other + k <= 2ULL * nr) {
 		unmap_mapping_range(mapping, (loff_t)(1 + other) << PAGE_SHIFT,

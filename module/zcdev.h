@@ -59,6 +59,13 @@ struct zcdev {
 	 * pipe lets go of it (or the slot gets a fresh page).
 	 */
 	unsigned long *lent;
+	/*
+	 * Data pages of the device (2 * nr_pages, both halves of the double
+	 * mapping) that may have a PTE somewhere: set by the fault handler
+	 * before it maps one, cleared by a lender that zaps it. A lend zaps
+	 * only what is set. Shares lent's allocation.
+	 */
+	unsigned long *mapped;
 	struct zcdev_stats stats;
 
 	struct page *meta_page;
@@ -76,7 +83,7 @@ struct zcdev {
 	 * are zapped when a slot changes its page (zcdev_ring_own_slot()).
 	 */
 	atomic_t writable_maps;
-	atomic64_t mapped_ahead;	/* pages mapped ahead of faults (stats) */
+	atomic64_t mapped_ahead;	/* pages mapped around faults (stats) */
 
 	/*
 	 * sendfile's lend in flight (splice.c): bytes at tail that sit in the
