@@ -793,6 +793,7 @@ static char *alloc_payload(struct bench *b)
 	for (k = 0; k < b->nr_chunks; k++)
 		if (b->chunks[k] > ext)
 			ext = b->chunks[k];
+	ext += BENCH_SKEW_SPAN;
 	p = mmap(NULL, b->size + ext, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (p == MAP_FAILED)
@@ -814,6 +815,7 @@ int cmd_bench(const struct cmd *c, int argc, char **argv)
 		.verify = true,
 		.env.timeout = 10,
 	};
+	struct bmapping pmap = { .users = 0 };
 	int ret = EXIT_OK, p[2], claim = -1;
 	size_t i;
 
@@ -828,6 +830,7 @@ int cmd_bench(const struct cmd *c, int argc, char **argv)
 		b.env.have_dev = true;
 		b.page_size = b.env.info.page_size;
 	}
+	b.env.pmap = &pmap;
 	b.env.payload = alloc_payload(&b);
 	b.env.payload_len = b.size;
 	b.env.devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);

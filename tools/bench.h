@@ -76,6 +76,8 @@ const char *bpath_short(const struct bpath *p);
 bool bpath_matches(const struct bpath *p, const char *tok);
 
 #define BENCH_MAX_LAPS	64
+/* The payload's start moves by less than this (bench_paths.c: bctx_skew()). */
+#define BENCH_SKEW_SPAN	(1u << 20)
 
 /* What a timed side cost, summed over its timed stretches. */
 struct bcost {
@@ -92,12 +94,25 @@ struct bcost {
 };
 
 /* The bench's shared, read-only inputs. */
+/*
+ * The producer's mapping of the ring, one for every context that maps it
+ * (BMAP_PROD), made by the first and unmapped by the last: one producer
+ * process holds one mapping, and a row and its baseline take turns on it
+ * as the two halves of one program would. A mapping per context would
+ * make every lend zap each of them, a cost no real producer pays.
+ */
+struct bmapping {
+	struct zcdev_ring ring;
+	unsigned int users;
+};
+
 struct benv {
 	const char *payload;	/* page aligned */
 	uint64_t payload_len;
 	int devnull;
 	bool have_dev;
 	struct zcdev_info info;	/* of the device, when have_dev */
+	struct bmapping *pmap;	/* the producer's mapping, shared */
 	double timeout;		/* per lap, seconds; 0: none */
 };
 
@@ -113,7 +128,7 @@ struct bctx {
 	int ctl;		/* for GET_STATS, or -1 */
 	struct zcdev_info info;	/* the device's, once open */
 	uint64_t cap;		/* bytes one lap holds: ring or pipe */
-	struct zcdev_ring pmap;	/* the producer's mapping (BMAP_PROD) */
+	struct zcdev_ring pmap;	/* env->pmap's ring while held (BMAP_PROD) */
 	struct zcdev_ring cmap;	/* the consumer's mapping (mmap gets) */
 	void *meta;		/* BMAP_META: the meta page alone */
 	int hop[2];		/* ring -> hop -> sink */
@@ -127,6 +142,7 @@ struct bctx {
 	char *ring_buf;		/* memcpy's destination */
 
 	uint64_t put_off;	/* stream bytes produced in this row */
+	size_t skew;		/* where the payload starts: bctx_skew() */
 	uint64_t get_off;	/* stream bytes consumed */
 
 	char err[192];

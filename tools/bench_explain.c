@@ -245,7 +245,8 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL }
 	};
-	struct benv env = { .timeout = 10 };
+	struct bmapping pmap = { .users = 0 };
+	struct benv env = { .pmap = &pmap, .timeout = 10 };
 	bool maps[BMAP_NR] = { true, true, true }, json = false;
 	struct json j = { .f = stdout };
 	size_t chunk = DEFAULT_CHUNK, i, k, ext;
@@ -289,14 +290,15 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 	ext = chunk > env.info.ring_bytes ? chunk : env.info.ring_bytes;
 	/* Two rings' worth of payload, its start repeated after it. */
 	env.payload_len = 2 * ext;
-	env.payload = mmap(NULL, 3 * ext, PROT_READ | PROT_WRITE,
+	env.payload = mmap(NULL, 3 * ext + BENCH_SKEW_SPAN,
+			   PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	env.devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (env.payload == MAP_FAILED || env.devnull < 0) {
 		errmsg("explain setup: %s", strerror(errno));
 		return EXIT_FAIL;
 	}
-	for (i = 0; i < 3 * ext; i++)
+	for (i = 0; i < 3 * ext + BENCH_SKEW_SPAN; i++)
 		((char *)env.payload)[i] = (char)(i * 7 + i / 4096);
 	memcpy((char *)env.payload + 2 * ext, env.payload, ext);
 	bench_signals();
