@@ -33,13 +33,7 @@
  * 4K aliasing), and a window that only looks ahead would then map
  * nothing the copy still needs.
  */
-#define ZCDEV_FAULT_AROUND	16
-
-struct zcdev_around {
-	unsigned long addr[ZCDEV_FAULT_AROUND];	/* user address of pages[i] */
-	struct page *pages[ZCDEV_FAULT_AROUND];
-	unsigned int nr;
-};
+#define ZCDEV_FAULT_AROUND	32
 
 /*
  * May the page of @slot be mapped on speculation? As for the faulting
@@ -64,77 +58,55 @@ static struct page *zcdev_around_page(struct zcdev *zd, unsigned int slot)
 }
 
 /*
- * Take the data pages of the aligned window around the fault, but the
- * faulting one, under ring_lock and with the faulting page locked: each
- * referenced, locked and marked as maybe mapped (zd->mapped), so that a
- * lender that comes later waits for their PTEs and zaps them. Only
- * trylock: two faults never wait for each other's pages.
+ * Map the data pages of the aligned window around the fault, but the
+ * faulting one (the core maps that), in runs of consecutive addresses.
+ * All under ring_lock: a lender marks pages lent under it too, so it
+ * either comes first (and the page is skipped) or finds the PTE in place
+ * and its bit in zd->mapped set, and zaps it; resize cannot swap the
+ * pages meanwhile. vm_insert_pages() touches page tables, never user
+ * memory, and stops at an address that has a PTE already.
  */
-static void zcdev_fault_around_take(struct zcdev *zd, struct vm_fault *vmf,
-				    struct zcdev_around *around)
+static void zcdev_fault_around(struct zcdev *zd, struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	unsigned long fault = vmf->address & PAGE_MASK;
 	unsigned long size = ZCDEV_FAULT_AROUND * PAGE_SIZE;
 	unsigned long start = max(vma->vm_start, ALIGN_DOWN(fault, size));
-	unsigned long end = min(vma->vm_end, start + size);
-	unsigned long addr;
+	unsigned long end = min(vma->vm_end, ALIGN_DOWN(fault, size) + size);
+	struct page *run[ZCDEV_FAULT_AROUND];
+	unsigned long addr, run_addr = 0, nr = 0, left;
 	struct page *page;
 	long dev;
 
 	lockdep_assert_held(&zd->ring_lock);
 
-	around->nr = 0;
 	for (addr = start; addr < end; addr += PAGE_SIZE) {
-		if (addr == fault)
-			continue;
 		/* The device page at addr: data pages are 1 .. 2 * nr_pages. */
 		dev = vmf->pgoff + ((long)(addr - fault) >> PAGE_SHIFT);
-		if (dev < 1 || dev > 2L * zd->nr_pages)
+		page = NULL;
+		if (addr != fault && dev >= 1 && dev <= 2L * zd->nr_pages)
+			page = zcdev_around_page(zd, (dev - 1) % zd->nr_pages);
+		if (page) {
+			__set_bit(dev - 1, zd->mapped);
+			if (!nr)
+				run_addr = addr;
+			run[nr++] = page;
+			if (addr + PAGE_SIZE < end)
+				continue;
+		}
+		if (!nr)
 			continue;
-		page = zcdev_around_page(zd, (dev - 1) % zd->nr_pages);
-		if (!page || !trylock_page(page))
-			continue;
-		get_page(page);
-		__set_bit(dev - 1, zd->mapped);
-		around->addr[around->nr] = addr;
-		around->pages[around->nr++] = page;
+		left = nr;
+		vm_insert_pages(vma, run_addr, run, &left);
+		/* mmap_faults counts every page the fault path maps. */
+		zd->stats.mmap_faults += nr - left;
+		nr = 0;
 	}
-}
-
-/*
- * Map what zcdev_fault_around_take() took, in runs of consecutive
- * addresses; an address that has a PTE already is skipped.
- * mmap_faults counts every page the fault path maps, these included.
- */
-static void zcdev_fault_around_map(struct zcdev *zd, struct vm_fault *vmf,
-				   struct zcdev_around *around)
-{
-	unsigned long mapped = 0, run, left;
-	unsigned int i = 0, j;
-
-	while (i < around->nr) {
-		for (run = 1; i + run < around->nr; run++)
-			if (around->addr[i + run] != around->addr[i] + run * PAGE_SIZE)
-				break;
-		left = run;
-		vm_insert_pages(vmf->vma, around->addr[i], &around->pages[i], &left);
-		mapped += run - left;
-		/* Stopped at a PTE (or failed): go on after that page. */
-		i += run - left + (left ? 1 : 0);
-	}
-	for (j = 0; j < around->nr; j++) {
-		unlock_page(around->pages[j]);
-		put_page(around->pages[j]);
-	}
-	/* Not ring_lock: the core still holds the faulting page's lock. */
-	atomic64_add(mapped, &zd->mapped_ahead);
 }
 
 static vm_fault_t zcdev_fault(struct vm_fault *vmf)
 {
 	struct zcdev *zd = vmf->vma->vm_file->private_data;
-	struct zcdev_around around = { .nr = 0 };
 	unsigned int slot;
 	struct page *page;
 	u64 index = 0;
@@ -173,10 +145,9 @@ static vm_fault_t zcdev_fault(struct vm_fault *vmf)
 	 */
 	lock_page(page);
 	if (vmf->pgoff)
-		zcdev_fault_around_take(zd, vmf, &around);
+		zcdev_fault_around(zd, vmf);
 	mutex_unlock(&zd->ring_lock);
 
-	zcdev_fault_around_map(zd, vmf, &around);
 	/*
 	 * Poisoned while we waited for the lock: answer SIGBUS here. Handed
 	 * back locked, the core's own poison check would unmap it through
@@ -255,7 +226,7 @@ int zcdev_mmap(struct file *file, struct vm_area_struct *vma)
 	}
 
 	/*
-	 * VM_MIXEDMAP: the fault handler maps pages ahead with
+	 * VM_MIXEDMAP: the fault handler maps pages around a fault with
 	 * vm_insert_pages(); they are ordinary pages with references and
 	 * rmap, which unmap_mapping_range() removes like any other.
 	 * VM_DONTEXPAND: mremap() cannot grow the mapping. Fork is fine: the

@@ -130,7 +130,9 @@ static unsigned long *zcdev_bitmaps_alloc(u32 nr_pages, gfp_t gfp)
 {
 	u32 lent_bits = BITS_TO_LONGS(max_t(u32, nr_pages, 1)) * BITS_PER_LONG;
 
-	return bitmap_zalloc(lent_bits + 2 * nr_pages, gfp);
+	/* Up to 384 KiB at the largest ring: not one high-order page. */
+	return kvcalloc(BITS_TO_LONGS(lent_bits + 2 * nr_pages),
+			sizeof(unsigned long), gfp);
 }
 
 static unsigned long *zcdev_mapped_bitmap(unsigned long *lent, u32 nr_pages)
@@ -172,7 +174,7 @@ err_free_meta:
 void zcdev_ring_free(struct zcdev *zd)
 {
 	zcdev_free_pages(zd->pages, zd->nr_pages);
-	bitmap_free(zd->lent);
+	kvfree(zd->lent);
 	__free_page(zd->meta_page);
 }
 
@@ -248,27 +250,49 @@ static void zcdev_copy_slot(struct zcdev *zd, unsigned int slot,
 }
 
 /*
- * Make every user mapping of @slot fault again, so the next access sees
- * the slot as it is now. A fault that found @page before the slot changed
- * holds the page lock until its PTE is in place (see zcdev_fault());
- * taking the lock waits for it, and the zap that follows removes that PTE
- * too. Safe with or without ring_lock: a fault holds the page lock only
- * after it has finished with ring_lock.
+ * Which of @slot's two device pages a fault may have mapped since the
+ * last zap (bit 0: 1 + slot, bit 1: 1 + slot + nr_pages), taking them off
+ * zd->mapped. Whoever takes them must then wait for the faults and zap:
+ * zcdev_ring_unmap_slot().
+ */
+unsigned int zcdev_ring_take_mapped(struct zcdev *zd, unsigned int slot)
+{
+	unsigned int halves = 0;
+
+	lockdep_assert_held(&zd->ring_lock);
+
+	if (__test_and_clear_bit(slot, zd->mapped))
+		halves |= 1;
+	if (__test_and_clear_bit(slot + zd->nr_pages, zd->mapped))
+		halves |= 2;
+	return halves;
+}
+
+/*
+ * Make the user mappings of @slot in @halves (zcdev_ring_take_mapped())
+ * fault again, so the next access sees the slot as it is now. A fault
+ * that found @page before the slot changed holds the page lock until its
+ * PTE is in place (see zcdev_fault()); taking the lock waits for it, and
+ * the zap that follows removes that PTE too. Safe with or without
+ * ring_lock: a fault holds the page lock only after it has finished with
+ * ring_lock.
  */
 void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
-			   struct page *page)
+			   struct page *page, unsigned int halves)
 {
 	struct address_space *mapping = zcdev_mapping(zd);
 	loff_t first = (loff_t)(1 + slot) << PAGE_SHIFT;
 	loff_t second = first + zcdev_ring_bytes(zd->nr_pages);
 
-	if (!mapping_mapped(mapping))
+	if (!halves || !mapping_mapped(mapping))
 		return;
 	lock_page(page);
 	unlock_page(page);
 	/* The slot appears twice: in each half of the double mapping. */
-	unmap_mapping_range(mapping, first, PAGE_SIZE, 1);
-	unmap_mapping_range(mapping, second, PAGE_SIZE, 1);
+	if (halves & 1)
+		unmap_mapping_range(mapping, first, PAGE_SIZE, 1);
+	if (halves & 2)
+		unmap_mapping_range(mapping, second, PAGE_SIZE, 1);
 }
 
 /*
@@ -307,8 +331,10 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 	 * drop ring_lock first), so an mmap producer may still be storing to
 	 * the old page through a PTE. Zap it before copying: after that no
 	 * CPU can store to it, and the copy sees every byte written so far.
+	 * Both halves, whatever zd->mapped says: that lender may have taken
+	 * the bits already.
 	 */
-	zcdev_ring_unmap_slot(zd, slot, old);
+	zcdev_ring_unmap_slot(zd, slot, old, 3);
 	zcdev_copy_slot(zd, slot, page, old);
 	zd->pages[slot] = page;
 	clear_bit(slot, zd->lent);
@@ -513,13 +539,13 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	zcdev_unmap_all(zd, old_pages, old_nr);
 	/* A pipe still holding an old page keeps its own reference. */
 	zcdev_free_pages(old_pages, old_nr);
-	bitmap_free(old_lent);
+	kvfree(old_lent);
 	trace_zcdev_resize(old_nr, nr_pages, zd->generation);
 	ret = 0;
 	goto out_unlock;
 
 err_free_lent:
-	bitmap_free(lent);
+	kvfree(lent);
 err_free_pages:
 	zcdev_free_pages(pages, nr_pages);
 out_unlock:

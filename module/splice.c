@@ -307,7 +307,8 @@ static void zcdev_lend_zap(struct zcdev *zd, struct zcdev_lend *l)
 	 * half, then (past it) the upper copies of the slots that wrapped.
 	 * A fault that found one of these pages before it was marked lent
 	 * holds its lock until its PTE is in place: wait for it, so the zap
-	 * below finds that PTE.
+	 * below finds that PTE. Only pages with a bit can have one: a fault
+	 * sets the bit before it drops ring_lock.
 	 */
 	for_each_set_bit(i, l->marked, ZCDEV_LEND_BATCH) {
 		bool wrapped = s + (i - first) >= nr;
@@ -614,20 +615,25 @@ static bool zcdev_page_unowned(struct page *page)
 static void zcdev_splice_in_page(struct zcdev *zd, struct page *page)
 {
 	unsigned int slot;
+	unsigned int halves;
 	struct page *old;
-	bool was_lent;
 
 	zcdev_page_adopt(page);
 	mutex_lock(&zd->ring_lock);
 	slot = zcdev_slot(zd, zd->head);
 	old = zd->pages[slot];
 	zd->pages[slot] = page;
-	was_lent = test_and_clear_bit(slot, zd->lent);
+	clear_bit(slot, zd->lent);
+	/*
+	 * Lent or not, the old page may still be mapped: a lend with no
+	 * writable mapping in sight leaves read-only PTEs in place. No lend
+	 * is between marking and zapping (we hold produce_lock, as lenders
+	 * do), so the bits say all there is.
+	 */
+	halves = zcdev_ring_take_mapped(zd, slot);
 	mutex_unlock(&zd->ring_lock);
 
-	/* A lent page has no mappings left (it was zapped when lent). */
-	if (!was_lent)
-		zcdev_ring_unmap_slot(zd, slot, old);
+	zcdev_ring_unmap_slot(zd, slot, old, halves);
 	zcdev_page_put(old);
 
 	mutex_lock(&zd->ring_lock);

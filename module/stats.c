@@ -15,7 +15,6 @@ void zcdev_stats_snapshot(struct zcdev *zd, struct zcdev_stats *st)
 	*st = zd->stats;
 	mutex_unlock(&zd->ring_lock);
 	st->pages_held = zcdev_pages_live();
-	st->mmap_faults += atomic64_read(&zd->mapped_ahead);
 	memset(st->reserved, 0, sizeof(st->reserved));
 }
 

@@ -15,7 +15,8 @@
  *                        a sendfile() has bytes lent (zcdev_lock_consume())
  *   ring_lock            head, tail, nr_pages, pages[], lent, stats, meta
  *   page lock            held by zcdev_fault() from lookup to PTE install,
- *                        for the faulting page and those mapped ahead
+ *                        for the faulting page (those mapped around it go
+ *                        in under ring_lock)
  *
  * The fault handler takes only ring_lock (and then the page lock), and
  * ring_lock is never held while user memory is touched. So read() into,
@@ -61,9 +62,12 @@ struct zcdev {
 	unsigned long *lent;
 	/*
 	 * Data pages of the device (2 * nr_pages, both halves of the double
-	 * mapping) that may have a PTE somewhere: set by the fault handler
-	 * before it maps one, cleared by a lender that zaps it. A lend zaps
-	 * only what is set. Shares lent's allocation.
+	 * mapping) that may have a PTE somewhere: set by the fault handler,
+	 * under ring_lock, before it maps one. A bit may be cleared only by
+	 * whoever then waits for the page's lock and zaps it (a lend while a
+	 * writable mapping exists, a steal into the slot), never by reset,
+	 * whose zap does not wait for faults in flight. A lend zaps only
+	 * what is set. Shares lent's allocation.
 	 */
 	unsigned long *mapped;
 	struct zcdev_stats stats;
@@ -83,7 +87,6 @@ struct zcdev {
 	 * are zapped when a slot changes its page (zcdev_ring_own_slot()).
 	 */
 	atomic_t writable_maps;
-	atomic64_t mapped_ahead;	/* pages mapped around faults (stats) */
 
 	/*
 	 * sendfile's lend in flight (splice.c): bytes at tail that sit in the
@@ -162,8 +165,9 @@ int zcdev_lock_consume(struct zcdev *zd);
 int zcdev_lock_ends(struct zcdev *zd);
 void zcdev_unlock_ends(struct zcdev *zd);
 int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot);
+unsigned int zcdev_ring_take_mapped(struct zcdev *zd, unsigned int slot);
 void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
-			   struct page *page);
+			   struct page *page, unsigned int halves);
 void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes);
 void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes);
 int zcdev_wait_readable(struct zcdev *zd, bool nonblock);

@@ -98,9 +98,9 @@ const char bench_help[] =
 "            and that went through the mapping, per payload byte\n"
 "  trap      minor faults the timed side took, per payload page\n"
 "  lent, mapd, swap, steal   pages handed to a pipe, ring pages mapped by\n"
-"            the fault handler (with those it maps ahead, so more than one\n"
-"            a trap), slots given a fresh page, pages stolen from a pipe:\n"
-"            per payload page\n"
+"            the fault handler (with those it maps around a fault, so more\n"
+"            than one a trap), slots given a fresh page, pages stolen from\n"
+"            a pipe: per payload page\n"
 "The module's counters are ZCDEV_IOC_GET_STATS deltas around the timed\n"
 "side only. 'zcdev explain' shows what one call of a path does.\n";
 

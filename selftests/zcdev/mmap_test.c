@@ -840,8 +840,8 @@ TEST_F(ring, both_halves_producer_vs_splice_consumer_loses_nothing)
 
 /* ---- fault-around: what one trap maps, and that a lend unmaps it ------ */
 
-/* The fault handler maps the aligned 64 KiB window around the faulting page. */
-#define AROUND_BYTES	(16 * 4096)
+/* The fault handler maps the aligned 32-page window around the faulting page. */
+#define AROUND_PAGES	32
 
 static long minor_faults(void)
 {
@@ -855,7 +855,7 @@ static long minor_faults(void)
  * memcpy() copies backwards when source and destination share their
  * offset in a page (glibc does, to dodge 4K aliasing): a producer that
  * writes a call's pages from the last to the first must still take one
- * trap per 64 KiB window, not one per page. Before the window was
+ * trap per window, not one per page. Before the window was
  * aligned the fault handler mapped only the pages after the faulting one,
  * and this took 16 traps.
  */
@@ -870,7 +870,7 @@ TEST_F(ring, backward_stores_trap_once_per_window)
 	for (i = TEST_PAGES - 1; i >= 0; i--)
 		self->data[i * self->ps] = (uint8_t)i;
 	traps = minor_faults() - before;
-	/* 16 pages span at most two aligned windows. */
+	/* 16 pages span at most two aligned windows of 32. */
 	EXPECT_GE(2, traps) {
 		TH_LOG("%ld traps for %d pages stored to backwards", traps,
 		       TEST_PAGES);
@@ -902,10 +902,10 @@ TEST_F(ring, pages_mapped_around_a_fault_are_zapped_when_lent)
 
 	/*
 	 * Slots s and s + 1 must share a window: slot 0 and 1 do, unless a
-	 * window starts at slot 1; then slots 1 and 2 do (windows are 16
+	 * window starts at slot 1; then slots 1 and 2 do (windows are 32
 	 * pages apart). The reset leaves nothing mapped.
 	 */
-	slot = ((uintptr_t)self->data + self->ps) % AROUND_BYTES ? 0 : 1;
+	slot = ((uintptr_t)self->data + self->ps) % (AROUND_PAGES * self->ps) ? 0 : 1;
 	seek_ring(_metadata, self, self->rb, slot * self->ps);
 	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
 	ASSERT_EQ(slot, meta_head(self->meta) / self->ps % TEST_PAGES);

@@ -283,6 +283,74 @@ TEST_F(ring, tee_of_spliced_pages)
 }
 
 /*
+ * A lend with no writable mapping in sight zaps nothing: a reader's
+ * read-only PTE stays on the lent page. When the ring comes round and a
+ * page stolen from a pipe takes that slot, the reader must see the new
+ * page, not the old one the first pipe still holds. Before, the steal
+ * skipped the zap for a lent slot ("it was zapped when lent").
+ */
+TEST_F(ring, read_only_mapping_sees_a_page_stolen_into_a_lent_slot)
+{
+	const struct zcdev_ring_meta *meta;
+	uint8_t *a = malloc(PS), *b = malloc(PS), *got = malloc(PS);
+	struct zcdev_info info;
+	struct zcdev_stats now;
+	const uint8_t *map;
+	int rfd, held[2];
+	uint64_t slot;
+
+	ASSERT_TRUE(a && b && got);
+	memset(a, 0xa1, PS);
+	memset(b, 0xb2, PS);
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 4));
+	ASSERT_EQ(0, zt_info(self->fd, &info));
+	rfd = zt_open(O_RDONLY);
+	ASSERT_LE(0, rfd);
+	meta = mmap(NULL, PS, PROT_READ, MAP_SHARED, rfd, info.meta_offset);
+	ASSERT_NE(MAP_FAILED, meta);
+	map = mmap(NULL, 2 * info.ring_bytes, PROT_READ, MAP_SHARED, rfd,
+		   info.data_offset);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, pipe(held));
+	slot = __atomic_load_n(&meta->head, __ATOMIC_ACQUIRE) / PS % 4;
+
+	/* A in the slot, seen through the read-only mapping, then lent. */
+	ASSERT_EQ(0, zt_write_all(self->fd, a, PS));
+	ASSERT_EQ(0xa1, map[slot * PS]);
+	ASSERT_EQ((ssize_t)PS, splice_out(self->fd, held[1], PS));
+
+	/* Round the ring to the same slot, then steal B into it. */
+	for (int i = 1; i < 4; i++) {
+		ASSERT_EQ(0, zt_write_all(self->fd, b, PS));
+		ASSERT_EQ((ssize_t)PS, zt_read_all(self->fd, got, PS));
+	}
+	ASSERT_EQ(slot, __atomic_load_n(&meta->head, __ATOMIC_ACQUIRE) / PS % 4);
+	ASSERT_EQ((ssize_t)PS, write(self->pipe[1], b, PS));
+	ASSERT_EQ((ssize_t)PS, splice_in(self->pipe[0], self->fd, PS,
+					 SPLICE_F_MOVE));
+	ASSERT_EQ(0, zt_stats(self->fd, &now));
+	ASSERT_EQ(1, DELTA(self, now, pages_stolen_in));
+
+	EXPECT_EQ(0xb2, map[slot * PS]) {
+		TH_LOG("the read-only mapping still shows the lent page");
+	}
+	EXPECT_EQ(0xb2, map[(slot + 4) * PS]);
+	ASSERT_EQ((ssize_t)PS, zt_read_all(self->fd, got, PS));
+	EXPECT_EQ(0, memcmp(got, b, PS));
+	ASSERT_EQ((ssize_t)PS, zt_read_all(held[0], got, PS));
+	EXPECT_EQ(0, memcmp(got, a, PS));
+
+	munmap((void *)map, 2 * info.ring_bytes);
+	munmap((void *)meta, PS);
+	close(held[0]);
+	close(held[1]);
+	close(rfd);
+	free(a);
+	free(b);
+	free(got);
+}
+
+/*
  * Invariant 2: a page zcdev did not allocate or safely steal is never
  * writable through zcdev. Splice a read-only file's pages in (with MOVE),
  * scribble over the ring through the mapping, and the file is unchanged.

@@ -51,7 +51,7 @@ struct zcdev_stats {
 	__u64 bytes_produced_mmap;	/* ZCDEV_IOC_PRODUCE */
 	__u64 bytes_consumed_mmap;	/* ZCDEV_IOC_CONSUME */
 	__u64 page_swaps;		/* slots given a fresh page */
-	__u64 mmap_faults;		/* ring pages mapped by faults (and ahead of them) */
+	__u64 mmap_faults;		/* ring pages mapped by faults (and around them) */
 	__u64 sigbus_faults;		/* faults answered with SIGBUS */
 	__u64 pages_held;		/* data pages the ring holds now */
 	__u64 bytes_spliced_out_copied;	/* splice/sendfile out, copied (pinned pages) */
