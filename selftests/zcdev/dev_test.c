@@ -239,19 +239,19 @@ static int load_module(const char *ko, const char *params)
 }
 
 /*
- * max_ring_pages is checked at load: a bound the ring could not honour
- * (its page array would pass what kvcalloc() allows and warn) fails the
- * load with EINVAL; the largest accepted one loads. The module is loaded
- * again with its defaults whatever happens.
+ * A parameter checked at load: every one of @bad fails the load with
+ * EINVAL and leaves no module behind; @name=@good loads and shows in
+ * sysfs as @want. The module is loaded again with its defaults whatever
+ * happens.
  */
-TEST_F(lifecycle, max_ring_pages_out_of_range_fails_the_load)
+static void check_load_param(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(lifecycle) *self, const char *name,
+			     const char *const *bad, size_t nr_bad,
+			     const char *good, uint64_t want)
 {
-	static const char *const bad[] = {
-		"max_ring_pages=4294967295", "max_ring_pages=1048577",
-		"max_ring_pages=-1", "max_ring_pages=lots",
-	};
 	const char *ko = getenv("ZCDEV_KO");
-	uint64_t max = 0;
+	char arg[96], path[96];
+	uint64_t val = 0;
 
 	SKIP_UNLESS_ROOT();
 	if (!ko || !*ko)
@@ -260,7 +260,7 @@ TEST_F(lifecycle, max_ring_pages_out_of_range_fails_the_load)
 	self->fd = -1;
 	ASSERT_EQ(0, unload_module());
 
-	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < nr_bad; i++) {
 		int ret = load_module(ko, bad[i]), err = errno;
 
 		if (ret == 0)
@@ -274,11 +274,13 @@ TEST_F(lifecycle, max_ring_pages_out_of_range_fails_the_load)
 		EXPECT_FALSE(module_loaded());
 	}
 
-	ASSERT_EQ(0, load_module(ko, "max_ring_pages=1048576 ring_pages=1")) {
-		TH_LOG("max_ring_pages=1048576: %s", strerror(errno));
+	snprintf(arg, sizeof(arg), "%s=%s ring_pages=1", name, good);
+	ASSERT_EQ(0, load_module(ko, arg)) {
+		TH_LOG("%s: %s", arg, strerror(errno));
 	}
-	EXPECT_EQ(0, zt_read_u64("/sys/module/zcdev/parameters/max_ring_pages", &max));
-	EXPECT_EQ(1048576, max);
+	snprintf(path, sizeof(path), "/sys/module/zcdev/parameters/%s", name);
+	EXPECT_EQ(0, zt_read_u64(path, &val));
+	EXPECT_EQ(want, val);
 	EXPECT_EQ(0, unload_module());
 	ASSERT_EQ(0, load_module(ko, "")) {
 		TH_LOG("loading %s again: %s", ko, strerror(errno));
@@ -286,48 +288,30 @@ TEST_F(lifecycle, max_ring_pages_out_of_range_fails_the_load)
 }
 
 /*
- * mode is checked at load like max_ring_pages: bits above 0777 (setuid,
- * sticky, file type) fail the load with EINVAL; 0777 itself loads. The
- * module is loaded again with its defaults whatever happens.
+ * max_ring_pages: a bound the ring could not honour (its page array would
+ * pass what kvcalloc() allows and warn) fails the load; the largest
+ * accepted one loads.
  */
+TEST_F(lifecycle, max_ring_pages_out_of_range_fails_the_load)
+{
+	static const char *const bad[] = {
+		"max_ring_pages=4294967295", "max_ring_pages=1048577",
+		"max_ring_pages=-1", "max_ring_pages=lots",
+	};
+
+	check_load_param(_metadata, self, "max_ring_pages", bad,
+			 sizeof(bad) / sizeof(bad[0]), "1048576", 1048576);
+}
+
+/* mode: bits above 0777 (setuid, sticky, file type) fail the load. */
 TEST_F(lifecycle, mode_above_0777_fails_the_load)
 {
 	static const char *const bad[] = {
 		"mode=01000", "mode=04600", "mode=0170600",
 	};
-	const char *ko = getenv("ZCDEV_KO");
-	uint64_t mode = 0;
 
-	SKIP_UNLESS_ROOT();
-	if (!ko || !*ko)
-		SKIP(return, "ZCDEV_KO does not name the module to load again");
-	close(self->fd);
-	self->fd = -1;
-	ASSERT_EQ(0, unload_module());
-
-	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int ret = load_module(ko, bad[i]), err = errno;
-
-		if (ret == 0)
-			unload_module();
-		EXPECT_EQ(-1, ret) {
-			TH_LOG("%s was accepted", bad[i]);
-		}
-		EXPECT_EQ(EINVAL, err) {
-			TH_LOG("%s: %s", bad[i], ret ? strerror(err) : "loaded");
-		}
-		EXPECT_FALSE(module_loaded());
-	}
-
-	ASSERT_EQ(0, load_module(ko, "mode=0777 ring_pages=1")) {
-		TH_LOG("mode=0777: %s", strerror(errno));
-	}
-	EXPECT_EQ(0, zt_read_u64("/sys/module/zcdev/parameters/mode", &mode));
-	EXPECT_EQ(0777, mode);
-	EXPECT_EQ(0, unload_module());
-	ASSERT_EQ(0, load_module(ko, "")) {
-		TH_LOG("loading %s again: %s", ko, strerror(errno));
-	}
+	check_load_param(_metadata, self, "mode", bad,
+			 sizeof(bad) / sizeof(bad[0]), "0777", 0777);
 }
 
 TEST_HARNESS_MAIN

@@ -295,6 +295,37 @@ static int uring_read_fixed(struct uring *u, int file, void *buf, size_t len,
 }
 
 /*
+ * The pin tests' verdict: the ring's one slot, stream bytes [0, PS), went
+ * out as a copy. The pipe holds them as they were when lent, nothing went
+ * by reference and, if @lap2, the ring gives back the next lap's bytes,
+ * [PS, 2 PS), which were written through the pin.
+ */
+static void expect_lent_as_a_copy(struct __test_metadata *_metadata,
+				  FIXTURE_DATA(ring) *self, int pipe_r,
+				  bool lap2)
+{
+	struct zcdev_stats now;
+	uint64_t ppos = 0;
+	long bad;
+
+	bad = zt_check_stream(pipe_r, &ppos, PS);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the pipe's bytes changed after splice, from byte %ld", bad);
+	}
+	self->rpos = PS;
+	if (lap2) {
+		bad = zt_check_stream(self->fd, &self->rpos, PS);
+		EXPECT_EQ(-1, bad) {
+			TH_LOG("the bytes written through the pin are not the ring's, from byte %ld",
+			       bad);
+		}
+	}
+	ASSERT_EQ(0, zt_stats(self->fd, &now));
+	EXPECT_EQ(PS, DELTA(self, now, bytes_spliced_out_copied));
+	EXPECT_EQ(0, DELTA(self, now, bytes_spliced_out));
+}
+
+/*
  * Register a mapping of the ring's only slot as an io_uring fixed buffer
  * (a FOLL_LONGTERM pin), splice the slot out, touch the mapping, then
  * READ_FIXED new bytes into it and PRODUCE them. The pipe must still hold
@@ -303,13 +334,11 @@ static int uring_read_fixed(struct uring *u, int file, void *buf, size_t len,
  */
 TEST_F(ring, pinned_page_is_lent_as_a_copy)
 {
-	struct zcdev_stats now;
-	uint64_t bytes = PS, ppos = 0;
+	uint64_t bytes = PS;
 	struct iovec iov;
 	struct uring u;
 	uint8_t *map, *buf;
 	int p[2], file;
-	long bad;
 
 	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
 	map = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PS);
@@ -339,20 +368,7 @@ TEST_F(ring, pinned_page_is_lent_as_a_copy)
 	ASSERT_EQ((int)PS, uring_read_fixed(&u, file, map, PS, 0));
 	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
 	self->pos += PS;
-
-	bad = zt_check_stream(p[0], &ppos, PS);
-	EXPECT_EQ(-1, bad) {
-		TH_LOG("the pipe's bytes changed after splice, from byte %ld", bad);
-	}
-	self->rpos = PS;
-	bad = zt_check_stream(self->fd, &self->rpos, PS);
-	EXPECT_EQ(-1, bad) {
-		TH_LOG("the bytes produced through the pin are not the ring's, from byte %ld",
-		       bad);
-	}
-	ASSERT_EQ(0, zt_stats(self->fd, &now));
-	EXPECT_EQ(PS, DELTA(self, now, bytes_spliced_out_copied));
-	EXPECT_EQ(0, DELTA(self, now, bytes_spliced_out));
+	expect_lent_as_a_copy(_metadata, self, p[0], true);
 
 	free(buf);
 	close(file);
@@ -397,13 +413,11 @@ TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
 	struct uffdio_copy copy = { .len = 0 };
 	struct vm_writer w = { .len = PS };
 	struct pollfd pfd = { .events = POLLIN };
-	struct zcdev_stats now;
 	struct uffd_msg msg;
-	uint64_t bytes = PS, ppos = 0;
+	uint64_t bytes = PS;
 	uint8_t *map, *lap2;
 	pthread_t thread;
 	int p[2], uffd;
-	long bad;
 
 	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
 	map = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PS);
@@ -453,19 +467,7 @@ TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
 	}
 	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
 	self->pos += PS;
-
-	bad = zt_check_stream(p[0], &ppos, PS);
-	EXPECT_EQ(-1, bad) {
-		TH_LOG("the pipe's bytes changed after splice, from byte %ld", bad);
-	}
-	self->rpos = PS;
-	bad = zt_check_stream(self->fd, &self->rpos, PS);
-	EXPECT_EQ(-1, bad) {
-		TH_LOG("the bytes written through the pin are not the ring's, from byte %ld",
-		       bad);
-	}
-	ASSERT_EQ(0, zt_stats(self->fd, &now));
-	EXPECT_EQ(PS, DELTA(self, now, bytes_spliced_out_copied));
+	expect_lent_as_a_copy(_metadata, self, p[0], true);
 
 	munmap(lap2, PS);
 	munmap(w.src, PS);
@@ -491,12 +493,9 @@ out_unmap:
  */
 TEST_F(ring, page_referenced_by_gup_is_lent_as_a_copy)
 {
-	struct zcdev_stats now;
-	uint64_t ppos = 0;
 	struct iovec iov;
 	uint8_t *map;
 	int p[2], held[2];
-	long bad;
 
 	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
 	map = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PS);
@@ -509,15 +508,7 @@ TEST_F(ring, page_referenced_by_gup_is_lent_as_a_copy)
 	iov.iov_len = PS;
 	ASSERT_EQ((ssize_t)PS, vmsplice(held[1], &iov, 1, 0));
 	ASSERT_EQ((ssize_t)PS, splice(self->fd, NULL, p[1], NULL, PS, 0));
-
-	bad = zt_check_stream(p[0], &ppos, PS);
-	EXPECT_EQ(-1, bad) {
-		TH_LOG("the pipe's bytes are wrong from byte %ld", bad);
-	}
-	ASSERT_EQ(0, zt_stats(self->fd, &now));
-	EXPECT_EQ(PS, DELTA(self, now, bytes_spliced_out_copied));
-	EXPECT_EQ(0, DELTA(self, now, bytes_spliced_out));
-	self->rpos = PS;
+	expect_lent_as_a_copy(_metadata, self, p[0], false);
 
 	close(held[0]);
 	close(held[1]);
