@@ -497,30 +497,38 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 
 	if (nr_pages > zcdev_max_ring_pages)
 		return -EINVAL;
+	/* Unlocked, so a hopeless resize allocates nothing; checked again below. */
+	if (zcdev_used(zd) > zcdev_ring_bytes(nr_pages))
+		return -EBUSY;
+
+	/*
+	 * Allocate before locking the ends: producers and consumers go on
+	 * while the pages (up to 4 GiB of them) are found and charged.
+	 */
+	pages = zcdev_alloc_pages(nr_pages);
+	if (!pages)
+		return -ENOMEM;
+	lent = zcdev_bitmaps_alloc(nr_pages, GFP_KERNEL_ACCOUNT |
+				   __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+	if (!lent) {
+		ret = -ENOMEM;
+		goto err_free_pages;
+	}
 
 	ret = zcdev_lock_ends(zd);
 	if (ret)
-		return ret;
-
+		goto err_free_lent;
 	/* head and tail cannot move now: both ends are locked. */
 	if (zd->head - zd->tail > zcdev_ring_bytes(nr_pages)) {
 		ret = -EBUSY;
-		goto out_unlock;
+		goto err_unlock;
 	}
-	ret = -ENOMEM;
-	pages = zcdev_alloc_pages(nr_pages);
-	if (!pages)
-		goto out_unlock;
-	lent = zcdev_bitmaps_alloc(nr_pages, GFP_KERNEL_ACCOUNT |
-				   __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
-	if (!lent)
-		goto err_free_pages;
 
 	mutex_lock(&zd->ring_lock);
 	if (zcdev_span_poisoned(zd, zd->tail, zd->head - zd->tail)) {
 		mutex_unlock(&zd->ring_lock);
 		ret = -EIO;
-		goto err_free_lent;
+		goto err_unlock;
 	}
 	if (nr_pages)
 		zcdev_copy_span(pages, nr_pages, zd->pages, zd->nr_pages,
@@ -541,16 +549,17 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	zcdev_free_pages(old_pages, old_nr);
 	kvfree(old_lent);
 	trace_zcdev_resize(old_nr, nr_pages, zd->generation);
-	ret = 0;
-	goto out_unlock;
+	zcdev_unlock_ends(zd);
+	zcdev_wake_all(zd);
+	return 0;
 
+err_unlock:
+	zcdev_unlock_ends(zd);
+	zcdev_wake_all(zd);
 err_free_lent:
 	kvfree(lent);
 err_free_pages:
 	zcdev_free_pages(pages, nr_pages);
-out_unlock:
-	zcdev_unlock_ends(zd);
-	zcdev_wake_all(zd);
 	return ret;
 }
 
