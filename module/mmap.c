@@ -58,6 +58,31 @@ static struct page *zcdev_around_page(struct zcdev *zd, unsigned int slot)
 }
 
 /*
+ * Map @nr pages at consecutive addresses from @addr. vm_insert_pages()
+ * stops at an address that has a PTE already: go on after it, so that a
+ * window whose lent pages came back between mapped ones gets them all.
+ * mmap_faults counts every page the fault path maps.
+ */
+static void zcdev_fault_around_run(struct zcdev *zd, struct vm_area_struct *vma,
+				   unsigned long addr, struct page **pages,
+				   unsigned long nr)
+{
+	unsigned long i = 0, left;
+	int err;
+
+	while (i < nr) {
+		left = nr - i;
+		err = vm_insert_pages(vma, addr + i * PAGE_SIZE, pages + i,
+				      &left);
+		zd->stats.mmap_faults += nr - i - left;
+		if (err != -EBUSY)
+			break;
+		/* left counts the busy page: go on after it. */
+		i = nr - left + 1;
+	}
+}
+
+/*
  * Map the data pages of the aligned window around the fault, but the
  * faulting one (the core maps that), in runs of consecutive addresses.
  * All under ring_lock: a lender marks pages lent under it too, so it
@@ -74,7 +99,7 @@ static void zcdev_fault_around(struct zcdev *zd, struct vm_fault *vmf)
 	unsigned long start = max(vma->vm_start, ALIGN_DOWN(fault, size));
 	unsigned long end = min(vma->vm_end, ALIGN_DOWN(fault, size) + size);
 	struct page *run[ZCDEV_FAULT_AROUND];
-	unsigned long addr, run_addr = 0, nr = 0, left;
+	unsigned long addr, run_addr = 0, nr = 0;
 	struct page *page;
 	long dev;
 
@@ -94,12 +119,8 @@ static void zcdev_fault_around(struct zcdev *zd, struct vm_fault *vmf)
 			if (addr + PAGE_SIZE < end)
 				continue;
 		}
-		if (!nr)
-			continue;
-		left = nr;
-		vm_insert_pages(vma, run_addr, run, &left);
-		/* mmap_faults counts every page the fault path maps. */
-		zd->stats.mmap_faults += nr - left;
+		if (nr)
+			zcdev_fault_around_run(zd, vma, run_addr, run, nr);
 		nr = 0;
 	}
 }

@@ -879,6 +879,57 @@ TEST_F(ring, backward_stores_trap_once_per_window)
 }
 
 /*
+ * A window whose middle pages were lent (and so zapped) and came back,
+ * between pages still mapped: the first trap on any of them maps the
+ * others. vm_insert_pages() stops at a PTE that is already there; before
+ * the fault handler went on after it, each of the four stores below took
+ * its own trap.
+ */
+TEST_F(ring, lent_pages_between_mapped_ones_come_back_in_one_trap)
+{
+	uint64_t win = AROUND_PAGES * self->ps, k = 1, b;
+	uint8_t *buf = malloc(self->rb);
+	long before, traps;
+	int pfd[2], i;
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, pipe(pfd));
+	/*
+	 * Slots k - 1 .. k + 4 in one window: past the window boundary if
+	 * one falls in the first 8 slots, else from slot 1.
+	 */
+	for (b = 1; b < TEST_PAGES; b++)
+		if (!(((uintptr_t)self->data + b * self->ps) % win) && b <= 8)
+			k = b + 1;
+	seek_ring(_metadata, self, self->rb, 0);
+	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+
+	/* The whole ring through the mapping: every slot has a PTE. */
+	zt_fill(buf, 0, self->rb);
+	memcpy(self->data, buf, self->rb);
+	ASSERT_EQ(0, produce(self->fd, self->rb));
+	/* Slots 0 .. k - 1 by read, k .. k + 3 lent and back, the rest read. */
+	ASSERT_EQ((ssize_t)(k * self->ps), zt_read_all(self->fd, buf, k * self->ps));
+	ASSERT_EQ((ssize_t)(4 * self->ps),
+		  splice(self->fd, NULL, pfd[1], NULL, 4 * self->ps, 0));
+	ASSERT_EQ((ssize_t)(4 * self->ps), zt_read_all(pfd[0], buf, 4 * self->ps));
+	ASSERT_EQ((ssize_t)(self->rb - (k + 4) * self->ps),
+		  zt_read_all(self->fd, buf, self->rb - (k + 4) * self->ps));
+
+	before = minor_faults();
+	for (i = 3; i >= 0; i--)
+		self->data[(k + i) * self->ps] = (uint8_t)i;
+	traps = minor_faults() - before;
+	EXPECT_EQ(1, traps) {
+		TH_LOG("%ld traps to store to 4 pages lent and back, slots %llu-%llu",
+		       traps, (unsigned long long)k, (unsigned long long)k + 3);
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	free(buf);
+}
+
+/*
  * A page the fault handler mapped around another one, and that nobody
  * touched through the mapping since, still has a writable PTE. Splice out
  * must zap it like any other before it lends it, alone: a store through
