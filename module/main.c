@@ -221,6 +221,7 @@ static int __init zcdev_init(void)
 	mutex_init(&zd->produce_lock);
 	mutex_init(&zd->consume_lock);
 	mutex_init(&zd->ring_lock);
+	mutex_init(&zd->resize_lock);
 	init_waitqueue_head(&zd->readq);
 	init_waitqueue_head(&zd->writeq);
 

@@ -113,7 +113,12 @@ static struct page **zcdev_alloc_pages(u32 nr)
 	if (!pages)
 		return NULL;
 	for (i = 0; i < nr; i++) {
-		pages[i] = zcdev_page_alloc(__GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+		/* A killed resizer stops allocating (and gets ENOMEM). */
+		if (fatal_signal_pending(current))
+			pages[i] = NULL;
+		else
+			pages[i] = zcdev_page_alloc(__GFP_RETRY_MAYFAIL |
+						    __GFP_NOWARN);
 		if (!pages[i]) {
 			zcdev_free_pages(pages, i);
 			return NULL;
@@ -497,23 +502,28 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 
 	if (nr_pages > zcdev_max_ring_pages)
 		return -EINVAL;
-	/* Unlocked, so a hopeless resize allocates nothing; checked again below. */
-	if (zcdev_used(zd) > zcdev_ring_bytes(nr_pages))
-		return -EBUSY;
+	/* One resize allocates at a time: a new ring can be 4 GiB. */
+	if (mutex_lock_interruptible(&zd->resize_lock))
+		return -ERESTARTSYS;
+	/* So that a hopeless resize allocates nothing; checked again below. */
+	mutex_lock(&zd->ring_lock);
+	ret = zd->head - zd->tail > zcdev_ring_bytes(nr_pages) ? -EBUSY : 0;
+	mutex_unlock(&zd->ring_lock);
+	if (ret)
+		goto out_resize;
 
 	/*
 	 * Allocate before locking the ends: producers and consumers go on
-	 * while the pages (up to 4 GiB of them) are found and charged.
+	 * while the pages are found and charged.
 	 */
+	ret = -ENOMEM;
 	pages = zcdev_alloc_pages(nr_pages);
 	if (!pages)
-		return -ENOMEM;
+		goto out_resize;
 	lent = zcdev_bitmaps_alloc(nr_pages, GFP_KERNEL_ACCOUNT |
 				   __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
-	if (!lent) {
-		ret = -ENOMEM;
+	if (!lent)
 		goto err_free_pages;
-	}
 
 	ret = zcdev_lock_ends(zd);
 	if (ret)
@@ -545,12 +555,16 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	mutex_unlock(&zd->ring_lock);
 
 	zcdev_unmap_all(zd, old_pages, old_nr);
-	/* A pipe still holding an old page keeps its own reference. */
-	zcdev_free_pages(old_pages, old_nr);
-	kvfree(old_lent);
 	trace_zcdev_resize(old_nr, nr_pages, zd->generation);
 	zcdev_unlock_ends(zd);
 	zcdev_wake_all(zd);
+	/*
+	 * Nothing reaches the old pages now but pipes, which hold their own
+	 * references: free them with the ends unlocked.
+	 */
+	zcdev_free_pages(old_pages, old_nr);
+	kvfree(old_lent);
+	mutex_unlock(&zd->resize_lock);
 	return 0;
 
 err_unlock:
@@ -560,6 +574,8 @@ err_free_lent:
 	kvfree(lent);
 err_free_pages:
 	zcdev_free_pages(pages, nr_pages);
+out_resize:
+	mutex_unlock(&zd->resize_lock);
 	return ret;
 }
 

@@ -9,6 +9,8 @@
  *
  * Locking, outermost first:
  *
+ *   resize_lock          one RESIZE at a time, allocating its new ring
+ *                        before it takes any other lock
  *   pipe->mutex          taken by the splice core or by zcdev_splice_write()
  *   produce_lock         one producer at a time moves head
  *   consume_lock         one consumer at a time moves tail, and none while
@@ -16,7 +18,10 @@
  *   ring_lock            head, tail, nr_pages, pages[], lent, stats, meta
  *   page lock            held by zcdev_fault() from lookup to PTE install,
  *                        for the faulting page (those mapped around it go
- *                        in under ring_lock)
+ *                        in under ring_lock, and may allocate page tables
+ *                        with the page locked: fine for ring pages, which
+ *                        are never in the page cache or under writeback,
+ *                        what __do_fault() preallocates against)
  *
  * The fault handler takes only ring_lock (and then the page lock), and
  * ring_lock is never held while user memory is touched. So read() into,
@@ -44,6 +49,7 @@ struct zcdev {
 	struct vfsmount *mnt;
 	struct inode *inode;
 
+	struct mutex resize_lock;	/* one RESIZE at a time */
 	struct mutex produce_lock;	/* one producer moves head at a time */
 	struct mutex consume_lock;	/* one consumer moves tail at a time */
 	struct mutex ring_lock;		/* the fields below; see above */
