@@ -43,18 +43,7 @@
  */
 static struct page *zcdev_around_page(struct zcdev *zd, unsigned int slot)
 {
-	struct page *page = zd->pages[slot];
-
-	if (zcdev_page_poisoned(page))
-		return NULL;
-	if (test_bit(slot, zd->lent)) {
-		if (page_ref_count(page) != 1)
-			return NULL;
-		/* Pairs with the pipe's put_page() after it read the page. */
-		smp_rmb();
-		clear_bit(slot, zd->lent);
-	}
-	return page;
+	return zcdev_ring_slot_ours(zd, slot) ? NULL : zd->pages[slot];
 }
 
 /*

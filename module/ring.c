@@ -301,32 +301,50 @@ void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
 }
 
 /*
+ * May @slot's page be written into or mapped as it is? 0 if so: never
+ * lent, or lent and let go of by the pipe, in which case the slot stops
+ * being lent. -EBUSY while a pipe may still hold it, -EIO if it is
+ * poisoned (its bytes can be neither carried over nor written).
+ *
+ * Once only the ring's reference is left nobody else can reach the page:
+ * every mapping holds a reference of its own.
+ */
+int zcdev_ring_slot_ours(struct zcdev *zd, unsigned int slot)
+{
+	struct page *page = zd->pages[slot];
+
+	lockdep_assert_held(&zd->ring_lock);
+
+	if (zcdev_page_poisoned(page))
+		return -EIO;
+	if (!test_bit(slot, zd->lent))
+		return 0;
+	if (page_ref_count(page) != 1)
+		return -EBUSY;
+	/* Pairs with the pipe's put_page() after it read the page. */
+	smp_rmb();
+	clear_bit(slot, zd->lent);
+	return 0;
+}
+
+/*
  * Make @slot's page safe to write into or to map: if a pipe may still
  * hold it (it went out by splice), either the pipe has let go and the
  * page is ours alone again, or the slot gets a fresh page and the pipe
- * keeps the old one unchanged (docs/design.md, invariant 1).
- *
- * Once only the ring's reference is left nobody else can reach the page:
- * every mapping holds a reference of its own. A poisoned page is EIO: its
- * bytes cannot be carried over, nor written.
+ * keeps the old one unchanged (docs/design.md, invariant 1). A poisoned
+ * page is EIO.
  */
 int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 {
 	struct page *old = zd->pages[slot];
 	struct page *page;
+	int ret;
 
 	lockdep_assert_held(&zd->ring_lock);
 
-	if (zcdev_page_poisoned(old))
-		return -EIO;
-	if (!test_bit(slot, zd->lent))
-		return 0;
-	if (page_ref_count(old) == 1) {
-		/* Pairs with the pipe's put_page() after it read the page. */
-		smp_rmb();
-		clear_bit(slot, zd->lent);
-		return 0;
-	}
+	ret = zcdev_ring_slot_ours(zd, slot);
+	if (ret != -EBUSY)
+		return ret;
 
 	page = zcdev_page_alloc(0);
 	if (!page)

@@ -204,11 +204,14 @@ static struct page *zcdev_lend_copy(struct page *page, unsigned int off,
 static void zcdev_lend_mark_zap(struct zcdev *zd, struct zcdev_lend *l,
 				unsigned int i, unsigned int slot)
 {
+	unsigned int halves;
+
 	if (!l->zap)
 		return;
-	if (__test_and_clear_bit(slot, zd->mapped))
+	halves = zcdev_ring_take_mapped(zd, slot);
+	if (halves & 1)
 		__set_bit(i, l->pte_lo);
-	if (__test_and_clear_bit(slot + zd->nr_pages, zd->mapped))
+	if (halves & 2)
 		__set_bit(i, l->pte_hi);
 }
 

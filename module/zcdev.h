@@ -170,6 +170,7 @@ int zcdev_ring_consume(struct zcdev *zd, u64 bytes);
 int zcdev_lock_consume(struct zcdev *zd);
 int zcdev_lock_ends(struct zcdev *zd);
 void zcdev_unlock_ends(struct zcdev *zd);
+int zcdev_ring_slot_ours(struct zcdev *zd, unsigned int slot);
 int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot);
 unsigned int zcdev_ring_take_mapped(struct zcdev *zd, unsigned int slot);
 void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
