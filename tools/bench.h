@@ -93,7 +93,6 @@ struct bcost {
 	struct zcdev_stats d;	/* module counter deltas */
 };
 
-/* The bench's shared, read-only inputs. */
 /*
  * The producer's mapping of the ring, one for every context that maps it
  * (BMAP_PROD), made by the first and unmapped by the last: one producer
@@ -106,6 +105,7 @@ struct bmapping {
 	unsigned int users;
 };
 
+/* The bench's shared, read-only inputs. */
 struct benv {
 	const char *payload;	/* page aligned */
 	uint64_t payload_len;
