@@ -8,6 +8,8 @@
 #   make selftests       static test programs in selftests/zcdev/
 #   make man-check       the manual pages in man/ render with no warning
 #   make check           build, boot and test on every lane in KERNELS (QEMU)
+#   make check-pristine  make check and make run in a fresh Debian root that has
+#                        only the README's prerequisites (git, make)
 #   make run [CMD=...]   a QEMU guest with the module loaded: a shell, or one command
 #   make bench           `zcdev bench` in that guest, then its table, JSON and plot
 #                        in build/bench-KERNEL.{txt,json,png} (BENCH_ARGS: its options)
@@ -44,11 +46,18 @@ TOOLS_SRCS := $(wildcard tools/*.c tools/lib/*.c)
 LIBZCDEV := tools/lib/zcdev.c tools/lib/zcdev.h
 EXAMPLES := $(basename $(wildcard examples/*.c))
 
-.PHONY: all module tools examples selftests check run bench style sparse clean distclean
+.PHONY: all module tools examples selftests check check-pristine run bench style sparse clean distclean
 
 all: module
 
+# Without the headers kbuild says only "No such file or directory"; say
+# which package brings them, or how to name another tree.
 module:
+	@test -f $(KDIR)/Makefile || { \
+		echo "module: no kernel headers in KDIR=$(KDIR)"; \
+		echo "  install them: sudo apt install linux-headers-$(KVER)"; \
+		echo "  or build for another kernel: make KVER=RELEASE, or KDIR=/path/to/headers"; \
+		exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 tools: tools/zcdev examples
@@ -68,6 +77,11 @@ selftests:
 
 check:
 	KERNELS="$(KERNELS)" V="$(V)" selftests/qemu/check.sh
+
+# make check in a fresh Debian root holding only the README's
+# prerequisites, then make run CMD='zcdev info' there (what .ci/run does).
+check-pristine:
+	KERNELS="$(KERNELS)" V="$(V)" selftests/qemu/pristine.sh
 
 run:
 	@KERNEL="$(KERNEL)" CMD="$(CMD)" V="$(V)" selftests/qemu/run.sh
@@ -92,6 +106,7 @@ CHECKPATCH := $(CACHE)/checkpatch/checkpatch.pl
 LINUX_SOURCE_DIR := $(basename $(basename $(notdir $(LINUX_SOURCE_TAR))))
 
 $(CHECKPATCH):
+	selftests/qemu/deps.sh style
 	$(if $(LINUX_SOURCE_TAR),,$(error no linux-source tarball: run make check once, or set LINUX_SOURCE_TAR))
 	rm -rf $(CACHE)/checkpatch.tmp
 	mkdir -p $(CACHE)/checkpatch.tmp
@@ -101,6 +116,7 @@ $(CHECKPATCH):
 	mv $(CACHE)/checkpatch.tmp $(CACHE)/checkpatch
 
 style: $(CHECKPATCH)
+	selftests/qemu/deps.sh style
 	perl $(CHECKPATCH) --strict --no-tree -f \
 		$(filter-out %.mod.c,$(wildcard module/*.c module/*.h)) uapi/linux/zcdev.h
 
@@ -147,12 +163,36 @@ SYSUSERS_CONF := etc/sysusers.d/zcdev.conf
 
 install: install-module install-tools install-headers install-man install-udev
 uninstall: uninstall-module uninstall-tools uninstall-headers uninstall-man uninstall-udev
+	$(MAKE) --no-print-directory uninstall-dirs
+
+# The directories an install made (PREFIX/include/linux, say), listed in
+# DOCDIR/installed-dirs as each install-* target creates them, so that
+# `make uninstall` removes those once empty and never one that was there
+# before. Staging (DESTDIR) keeps no list: a package's files are dpkg's.
+DIRS_MANIFEST = $(DOCDIR)/installed-dirs
+# $(call install_dirs,DIR...)
+install_dirs = @for t in $(DOCDIR) $(1); do \
+	d=$(DESTDIR)$$t new=; \
+	while [ ! -d "$$d" ]; do new="$$d $$new"; d=$$(dirname "$$d"); done; \
+	mkdir -p "$(DESTDIR)$$t"; \
+	$(if $(DESTDIR),:,for n in $$new; do echo "$$n" >> $(DIRS_MANIFEST); done); \
+	done
+
+.PHONY: uninstall-dirs
+uninstall-dirs:
+	@if [ -z "$(DESTDIR)" ] && [ -f $(DIRS_MANIFEST) ]; then \
+		dirs=$$(sort -ru $(DIRS_MANIFEST)); rm -f $(DIRS_MANIFEST); \
+		for d in $$dirs; do \
+			[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \
+		done; \
+	fi
 
 # The module as built (and signed, after `make sign`); the modprobe.d file
 # of commented options only where there is none yet, so an edited one
 # survives a reinstall; the modules-load.d file as an example to copy.
 install-module: module
 	@test -n "$(KRELEASE)" || { echo "install-module: no kernel headers in KDIR=$(KDIR)"; exit 1; }
+	$(call install_dirs,$(MODDIR) $(SYSCONFDIR)/modprobe.d $(DOCDIR)/examples/modules-load.d)
 	$(INSTALL) -D -m 0644 module/zcdev.ko $(DESTDIR)$(MODDIR)/zcdev.ko
 	test -e $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf || \
 		$(INSTALL) -D -m 0644 $(MODPROBE_CONF) $(DESTDIR)$(SYSCONFDIR)/modprobe.d/zcdev.conf
@@ -177,18 +217,21 @@ uninstall-module:
 	$(if $(DESTDIR),,depmod -a $(KRELEASE))
 
 install-tools: tools/zcdev
+	$(call install_dirs,$(BINDIR))
 	$(INSTALL) -D -m 0755 tools/zcdev $(DESTDIR)$(BINDIR)/zcdev
 
 uninstall-tools:
 	rm -f $(DESTDIR)$(BINDIR)/zcdev
 
 install-headers:
+	$(call install_dirs,$(INCLUDEDIR)/linux)
 	$(INSTALL) -D -m 0644 uapi/linux/zcdev.h $(DESTDIR)$(INCLUDEDIR)/linux/zcdev.h
 
 uninstall-headers:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/linux/zcdev.h
 
 install-man:
+	$(call install_dirs,$(sort $(foreach p,$(MAN_PAGES),$(MANDIR)/man$(patsubst .%,%,$(suffix $(p))))))
 	$(if $(MAN_PAGES),,@echo "install-man: no man pages in man/")
 	$(foreach p,$(MAN_PAGES),$(INSTALL) -D -m 0644 $(p) \
 		$(DESTDIR)$(MANDIR)/man$(patsubst .%,%,$(suffix $(p)))/$(notdir $(p));)
@@ -202,6 +245,7 @@ uninstall-man:
 # to a device that already exists. uninstall-udev keeps the group: files
 # may belong to it, and a later install finds it again.
 install-udev:
+	$(call install_dirs,$(UDEVRULESDIR) $(SYSUSERSDIR))
 	$(foreach r,$(UDEV_RULES),$(INSTALL) -D -m 0644 $(r) $(DESTDIR)$(UDEVRULESDIR)/$(notdir $(r));)
 	$(INSTALL) -D -m 0644 $(SYSUSERS_CONF) $(DESTDIR)$(SYSUSERSDIR)/zcdev.conf
 ifeq ($(DESTDIR),)
@@ -246,11 +290,14 @@ install-dkms-src:
 	mkdir -p $(DKMS_SRC)
 	cp --parents -t $(DKMS_SRC) $(DKMS_FILES)
 
-# A zcdev-dkms package owns /usr/src/zcdev-VERSION: leave it to dpkg.
+# A zcdev-dkms package owns /usr/src/zcdev-VERSION: leave it to dpkg, for
+# an install as for a removal. $(call not_packaged,TARGET)
+not_packaged = @! dpkg-query -S /usr/src/zcdev-$(VERSION) >/dev/null 2>&1 || \
+	{ echo "$(1): /usr/src/zcdev-$(VERSION) belongs to $$(dpkg-query -S /usr/src/zcdev-$(VERSION) | cut -d: -f1);" \
+	       "use the package (or remove it first)"; exit 1; }
+
 dkms-install:
-	@! dpkg-query -S /usr/src/zcdev-$(VERSION) >/dev/null 2>&1 || \
-		{ echo "dkms-install: /usr/src/zcdev-$(VERSION) belongs to $$(dpkg-query -S /usr/src/zcdev-$(VERSION) | cut -d: -f1);" \
-		       "use the package (or remove it first)"; exit 1; }
+	$(call not_packaged,dkms-install)
 	$(MAKE) --no-print-directory dkms-remove
 	$(MAKE) --no-print-directory install-dkms-src DESTDIR=
 	dkms add -m zcdev -v $(VERSION)
@@ -258,6 +305,7 @@ dkms-install:
 	dkms install -m zcdev -v $(VERSION) -k $(KVER)
 
 dkms-remove:
+	$(call not_packaged,dkms-remove)
 	if [ -n "$$(dkms status -m zcdev -v $(VERSION) 2>/dev/null)" ]; then \
 		dkms remove -m zcdev -v $(VERSION) --all; \
 	fi

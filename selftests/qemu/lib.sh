@@ -63,6 +63,18 @@ console_splats() {
 		grep -avE -f <(printf '%s\n' "${splat_exceptions[@]}") || true
 }
 
+# What the rig promises to leave alone on the host: /boot, the apt sources,
+# the kernel, header and DKMS packages and the DKMS tree. Taken before
+# anything is installed or prepared, compared at the end.
+host_state() {
+	ls -la /boot 2>/dev/null
+	cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | sha256sum
+	dpkg-query -W -f='${Package} ${Version} ${Status}\n' 'linux-image-*' \
+		'linux-headers-*' 'linux-binary-*' 'dkms' '*-dkms' 2>/dev/null
+	ls -la /var/lib/dkms /lib/modules 2>/dev/null
+	true	# a directory or package that is not there is part of the state
+}
+
 # One rig run at a time in a tree: they share build/. The lock is fd 9.
 lock_build() {
 	mkdir -p "$build"

@@ -219,15 +219,19 @@ if [ -n "$modfile" ] && [ -f "$root$modfile" ]; then
 	signer=$(pkg_run_out modinfo -F signer "$modfile")
 	note "signed by: ${signer:-nobody (unsigned)}"
 
-	# The guest boots this very module: uncompressed, for insmod.
+	# The guest boots this very module: uncompressed, for insmod. The
+	# root has kmod and xz-utils (root_pkgs); the host needs neither, so
+	# both the unpacking and the check run there.
 	rm -f "$out/zcdev.ko"
 	case $modfile in
-	*.ko) cp "$root$modfile" "$out/zcdev.ko" ;;
-	*.ko.xz) xz -dc "$root$modfile" > "$out/zcdev.ko" ;;
-	*.ko.zst) zstd -qdc "$root$modfile" > "$out/zcdev.ko" ;;
-	*.ko.gz) gzip -dc "$root$modfile" > "$out/zcdev.ko" ;;
+	*.ko) pkg_run_out cat "$modfile" > "$out/zcdev.ko" ;;
+	*.ko.xz) pkg_run_out xz -dc "$modfile" > "$out/zcdev.ko" ;;
+	*.ko.zst) pkg_run_out zstd -qdc "$modfile" > "$out/zcdev.ko" ;;
+	*.ko.gz) pkg_run_out gzip -dc "$modfile" > "$out/zcdev.ko" ;;
 	esac
-	if [ -s "$out/zcdev.ko" ] && modinfo -F vermagic "$out/zcdev.ko" > /dev/null 2>&1; then
+	if [ -s "$out/zcdev.ko" ] &&
+	   [ "$(pkg_run_out sh -c 't=$(mktemp --suffix=.ko) && cat > "$t" &&
+	      modinfo -F vermagic "$t"; rc=$?; rm -f "$t"; exit $rc' < "$out/zcdev.ko")" = "$vermagic" ]; then
 		ok "dkms: the module copied out for the guest"
 		note "module: $out/zcdev.ko"
 	else
@@ -269,6 +273,19 @@ else
 	notok "zcdev-tools: a program includes <linux/zcdev.h>"
 	tail_log 10
 fi
+
+# The source tree's DKMS targets leave a packaged /usr/src/zcdev-VERSION
+# to dpkg: both refuse, say why, and every file of the package stays.
+for t in dkms-remove dkms-install; do
+	msg=$(pkg_run_out sh -c "make -s -C $wroot/src $t 2>&1")
+	rc=$?
+	if [ "$rc" != 0 ] && [[ $msg == *"belongs to zcdev-dkms"* ]] &&
+	   [ -z "$(pkg_run_out dpkg -V zcdev-dkms)" ]; then
+		ok "make $t refuses the packaged source: ${msg##*: }"
+	else
+		notok "make $t with zcdev-dkms installed: status $rc, '$msg', dpkg -V: $(pkg_run_out dpkg -V zcdev-dkms | head -n 3)"
+	fi
+done
 
 # ---- purge --------------------------------------------------------------
 
