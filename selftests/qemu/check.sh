@@ -162,6 +162,42 @@ else
 	sed 's/^/    # /' "$build/man-check.log" | head -n 20
 fi
 
+say "checking what the rig and the Makefile do to a machine"
+if "$qemu_dir/deps.sh" --check > "$build/deps-check.log" 2>&1; then
+	record "ok deps.sh: every host command the rig runs is installed" host
+else
+	record "not ok deps.sh --check: $(tail -n 1 "$build/deps-check.log")" host
+fi
+# The lanes' roots hold Debian kernels, their headers and dkms, all of
+# which a glob over kernel names once offered to purge: the old rig's
+# leftovers are named exactly, and none of those is among them.
+for r in $(printf '%s\n' "${lane_root[@]}" | sort -u); do
+	[ -d "$roots/$r" ] || continue
+	out=$(in_root "$r" "$top" /zcdev/selftests/qemu/old-rig-leftovers.sh 2>&1) || true
+	if [ "$out" = "nothing the old rig installed is here" ]; then
+		record "ok old-rig-leftovers.sh in root $r: lists none of its kernels, headers or dkms" host
+	else
+		record "not ok old-rig-leftovers.sh in root $r: $out" host
+	fi
+done
+# make install into a scratch PREFIX (the parts that touch nothing
+# outside it), then make uninstall: the tree is as it was, the directories
+# that were there before included, those install made gone.
+if in_root trixie "$top" sh -ec '
+	p=$(mktemp -d) && mkdir -p "$p/bin" "$p/share/man"
+	find "$p" | sort > "$p.before"
+	make -s -C /zcdev install-tools install-headers install-man PREFIX="$p" > /dev/null
+	test -x "$p/bin/zcdev" && test -f "$p/include/linux/zcdev.h"
+	make -s -C /zcdev uninstall-tools uninstall-headers uninstall-man uninstall-dirs \
+		PREFIX="$p" > /dev/null
+	find "$p" | sort | diff "$p.before" -
+	rm -rf "$p" "$p.before"' > "$build/install-check.log" 2>&1; then
+	record "ok make install, make uninstall: only the directories install made are gone" host
+else
+	record "not ok make install, make uninstall (log: build/install-check.log)" host
+	sed 's/^/    # /' "$build/install-check.log" | head -n 10
+fi
+
 declare -A kos
 for s in "${series[@]}"; do
 	say "$s: building the module against ${kver[$s]}"
