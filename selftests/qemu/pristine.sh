@@ -98,6 +98,9 @@ rc=0
 unshare --mount --pid --fork --kill-child -- /bin/sh -ec '
 	p=$1 top=$2 cache=$3
 	shift 3
+	# A mount point of its own, so that the rig'"'"'s own unshare --mount
+	# in there can make its "/" private.
+	mount --bind "$p" "$p"
 	mount -t proc proc "$p/proc"
 	mount --rbind /dev "$p/dev"
 	mount -t tmpfs tmpfs "$p/tmp"
