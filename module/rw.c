@@ -89,8 +89,10 @@ ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		ret = zcdev_wait_readable(zd, nonblock);
 		if (ret <= 0)
 			return ret;
-		if (zcdev_lock_consume(zd))
-			return -ERESTARTSYS;
+		/* Its output may never drain: nonblock does not wait for it. */
+		ret = zcdev_lock_consume(zd, nonblock);
+		if (ret)
+			return ret;
 		/* Nothing, if another reader took the data as we woke up. */
 		while (iov_iter_count(to)) {
 			ret = zcdev_read_step(zd, to, zd->tail + done);

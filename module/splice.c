@@ -547,7 +547,7 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 	 * for data: what is left may all be lent already).
 	 */
 	if (direct && zd->direct.task == current) {
-		ret = zcdev_lock_ends(zd);
+		ret = zcdev_lock_ends(zd, nonblock);
 		if (ret)
 			return ret;
 		ret = zcdev_lend(zd, pipe, len, true);
@@ -564,7 +564,7 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 		 * through copying into a page while we lend it, or a fault could
 		 * swap the page under it.
 		 */
-		ret = zcdev_lock_ends(zd);
+		ret = zcdev_lock_ends(zd, nonblock);
 		if (ret)
 			return ret;
 		ret = zcdev_lend(zd, pipe, len, direct);
