@@ -101,6 +101,12 @@ static int zcdev_open(struct inode *inode, struct file *file)
 	 * zcdev_fops.
 	 */
 	file->f_mode &= ~(FMODE_PREAD | FMODE_PWRITE);
+	/*
+	 * read() and write() honour IOCB_NOWAIT (rw.c): RWF_NOWAIT works,
+	 * and io_uring tries them inline, then polls, instead of handing
+	 * every one to an io-wq worker that may sleep.
+	 */
+	file->f_mode |= FMODE_NOWAIT;
 	if (file->f_mode & FMODE_WRITE)
 		atomic_inc(&zd->writers);
 	return 0;

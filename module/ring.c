@@ -484,6 +484,17 @@ int zcdev_lock_consume(struct zcdev *zd, bool nonblock)
 	}
 }
 
+/* consume_lock now, or -EAGAIN: for a caller that must not sleep at all. */
+int zcdev_trylock_consume(struct zcdev *zd)
+{
+	if (!mutex_trylock(&zd->consume_lock))
+		return -EAGAIN;
+	if (!zcdev_direct_busy(zd))
+		return 0;
+	mutex_unlock(&zd->consume_lock);
+	return -EAGAIN;
+}
+
 /*
  * Both ends stopped: no byte moves while the ring changes shape, and no
  * producer is part-way through a page that splice out is about to lend.

@@ -176,6 +176,7 @@ int zcdev_ring_reset(struct zcdev *zd);
 int zcdev_ring_produce(struct zcdev *zd, u64 bytes);
 int zcdev_ring_consume(struct zcdev *zd, u64 bytes);
 int zcdev_lock_consume(struct zcdev *zd, bool nonblock);
+int zcdev_trylock_consume(struct zcdev *zd);
 int zcdev_lock_ends(struct zcdev *zd, bool nonblock);
 void zcdev_unlock_ends(struct zcdev *zd);
 int zcdev_ring_slot_ours(struct zcdev *zd, unsigned int slot);
