@@ -101,6 +101,12 @@ static int zcdev_open(struct inode *inode, struct file *file)
 	 * zcdev_fops.
 	 */
 	file->f_mode &= ~(FMODE_PREAD | FMODE_PWRITE);
+	/*
+	 * read() and write() honour IOCB_NOWAIT (rw.c): RWF_NOWAIT works,
+	 * and io_uring tries them inline, then polls, instead of handing
+	 * every one to an io-wq worker that may sleep.
+	 */
+	file->f_mode |= FMODE_NOWAIT;
 	if (file->f_mode & FMODE_WRITE)
 		atomic_inc(&zd->writers);
 	return 0;
@@ -122,7 +128,8 @@ static int zcdev_release(struct inode *inode, struct file *file)
 }
 
 /*
- * EPOLLIN with data; EPOLLHUP when empty with no writer (writers loaded
+ * EPOLLIN with data (none while another task's sendfile() has bytes lent
+ * at tail); EPOLLHUP when empty with no writer (writers loaded
  * first, as in zcdev_wait_readable()); EPOLLOUT with space. A ring of 0
  * pages never has space, and write() fails at once with ENOSPC there: the
  * write side reports EPOLLOUT | EPOLLERR, as a pipe with no reader does,
@@ -138,10 +145,17 @@ static __poll_t zcdev_poll(struct file *file, poll_table *wait)
 	poll_wait(file, &zd->writeq, wait);
 
 	writer = zcdev_has_writer(zd);
-	if (zcdev_used(zd))
-		mask |= EPOLLIN | EPOLLRDNORM;
-	else if (!writer)
+	if (zcdev_used(zd)) {
+		/*
+		 * Nothing is ours to read while another task's sendfile has
+		 * bytes lent at tail: a read would get EAGAIN, so a poller
+		 * that saw EPOLLIN would spin. The lend's end wakes readq.
+		 */
+		if (!zcdev_direct_busy(zd))
+			mask |= EPOLLIN | EPOLLRDNORM;
+	} else if (!writer) {
 		mask |= EPOLLHUP;
+	}
 	if (zcdev_space(zd))
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	else if (!READ_ONCE(zd->nr_pages) && (file->f_mode & FMODE_WRITE))

@@ -388,6 +388,18 @@ void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes)
 }
 
 /*
+ * The rule for every wait on another task (data, space, a sendfile's
+ * output): no zcdev lock held, so whoever holds one never waits for a
+ * task that may itself be waiting for us (docs/design.md, section 5).
+ */
+static void zcdev_assert_unlocked(struct zcdev *zd)
+{
+	lockdep_assert_not_held(&zd->produce_lock);
+	lockdep_assert_not_held(&zd->consume_lock);
+	lockdep_assert_not_held(&zd->ring_lock);
+}
+
+/*
  * 1 when there is data, 0 at end of file (empty and no writer), or an
  * error. Sleeps with no zcdev lock held, so resize and reset never wait
  * behind a blocked reader (they do wait for a sendfile() whose output is
@@ -406,6 +418,7 @@ int zcdev_wait_readable(struct zcdev *zd, bool nonblock)
 			return 0;
 		if (nonblock)
 			return -EAGAIN;
+		zcdev_assert_unlocked(zd);
 		ret = wait_event_interruptible(zd->readq, zcdev_used(zd) ||
 					       !atomic_read(&zd->writers));
 		if (ret)
@@ -425,6 +438,7 @@ int zcdev_wait_writable(struct zcdev *zd, bool nonblock)
 			return 1;
 		if (nonblock)
 			return -EAGAIN;
+		zcdev_assert_unlocked(zd);
 		ret = wait_event_interruptible(zd->writeq, zcdev_space(zd) ||
 					       !READ_ONCE(zd->nr_pages));
 		if (ret)
@@ -432,47 +446,81 @@ int zcdev_wait_writable(struct zcdev *zd, bool nonblock)
 	}
 }
 
-/* Another task's sendfile() has bytes lent at tail (splice.c). */
-static bool zcdev_direct_busy(struct zcdev *zd)
+/*
+ * Until no other task's sendfile() has bytes lent at tail: those are the
+ * next bytes of the stream until its output has taken them (or not), and
+ * that output may be a socket whose peer never reads. So the wait holds
+ * no zcdev lock, whatever the caller is after; with @nonblock it is
+ * -EAGAIN instead. The lender clears direct.task and wakes readq when its
+ * last pipe buffer comes back.
+ */
+static int zcdev_wait_direct(struct zcdev *zd, bool nonblock)
 {
-	struct task_struct *lender = READ_ONCE(zd->direct.task);
-
-	return lender && lender != current;
+	if (!zcdev_direct_busy(zd))
+		return 0;
+	if (nonblock)
+		return -EAGAIN;
+	zcdev_assert_unlocked(zd);
+	if (wait_event_interruptible(zd->readq, !zcdev_direct_busy(zd)))
+		return -ERESTARTSYS;
+	return 0;
 }
 
-/*
- * consume_lock, once no other task's sendfile() has bytes lent at tail:
- * those are the next bytes of the stream until its output has taken them
- * (or not). Waits without the lock; the lender clears direct.task and
- * wakes readq when its last pipe buffer comes back.
- */
-int zcdev_lock_consume(struct zcdev *zd)
+/* consume_lock, once no other task's sendfile() has bytes lent at tail. */
+int zcdev_lock_consume(struct zcdev *zd, bool nonblock)
 {
+	int ret;
+
 	for (;;) {
+		ret = zcdev_wait_direct(zd, nonblock);
+		if (ret)
+			return ret;
 		if (mutex_lock_interruptible(&zd->consume_lock))
 			return -ERESTARTSYS;
 		/* A lend starts only under consume_lock: this holds. */
 		if (!zcdev_direct_busy(zd))
 			return 0;
 		mutex_unlock(&zd->consume_lock);
-		if (wait_event_interruptible(zd->readq, !zcdev_direct_busy(zd)))
-			return -ERESTARTSYS;
 	}
+}
+
+/* consume_lock now, or -EAGAIN: for a caller that must not sleep at all. */
+int zcdev_trylock_consume(struct zcdev *zd)
+{
+	if (!mutex_trylock(&zd->consume_lock))
+		return -EAGAIN;
+	if (!zcdev_direct_busy(zd))
+		return 0;
+	mutex_unlock(&zd->consume_lock);
+	return -EAGAIN;
 }
 
 /*
  * Both ends stopped: no byte moves while the ring changes shape, and no
  * producer is part-way through a page that splice out is about to lend.
+ * The wait for another task's sendfile comes before produce_lock, never
+ * under it: a producer must not wait for a socket's peer to read.
  */
-int zcdev_lock_ends(struct zcdev *zd)
+int zcdev_lock_ends(struct zcdev *zd, bool nonblock)
 {
-	if (mutex_lock_interruptible(&zd->produce_lock))
-		return -ERESTARTSYS;
-	if (zcdev_lock_consume(zd)) {
+	int ret;
+
+	for (;;) {
+		ret = zcdev_wait_direct(zd, nonblock);
+		if (ret)
+			return ret;
+		if (mutex_lock_interruptible(&zd->produce_lock))
+			return -ERESTARTSYS;
+		if (mutex_lock_interruptible(&zd->consume_lock)) {
+			mutex_unlock(&zd->produce_lock);
+			return -ERESTARTSYS;
+		}
+		/* A sendfile may have lent since the wait; none can now. */
+		if (!zcdev_direct_busy(zd))
+			return 0;
+		mutex_unlock(&zd->consume_lock);
 		mutex_unlock(&zd->produce_lock);
-		return -ERESTARTSYS;
 	}
-	return 0;
 }
 
 void zcdev_unlock_ends(struct zcdev *zd)
@@ -543,7 +591,7 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	if (!lent)
 		goto err_free_pages;
 
-	ret = zcdev_lock_ends(zd);
+	ret = zcdev_lock_ends(zd, false);
 	if (ret)
 		goto err_free_lent;
 	/* head and tail cannot move now: both ends are locked. */
@@ -605,7 +653,7 @@ out_resize:
  */
 int zcdev_ring_reset(struct zcdev *zd)
 {
-	int ret = zcdev_lock_ends(zd);
+	int ret = zcdev_lock_ends(zd, false);
 
 	if (ret)
 		return ret;
@@ -648,10 +696,11 @@ int zcdev_ring_produce(struct zcdev *zd, u64 bytes)
 /* An mmap consumer has read @bytes at tail in place: release them. */
 int zcdev_ring_consume(struct zcdev *zd, u64 bytes)
 {
-	int ret = 0;
+	int ret;
 
-	if (zcdev_lock_consume(zd))
-		return -ERESTARTSYS;
+	ret = zcdev_lock_consume(zd, false);
+	if (ret)
+		return ret;
 	mutex_lock(&zd->ring_lock);
 	if (bytes > zd->head - zd->tail) {
 		ret = -EINVAL;

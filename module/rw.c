@@ -89,8 +89,19 @@ ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		ret = zcdev_wait_readable(zd, nonblock);
 		if (ret <= 0)
 			return ret;
-		if (zcdev_lock_consume(zd))
-			return -ERESTARTSYS;
+		/*
+		 * IOCB_NOWAIT (RWF_NOWAIT, io_uring's first try) does not
+		 * sleep even for the mutex, which another reader holds across
+		 * a copy that may fault: EAGAIN, and io_uring polls, as with a
+		 * pipe. A sendfile's output may never drain: O_NONBLOCK does
+		 * not wait for it either.
+		 */
+		if (iocb->ki_flags & IOCB_NOWAIT)
+			ret = zcdev_trylock_consume(zd);
+		else
+			ret = zcdev_lock_consume(zd, nonblock);
+		if (ret)
+			return ret;
 		/* Nothing, if another reader took the data as we woke up. */
 		while (iov_iter_count(to)) {
 			ret = zcdev_read_step(zd, to, zd->tail + done);
@@ -176,7 +187,13 @@ ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		ret = zcdev_wait_writable(zd, nonblock);
 		if (ret <= 0)
 			break;
-		if (mutex_lock_interruptible(&zd->produce_lock)) {
+		/* IOCB_NOWAIT: no sleep for the mutex, as in zcdev_read_iter(). */
+		if (iocb->ki_flags & IOCB_NOWAIT) {
+			if (!mutex_trylock(&zd->produce_lock)) {
+				ret = -EAGAIN;
+				break;
+			}
+		} else if (mutex_lock_interruptible(&zd->produce_lock)) {
 			ret = -ERESTARTSYS;
 			break;
 		}

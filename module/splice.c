@@ -530,6 +530,7 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 	struct zcdev *zd = in->private_data;
 	bool nonblock = (flags & SPLICE_F_NONBLOCK) || (in->f_flags & O_NONBLOCK);
 	bool direct = zcdev_is_direct_pipe(pipe);
+	bool again;
 	ssize_t ret;
 
 	if (!len)
@@ -547,7 +548,7 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 	 * for data: what is left may all be lent already).
 	 */
 	if (direct && zd->direct.task == current) {
-		ret = zcdev_lock_ends(zd);
+		ret = zcdev_lock_ends(zd, nonblock);
 		if (ret)
 			return ret;
 		ret = zcdev_lend(zd, pipe, len, true);
@@ -555,24 +556,35 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 		return ret;
 	}
 
+	/*
+	 * A later round of one sendfile(): splice_direct_to_actor() calls
+	 * again while its count is not used up, and empties its pipe's
+	 * indices (head = tail = 0) only when it returns, so a head past 0
+	 * means this call has delivered already. Like read(), it then
+	 * returns what it moved instead of waiting for more; 0 rather than
+	 * EAGAIN so that the output pushes what it held back for the rest
+	 * (->splice_eof()), as at the end of a file.
+	 */
+	again = direct && pipe->head;
+
 	do {
-		ret = zcdev_wait_readable(zd, nonblock);
+		ret = zcdev_wait_readable(zd, nonblock || again);
 		if (ret <= 0)
-			return ret;
+			break;
 		/*
 		 * Both ends, not only consume_lock: no producer may be part-way
 		 * through copying into a page while we lend it, or a fault could
 		 * swap the page under it.
 		 */
-		ret = zcdev_lock_ends(zd);
+		ret = zcdev_lock_ends(zd, nonblock || again);
 		if (ret)
-			return ret;
+			break;
 		ret = zcdev_lend(zd, pipe, len, direct);
 		zcdev_unlock_ends(zd);
 		/* 0: another reader won the race; wait again. */
 	} while (!ret);
 
-	return ret;
+	return again && ret == -EAGAIN ? 0 : ret;
 }
 
 /*

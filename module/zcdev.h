@@ -155,6 +155,14 @@ static inline bool zcdev_has_writer(struct zcdev *zd)
 	return atomic_read_acquire(&zd->writers);
 }
 
+/* Another task's sendfile() has bytes lent at tail (splice.c). */
+static inline bool zcdev_direct_busy(struct zcdev *zd)
+{
+	struct task_struct *lender = READ_ONCE(zd->direct.task);
+
+	return lender && lender != current;
+}
+
 static inline unsigned int zcdev_slot(struct zcdev *zd, u64 pos)
 {
 	return (pos >> PAGE_SHIFT) % zd->nr_pages;
@@ -167,8 +175,9 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages);
 int zcdev_ring_reset(struct zcdev *zd);
 int zcdev_ring_produce(struct zcdev *zd, u64 bytes);
 int zcdev_ring_consume(struct zcdev *zd, u64 bytes);
-int zcdev_lock_consume(struct zcdev *zd);
-int zcdev_lock_ends(struct zcdev *zd);
+int zcdev_lock_consume(struct zcdev *zd, bool nonblock);
+int zcdev_trylock_consume(struct zcdev *zd);
+int zcdev_lock_ends(struct zcdev *zd, bool nonblock);
 void zcdev_unlock_ends(struct zcdev *zd);
 int zcdev_ring_slot_ours(struct zcdev *zd, unsigned int slot);
 int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot);

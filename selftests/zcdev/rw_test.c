@@ -888,6 +888,68 @@ TEST_F(rw, nonblocking_write_to_full_ring_is_eagain_and_writes_nothing)
 	ASSERT_ERRNO(EAGAIN, get(self, self->nb, 1));
 }
 
+/* pwritev2() / preadv2() at the current position, with RWF_NOWAIT. */
+static ssize_t put_nowait(FIXTURE_DATA(rw) *self, int fd, size_t len)
+{
+	struct iovec iov = { .iov_base = self->wbuf, .iov_len = len };
+	ssize_t n;
+
+	zt_fill(self->wbuf, self->wpos, len);
+	n = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
+	self->err = errno;
+	if (n > 0)
+		self->wpos += n;
+	return n;
+}
+
+static ssize_t get_nowait(FIXTURE_DATA(rw) *self, int fd, size_t len)
+{
+	struct iovec iov = { .iov_base = self->rbuf, .iov_len = len };
+	ssize_t n;
+
+	n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+	self->err = errno;
+	self->bad = -1;
+	if (n > 0) {
+		self->bad = zt_check(self->rbuf, self->rpos, n);
+		self->rpos += n;
+	}
+	return n;
+}
+
+/*
+ * RWF_NOWAIT (what io_uring asks first) on a blocking file: EAGAIN where
+ * read() or write() would sleep, the data or the space otherwise, and an
+ * EAGAIN write moves nothing.
+ */
+TEST_F(rw, rwf_nowait_is_eagain_instead_of_sleeping)
+{
+	const size_t R = self->ring;
+	struct ring_state s0, s1;
+	ssize_t n;
+
+	ASSERT_ERRNO(EAGAIN, get_nowait(self, self->fd, 1));
+	PUT(self->fd, 100, 100);
+	n = get_nowait(self, self->fd, R);
+	ASSERT_EQ(100, n) {
+		TH_LOG("RWF_NOWAIT read with 100 bytes in the ring: %s",
+		       n < 0 ? strerror(self->err) : "wrong count");
+	}
+	ASSERT_EQ(-1, self->bad);
+
+	ALIGN_HEAD(5);
+	n = put_nowait(self, self->fd, R);
+	ASSERT_EQ((ssize_t)R, n) {
+		TH_LOG("RWF_NOWAIT write into an empty ring: %s",
+		       n < 0 ? strerror(self->err) : "wrong count");
+	}
+	STATE(s0);
+	ASSERT_ERRNO(EAGAIN, put_nowait(self, self->fd, 1));
+	STATE(s1);
+	ASSERT_SAME_STATE(s0, s1);
+	GET(self->fd, R, R);
+}
+
 /* ---- end of file ----------------------------------------------------------- */
 
 TEST_F(rw, read_is_eof_when_empty_and_no_writer)
