@@ -239,9 +239,11 @@ int zcdev_mmap(struct file *file, struct vm_area_struct *vma)
 	 * VM_MIXEDMAP: the fault handler maps pages around a fault with
 	 * vm_insert_pages(); they are ordinary pages with references and
 	 * rmap, which unmap_mapping_range() removes like any other.
-	 * VM_DONTEXPAND: mremap() cannot grow the mapping. Fork is fine: the
-	 * child's copy of the vma is on the same address_space, faults through
-	 * the same handler, and is zapped with the parent's.
+	 * VM_DONTEXPAND: mremap() cannot grow the mapping. Fork is fine:
+	 * with VM_MIXEDMAP, fork copies the parent's PTEs (vma_needs_copy()),
+	 * each with its page reference; the child's vma is on the same
+	 * address_space, and zd->mapped is per device page, so the next zap
+	 * reaches the child's PTEs too.
 	 */
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP | VM_MIXEDMAP);
 	vma->vm_ops = &zcdev_vm_ops;

@@ -196,9 +196,10 @@ static struct page *zcdev_lend_copy(struct page *page, unsigned int off,
  * The page at @i, newly lent from @slot: which of its two places in the
  * double mapping must lose their PTEs. Only those the fault handler may
  * have mapped since the last zap (zd->mapped): at 4 KiB a call lends one
- * page, and a zap that finds nothing still walks every mapping and
- * flushes the TLB. Cleared here, under ring_lock, before the zap: a fault
- * that maps the slot again finds it lent and gets a fresh page
+ * page, and a zap that finds nothing still walks the page tables of every
+ * mapping (it flushes no TLB: tlb_flush_mmu_tlbonly() returns early when
+ * nothing was cleared). Cleared here, under ring_lock, before the zap: a
+ * fault that maps the slot again finds it lent and gets a fresh page
  * (zcdev_ring_own_slot()), and sets the bit again.
  */
 static void zcdev_lend_mark_zap(struct zcdev *zd, struct zcdev_lend *l,
