@@ -281,7 +281,7 @@ for t in dkms-remove dkms-install; do
 	rc=$?
 	if [ "$rc" != 0 ] && [[ $msg == *"belongs to zcdev-dkms"* ]] &&
 	   [ -z "$(pkg_run_out dpkg -V zcdev-dkms)" ]; then
-		ok "make $t refuses the packaged source: ${msg##*: }"
+		ok "make $t refuses the packaged source: $(grep -m 1 -o 'belongs to.*' <<< "$msg")"
 	else
 		notok "make $t with zcdev-dkms installed: status $rc, '$msg', dpkg -V: $(pkg_run_out dpkg -V zcdev-dkms | head -n 3)"
 	fi
