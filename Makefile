@@ -22,11 +22,17 @@
 #                        make dkms-remove
 #   make sign            sign module/zcdev.ko (SIGN_KEY, SIGN_CERT: DKMS's MOK)
 #   make deb             zcdev-dkms and zcdev-tools packages in build/deb/
+#   make version         the version this tree builds (scripts/version.sh)
 
 KVER ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KVER)/build
 PREFIX ?= /usr/local
-VERSION := $(shell cat VERSION)
+# VERSION (the file) is the release line; scripts/version.sh adds where
+# git says this tree is on it (0.2.0~git20261206.153012.abc1234). One
+# string for the module, the tool, the library and the packages;
+# ZCDEV_VERSION=... overrides it (the rig passes the host's into its roots).
+RELEASE := $(shell head -n 1 VERSION)
+VERSION := $(or $(ZCDEV_VERSION),$(shell scripts/version.sh))
 # The rig's cache (Debian roots, kernel images, the debug kernel): see
 # selftests/qemu/roots.sh. checkpatch comes from the newest linux-source
 # the rig installed in its trixie root.
@@ -46,7 +52,7 @@ TOOLS_SRCS := $(wildcard tools/*.c tools/lib/*.c)
 LIBZCDEV := tools/lib/zcdev.c tools/lib/zcdev.h
 EXAMPLES := $(basename $(wildcard examples/*.c))
 
-.PHONY: all module tools examples selftests check check-pristine run bench style sparse clean distclean
+.PHONY: all module tools examples selftests check check-pristine run bench style sparse clean distclean version
 
 all: module
 
@@ -58,7 +64,10 @@ module:
 		echo "  install them: sudo apt install linux-headers-$(KVER)"; \
 		echo "  or build for another kernel: make KVER=RELEASE, or KDIR=/path/to/headers"; \
 		exit 1; }
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) ZCDEV_VERSION='$(VERSION)' modules
+
+version:
+	@echo $(VERSION)
 
 tools: tools/zcdev examples
 
@@ -289,6 +298,7 @@ install-dkms-src:
 	rm -rf $(DKMS_SRC)
 	mkdir -p $(DKMS_SRC)
 	cp --parents -t $(DKMS_SRC) $(DKMS_FILES)
+	scripts/version.sh --stamp $(DKMS_SRC) '$(VERSION)'
 
 # A zcdev-dkms package owns /usr/src/zcdev-VERSION: leave it to dpkg, for
 # an install as for a removal. $(call not_packaged,TARGET)
