@@ -32,6 +32,15 @@ const char *zcdev_path(void)
 	return p && *p ? p : ZCDEV_DEFAULT_PATH;
 }
 
+#ifndef ZCDEV_VERSION
+#define ZCDEV_VERSION "unknown"
+#endif
+
+const char *zcdev_version(void)
+{
+	return ZCDEV_VERSION;
+}
+
 int zcdev_get_info(int fd, struct zcdev_info *info)
 {
 	return ioctl(fd, ZCDEV_IOC_GET_INFO, info) ? neg_errno() : 0;
