@@ -436,7 +436,9 @@ sign: module
 #
 # dpkg-buildpackage writes its packages next to the tree it builds, so the
 # tree is copied first: the files git tracks (or, without git, everything
-# but build/), built there, and the packages moved to build/deb/.
+# but build/), stamped with this tree's version (VERSION, dkms.conf and
+# debian/changelog's top entry: scripts/version.sh --stamp), built there
+# (the source package and the binaries), and moved to build/deb/.
 DEB_DIR := $(CACHE)/deb
 DEB_SRC := $(DEB_DIR)/src/zcdev-$(VERSION)
 
@@ -451,10 +453,12 @@ deb:
 	else \
 		tar -c --exclude=./$(CACHE) --exclude=./.git . | tar -x -C $(DEB_SRC); \
 	fi
-	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc
-	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.changes $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/
+	scripts/version.sh --stamp $(DEB_SRC) '$(VERSION)'
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.changes $(DEB_DIR)/src/*.buildinfo \
+	   $(DEB_DIR)/src/*.dsc $(DEB_DIR)/src/*.tar.* $(DEB_DIR)/
 	rm -rf $(DEB_DIR)/src
-	@ls -1 $(DEB_DIR)/*.deb
+	@ls -1 $(DEB_DIR)/*.deb $(DEB_DIR)/*.dsc
 
 clean:
 	$(if $(wildcard $(KDIR)/Makefile),$(MAKE) -C $(KDIR) M=$(CURDIR) clean)

@@ -43,14 +43,17 @@ if [ "${1:-}" = --stamp ]; then
 	fi
 	# A snapshot of the release line: the top entry (the release's) gets
 	# the snapshot's version, a line naming the commit and its date.
-	commit=${ver##*.}
+	case $ver in
+	*git*.*) what="Snapshot of commit ${ver##*.}" ;;
+	*) what="Build of $ver" ;;
+	esac
 	when=$(git -c safe.directory="$top" -C "$top" log -1 --format=%cD 2>/dev/null) ||
 		when=$(date -R)
 	tmp=$cl.tmp
 	{
 		sed -n "1s/($release)/($ver)/p" "$cl"
 		echo
-		echo "  * Snapshot of commit $commit, on the way to $release."
+		echo "  * $what, on the way to $release."
 		sed -n '2,$p' "$cl" | sed '1{/^$/d}' |
 			sed "0,/^ -- /s/^\( -- .*>  \).*/\1$when/"
 	} > "$tmp"
