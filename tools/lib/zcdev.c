@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note
 /*
- * libzcdev: see zcdev.h. Nothing here prints, exits or keeps state.
+ * libzcdev: see libzcdev.h. Nothing here prints, exits or keeps state.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "zcdev.h"
+#include "libzcdev.h"
 
 /* -errno, with errno kept for callers that look there. */
 static int neg_errno(void)
