@@ -258,7 +258,8 @@ for p in "${pkgs[@]}"; do
 	st=$(pkg_run_out dpkg-query -W -f '${db:Status-Abbrev}${Version}' "$p")
 	note "dpkg: $p $st"
 	[ "$st" != "ii $version" ] ||
-	! grep -qF "Unpacking $p ($version) over ($older)" "$log" ||
+	# (dpkg names a Multi-Arch: same package with its architecture.)
+	! grep -F " ($version) over ($older)" "$log" | grep -Eq "^Unpacking $p(:[a-z0-9]+)? " ||
 	upgraded=$((upgraded + 1))
 done
 if [ "$upgraded" = "${#pkgs[@]}" ]; then
