@@ -192,6 +192,30 @@ void bmark_add(struct bctx *c, const struct bmark *a, const struct bmark *b,
 
 int bench_claim(struct zcdev_info *info);
 
+/*
+ * What a copy costs in this machine, measured before the rows: the
+ * ratios of every row against a copy path are only as true as these.
+ * An emulator that runs the kernel's copy (rep movsb under TCG with
+ * ERMS/FSRM) far slower than user memcpy inflates every zero-copy ratio.
+ */
+struct ccost {
+	double memcpy_mbps;	/* user memcpy, 64 KiB, hot */
+	double movsb_mbps;	/* user rep movsb, 64 KiB, hot */
+	double movsq_mbps;	/* user rep movsq, 64 KiB, hot */
+	double clock_ns;	/* a clock_gettime pair, taken off the below */
+	double syscall_ns;	/* getppid(2) */
+	double read_ns;		/* read(2) of one hot ring page */
+	double kcopy_mbps;	/* a page over read_ns - syscall_ns */
+	bool have_read;
+	bool slow_kcopy;	/* kcopy_mbps < memcpy_mbps / CCOST_SLOW */
+};
+#define CCOST_SLOW	4
+
+/* info: the claimed device's, or NULL (no read() figure then). */
+void ccost_measure(struct ccost *cc, const struct zcdev_info *info);
+void ccost_print(const struct ccost *cc);
+void ccost_json(struct json *j, const struct ccost *cc);
+
 /* Quiet the bench's signals; the lap watchdog. */
 void bench_signals(void);
 void bench_watchdog(double secs);

@@ -249,6 +249,7 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 	struct benv env = { .pmap = &pmap, .timeout = 10 };
 	bool maps[BMAP_NR] = { true, true, true }, json = false;
 	struct json j = { .f = stdout };
+	struct ccost cc;
 	size_t chunk = DEFAULT_CHUNK, i, k, ext;
 	char *tok, *save = NULL;
 	int opt, fd, m, ret = EXIT_OK;
@@ -302,17 +303,21 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 		((char *)env.payload)[i] = (char)(i * 7 + i / 4096);
 	memcpy((char *)env.payload + 2 * ext, env.payload, ext);
 	bench_signals();
+	ccost_measure(&cc, &env.info);
 
 	if (json) {
 		json_begin(&j, NULL, '{');
 		json_str(&j, "version", ZCDEV_VERSION);
 		json_u64(&j, "chunk_bytes", chunk);
 		json_u64(&j, "ring_bytes", env.info.ring_bytes);
+		ccost_json(&j, &cc);
 		json_begin(&j, "paths", '[');
 	} else {
 		printf("zcdev explain: one call of %zu bytes (at most the ring, %llu bytes) per path,\n",
 		       chunk, (unsigned long long)env.info.ring_bytes);
-		printf("after two laps with the fixed other side; deltas around that call alone\n\n");
+		printf("after two laps with the fixed other side; deltas around that call alone\n");
+		ccost_print(&cc);
+		putchar('\n');
 		printf("%-22s %-6s %7s %5s %7s %8s %8s %8s %5s %5s %6s %6s %6s %6s %6s %4s\n",
 		       "path", "map", "bytes", "calls", "usec", "copied", "by-ref",
 		       "in-place", "lent", "swaps", "stolen", "faults", "minflt",
