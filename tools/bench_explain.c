@@ -17,7 +17,8 @@
 #include "bench.h"
 
 const char explain_help[] =
-"usage: zcdev explain [--chunk BYTES] [--map LIST] [--json] [PATH...]\n"
+"usage: zcdev explain [--chunk BYTES] [--map LIST] [--timeout SEC] [--json]\n"
+"                     [PATH...]\n"
 "\n"
 "Show what one call of each consumer and producer path does to the ring:\n"
 "bytes the module copied, moved by reference or saw in place, pages lent\n"
@@ -33,6 +34,7 @@ const char explain_help[] =
 "\n"
 "  -c, --chunk BYTES  bytes in the call, default 64K (at most the ring)\n"
 "  -M, --map LIST     none, meta, mapped (default: all; see bench --help)\n"
+"  -t, --timeout SEC  fail a path that takes over SEC s (default 10)\n"
 "  -j, --json         one JSON object\n"
 "  PATH               get:... or put:... ids as in 'zcdev bench --help',\n"
 "                     their part after the colon, or get or put; default:\n"
@@ -127,6 +129,8 @@ static void explain_one(const struct benv *env, const struct bpath *p,
 	x->p = p;
 	x->map = map;
 	ret = bctx_open(&c, env, p, map, chunk, false);
+	if (env->timeout)
+		bench_watchdog(env->timeout);
 	pm = bctx_put_path(&c);
 	gm = bctx_get_path(&c);
 	for (i = 0; !ret && i < 2; i++) {
@@ -162,6 +166,12 @@ static void explain_one(const struct benv *env, const struct bpath *p,
 			free(a[i].v);
 			free(b[i].v);
 		}
+	}
+	bench_watchdog(0);
+	if (c.failed && atomic_load(&xfer_abort)) {
+		c.failed = false;
+		errno = 0;
+		bctx_fail(&c, "%s: not done within %g s", p->id, env->timeout);
 	}
 	bctx_close(&c);
 	x->ok = !c.failed;
@@ -242,6 +252,7 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 		{ "chunk", required_argument, NULL, 'c' },
 		{ "map", required_argument, NULL, 'M' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL }
 	};
@@ -288,6 +299,9 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 	if (fd < 0)
 		return -fd;
 	env.have_dev = true;
+	/* As the help says: a call never exceeds the ring. */
+	if (chunk > env.info.ring_bytes)
+		chunk = env.info.ring_bytes;
 	ext = chunk > env.info.ring_bytes ? chunk : env.info.ring_bytes;
 	/* Two rings' worth of payload, its start repeated after it. */
 	env.payload_len = 2 * ext;

@@ -189,13 +189,30 @@ void bench_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * The alarm repeats until disarmed: a call that was cut short by the
+ * first one and made again (write_all() after a partial write) would
+ * otherwise block with nothing left to interrupt it.
+ */
 void bench_watchdog(double secs)
 {
 	struct itimerval it = { 0 };
 
+	if (secs > 0 && secs < 1e-6)
+		secs = 1e-6;
 	it.it_value.tv_sec = (time_t)secs;
 	it.it_value.tv_usec = (suseconds_t)((secs - (time_t)secs) * 1e6);
+	it.it_interval = it.it_value;
 	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Past the deadline: the row fails at its next call, blocked or not. */
+static int past_deadline(struct bctx *c)
+{
+	if (!atomic_load(&xfer_abort))
+		return 0;
+	errno = ECANCELED;
+	return bctx_fail(c, "past the deadline");
 }
 
 /* ---- the payload, seen from a stream offset ---- */
@@ -568,7 +585,8 @@ int bput_run(struct bctx *c, enum bput m, uint64_t n, struct bcost *cost)
 		if (cost)
 			bmark_begin(c, &a);
 		for (left = batch; left; left -= MIN(left, c->chunk))
-			if (bput_call(c, m, MIN(left, c->chunk)))
+			if (past_deadline(c) ||
+			    bput_call(c, m, MIN(left, c->chunk)))
 				return -1;
 		if (cost) {
 			bmark_end(c, &b);
@@ -586,7 +604,7 @@ int bget_run(struct bctx *c, enum bget m, uint64_t n, struct bcost *cost)
 	if (cost)
 		bmark_begin(c, &a);
 	for (; n; n -= MIN(n, c->chunk))
-		if (bget_call(c, m, MIN(n, c->chunk)))
+		if (past_deadline(c) || bget_call(c, m, MIN(n, c->chunk)))
 			return -1;
 	if (cost) {
 		bmark_end(c, &b);
