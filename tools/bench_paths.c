@@ -874,6 +874,30 @@ static int open_device(struct bctx *c)
 	return 0;
 }
 
+/*
+ * A lap through a pipe of the ring's size must fit in it. A write whose
+ * size is not a page multiple takes a slot more than its full pages (its
+ * tail goes to a slot of its own unless the last one has room), and a
+ * vmsplice of an unaligned buffer one more than that: a lap holds as many
+ * whole calls as the slots allow at that worst case, or a single writer
+ * would block on its own pipe for ever. The memcpy reference keeps its
+ * calls whole as well, so that none runs past its buffer.
+ */
+static void pipe_lap(struct bctx *c)
+{
+	size_t page = 4096, slots = c->cap / page, per, calls;
+
+	if (!(c->chunk % page))
+		return;
+	per = (c->chunk + page - 1) / page + 1;
+	calls = slots / per;
+	if (!calls) {
+		c->chunk = (slots - 1) * page;
+		calls = 1;
+	}
+	c->cap = calls * c->chunk;
+}
+
 int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 	      enum bmap map, size_t chunk, bool verify)
 {
@@ -917,6 +941,8 @@ int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 	}
 	if (c->chunk > c->cap)
 		c->chunk = c->cap;
+	if (p->pipe || pm == BP_MEMCPY)
+		pipe_lap(c);
 	if ((pm == BP_MMAP || pm == BP_MMAP_POP) && c->pmap.meta)
 		bctx_skew(c, ring_at(&c->pmap, true));
 	else if (c->ring_buf)
