@@ -519,6 +519,10 @@ static void parse_methods(const struct cmd *c, struct bench *b, char *list)
 		if (!found)
 			usage_error(c, "unknown row '%s'", tok);
 	}
+	for (i = 0; i < nr_bpaths && !b->want[i]; i++)
+		;
+	if (i == nr_bpaths)
+		usage_error(c, "--method selects no row");
 }
 
 static void parse_maps(const struct cmd *c, struct bench *b, char *list)
@@ -536,6 +540,10 @@ static void parse_maps(const struct cmd *c, struct bench *b, char *list)
 			usage_error(c, "unknown --map '%s' (none, meta, mapped)", tok);
 		b->want_map[m] = true;
 	}
+	for (m = 0; m < BMAP_NR && !b->want_map[m]; m++)
+		;
+	if (m == BMAP_NR)
+		usage_error(c, "--map selects no mapping");
 }
 
 static void parse_chunks(const struct cmd *c, struct bench *b, char *list)

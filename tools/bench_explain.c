@@ -281,6 +281,12 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 				    strcmp(tok, "mapped"))
 					usage_error(c, "unknown --map '%s'", tok);
 			}
+			if (!maps[BMAP_NONE] && !maps[BMAP_META] &&
+			    !maps[BMAP_PROD])
+				usage_error(c, "--map selects no mapping");
+			break;
+		case 't':
+			env.timeout = parse_timeout(c, optarg);
 			break;
 		case 'j':
 			json = true;
