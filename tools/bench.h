@@ -205,7 +205,8 @@ struct ccost {
 	double clock_ns;	/* a clock_gettime pair, taken off the below */
 	double syscall_ns;	/* getppid(2) */
 	double read_ns;		/* read(2) of one hot ring page */
-	double kcopy_mbps;	/* a page over read_ns - syscall_ns */
+	double read16_ns;	/* read(2) of 16 hot ring pages */
+	double kcopy_mbps;	/* a page over (read16_ns - read_ns) / 15 */
 	bool have_read;
 	bool slow_kcopy;	/* kcopy_mbps < memcpy_mbps / CCOST_SLOW */
 };
