@@ -208,9 +208,10 @@ struct ccost {
 	double read16_ns;	/* read(2) of 16 hot ring pages */
 	double kcopy_mbps;	/* a page over (read16_ns - read_ns) / 15 */
 	bool have_read;
-	bool slow_kcopy;	/* kcopy_mbps < memcpy_mbps / CCOST_SLOW */
+	/* kcopy_mbps under 1/CCOST_SLOW of the faster of memcpy and movsq */
+	bool slow_kcopy;
 };
-#define CCOST_SLOW	4
+#define CCOST_SLOW	2
 
 /* info: the claimed device's, or NULL (no read() figure then). */
 void ccost_measure(struct ccost *cc, const struct zcdev_info *info);
