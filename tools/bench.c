@@ -11,7 +11,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -136,6 +139,7 @@ struct bench {
 	size_t pipe_len;
 	struct brow *rows;
 	size_t nr_rows;
+	struct ccost cc;
 };
 
 /* ---- statistics ---- */
@@ -218,6 +222,203 @@ static uint64_t st_swaps(const struct zcdev_stats *d)
 static uint64_t st_stolen(const struct zcdev_stats *d)
 {
 	return d->pages_stolen_in;
+}
+
+/* ---- what a copy costs here ---- */
+
+#define CC_LEN		(64 << 10)
+#define CC_SAMPLES	63
+
+enum cc_kind { CC_MEMCPY, CC_MOVSB, CC_MOVSQ };
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static bool cc_copy(enum cc_kind k, void *dst, const void *src, size_t n)
+{
+	switch (k) {
+	case CC_MEMCPY:
+		memcpy(dst, src, n);
+		break;
+#if defined(__x86_64__)
+	case CC_MOVSB:
+		__asm__ volatile("rep movsb"
+				 : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+		break;
+	case CC_MOVSQ:
+		n /= 8;
+		__asm__ volatile("rep movsq"
+				 : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+		break;
+#endif
+	default:
+		return false;
+	}
+	/* The copy must happen although nothing reads it. */
+	__asm__ volatile("" : : "r"(dst) : "memory");
+	return true;
+}
+
+/* MB/s of the best of five 10 ms stretches of hot 64 KiB copies. */
+static double cc_rate(enum cc_kind k, char *dst, const char *src)
+{
+	double best = 0, t0, t;
+	unsigned long reps;
+	int trial;
+
+	if (!cc_copy(k, dst, src, CC_LEN))
+		return NAN;
+	for (trial = 0; trial < 5; trial++) {
+		reps = 0;
+		t0 = now_ns();
+		do {
+			cc_copy(k, dst, src, CC_LEN);
+			reps++;
+			t = now_ns();
+		} while (t - t0 < 1e7);
+		if (reps * (double)CC_LEN / (t - t0) * 1e3 > best)
+			best = reps * (double)CC_LEN / (t - t0) * 1e3;
+	}
+	return best;
+}
+
+static double cc_median(double *s, unsigned int n)
+{
+	qsort(s, n, sizeof(s[0]), cmp_double);
+	return s[n / 2];
+}
+
+/* n bytes written untimed, then their read(2) timed, call by call. */
+static double cc_read_one(int wfd, int rfd, char *buf, size_t n,
+			  double clock_ns)
+{
+	double s[CC_SAMPLES], t0;
+	int i;
+
+	for (i = 0; i < CC_SAMPLES; i++) {
+		if (write(wfd, buf, n) != (ssize_t)n)
+			return NAN;
+		t0 = now_ns();
+		if (read(rfd, buf + n, n) != (ssize_t)n)
+			return NAN;
+		s[i] = now_ns() - t0;
+	}
+	return cc_median(s, CC_SAMPLES) - clock_ns;
+}
+
+/*
+ * A read(2) of one page and one of 16: what a page more costs is the
+ * kernel's copy of it with the little a page adds to the call, without
+ * the system call and the module's per-call work a single page carries.
+ */
+static bool cc_read(struct ccost *cc, const struct zcdev_info *info,
+		    char *buf)
+{
+	size_t page = info->page_size;
+	struct zcdev_info di;
+	int wfd, rfd;
+	bool ok = false;
+
+	wfd = dev_open(O_RDWR, &di);
+	rfd = wfd < 0 ? -1 : dev_open(O_RDONLY, &di);
+	if (rfd < 0 || ioctl(wfd, ZCDEV_IOC_RESET))
+		goto out;
+	cc->read_ns = cc_read_one(wfd, rfd, buf, page, cc->clock_ns);
+	cc->read16_ns = cc_read_one(wfd, rfd, buf, 16 * page, cc->clock_ns);
+	ok = isfinite(cc->read_ns) && isfinite(cc->read16_ns);
+out:
+	if (wfd >= 0)
+		close(wfd);
+	if (rfd >= 0)
+		close(rfd);
+	return ok;
+}
+
+void ccost_measure(struct ccost *cc, const struct zcdev_info *info)
+{
+	double s[CC_SAMPLES], t0, k, best;
+	char *src, *dst;
+	int i;
+
+	memset(cc, 0, sizeof(*cc));
+	src = mmap(NULL, 2 * CC_LEN, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (src == MAP_FAILED) {
+		cc->memcpy_mbps = cc->movsb_mbps = cc->movsq_mbps = NAN;
+		return;
+	}
+	dst = src + CC_LEN;
+	memset(src, 0x5a, 2 * CC_LEN);
+	cc->memcpy_mbps = cc_rate(CC_MEMCPY, dst, src);
+	cc->movsb_mbps = cc_rate(CC_MOVSB, dst, src);
+	cc->movsq_mbps = cc_rate(CC_MOVSQ, dst, src);
+	for (i = 0; i < CC_SAMPLES; i++) {
+		t0 = now_ns();
+		s[i] = now_ns() - t0;
+	}
+	cc->clock_ns = cc_median(s, CC_SAMPLES);
+	for (i = 0; i < CC_SAMPLES; i++) {
+		t0 = now_ns();
+		syscall(SYS_getppid);
+		s[i] = now_ns() - t0;
+	}
+	cc->syscall_ns = cc_median(s, CC_SAMPLES) - cc->clock_ns;
+	if (info && 16 * info->page_size <= CC_LEN &&
+	    info->ring_pages >= 16)
+		cc->have_read = cc_read(cc, info, src);
+	if (cc->have_read) {
+		k = (cc->read16_ns - cc->read_ns) / 15;
+		cc->kcopy_mbps = k > 0 ? info->page_size / k * 1e3 : NAN;
+		/*
+		 * Against the faster user copy: under an emulated CPU with
+		 * ERMS glibc's memcpy may be the same slow rep movsb.
+		 */
+		best = cc->memcpy_mbps;
+		if (isfinite(cc->movsq_mbps) && cc->movsq_mbps > best)
+			best = cc->movsq_mbps;
+		cc->slow_kcopy = cc->kcopy_mbps * CCOST_SLOW < best;
+	}
+	munmap(src, 2 * CC_LEN);
+}
+
+void ccost_print(const struct ccost *cc)
+{
+	printf("copy cost here: user memcpy %.0f MB/s, rep movsb %.0f MB/s, rep movsq %.0f MB/s (64 KiB, hot)\n",
+	       cc->memcpy_mbps, cc->movsb_mbps, cc->movsq_mbps);
+	if (!cc->have_read) {
+		printf("  getppid() %.0f ns; no read() of the ring measured\n",
+		       cc->syscall_ns);
+		return;
+	}
+	printf("  read() of 1 hot ring page %.0f ns, of 16 %.0f ns: a page more %.0f ns, the kernel\n"
+	       "  copies at ~%.0f MB/s; getppid() %.0f ns\n",
+	       cc->read_ns, cc->read16_ns, (cc->read16_ns - cc->read_ns) / 15,
+	       cc->kcopy_mbps, cc->syscall_ns);
+	if (cc->slow_kcopy)
+		printf("  WARNING: the kernel copies at under 1/%d of the faster user copy: every\n"
+		       "  ratio against a copy path is inflated (an emulated CPU whose kernel copy\n"
+		       "  is a slow rep movsb?); see docs/performance.md\n", CCOST_SLOW);
+}
+
+void ccost_json(struct json *j, const struct ccost *cc)
+{
+	json_begin(j, "copy_cost", '{');
+	json_double(j, "memcpy_mb_per_s", cc->memcpy_mbps);
+	json_double(j, "rep_movsb_mb_per_s", cc->movsb_mbps);
+	json_double(j, "rep_movsq_mb_per_s", cc->movsq_mbps);
+	json_double(j, "syscall_ns", cc->syscall_ns);
+	if (cc->have_read) {
+		json_double(j, "read_page_ns", cc->read_ns);
+		json_double(j, "read_16_pages_ns", cc->read16_ns);
+		json_double(j, "kernel_copy_mb_per_s", cc->kcopy_mbps);
+	}
+	json_bool(j, "slow_kernel_copy", cc->slow_kcopy);
+	json_end(j, '}');
 }
 
 /* ---- running ---- */
@@ -343,6 +544,10 @@ static void parse_methods(const struct cmd *c, struct bench *b, char *list)
 		if (!found)
 			usage_error(c, "unknown row '%s'", tok);
 	}
+	for (i = 0; i < nr_bpaths && !b->want[i]; i++)
+		;
+	if (i == nr_bpaths)
+		usage_error(c, "--method selects no row");
 }
 
 static void parse_maps(const struct cmd *c, struct bench *b, char *list)
@@ -360,6 +565,10 @@ static void parse_maps(const struct cmd *c, struct bench *b, char *list)
 			usage_error(c, "unknown --map '%s' (none, meta, mapped)", tok);
 		b->want_map[m] = true;
 	}
+	for (m = 0; m < BMAP_NR && !b->want_map[m]; m++)
+		;
+	if (m == BMAP_NR)
+		usage_error(c, "--map selects no mapping");
 }
 
 static void parse_chunks(const struct cmd *c, struct bench *b, char *list)
@@ -527,6 +736,7 @@ static void print_header(const struct bench *b)
 			 : "no verify round (--no-verify)");
 	printf("MB/s = 10^6 bytes/s; x base = MB/s over the baseline's (vs), laps alternating\n");
 	printf("copy, ref, inpl per payload byte; trap, lent, mapd, swap, steal per payload page\n");
+	ccost_print(&b->cc);
 }
 
 static void print_cols(void)
@@ -674,6 +884,7 @@ static void print_json(const struct bench *b)
 	json_u64(&j, "page_size", b->page_size);
 	json_u64(&j, "mb_bytes", (uint64_t)MB);
 	json_u64(&j, "pipe_bytes", b->pipe_len);
+	ccost_json(&j, &b->cc);
 	if (b->env.have_dev) {
 		json_str(&j, "device", dev_path());
 		json_begin(&j, "info", '{');
@@ -843,6 +1054,7 @@ int cmd_bench(const struct cmd *c, int argc, char **argv)
 	close(p[0]);
 	close(p[1]);
 	bench_signals();
+	ccost_measure(&b.cc, b.env.have_dev ? &b.env.info : NULL);
 	build_rows(&b);
 	run_all(&b);
 

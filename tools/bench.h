@@ -192,6 +192,32 @@ void bmark_add(struct bctx *c, const struct bmark *a, const struct bmark *b,
 
 int bench_claim(struct zcdev_info *info);
 
+/*
+ * What a copy costs in this machine, measured before the rows: the
+ * ratios of every row against a copy path are only as true as these.
+ * An emulator that runs the kernel's copy (rep movsb under TCG with
+ * ERMS/FSRM) far slower than user memcpy inflates every zero-copy ratio.
+ */
+struct ccost {
+	double memcpy_mbps;	/* user memcpy, 64 KiB, hot */
+	double movsb_mbps;	/* user rep movsb, 64 KiB, hot */
+	double movsq_mbps;	/* user rep movsq, 64 KiB, hot */
+	double clock_ns;	/* a clock_gettime pair, taken off the below */
+	double syscall_ns;	/* getppid(2) */
+	double read_ns;		/* read(2) of one hot ring page */
+	double read16_ns;	/* read(2) of 16 hot ring pages */
+	double kcopy_mbps;	/* a page over (read16_ns - read_ns) / 15 */
+	bool have_read;
+	/* kcopy_mbps under 1/CCOST_SLOW of the faster of memcpy and movsq */
+	bool slow_kcopy;
+};
+#define CCOST_SLOW	2
+
+/* info: the claimed device's, or NULL (no read() figure then). */
+void ccost_measure(struct ccost *cc, const struct zcdev_info *info);
+void ccost_print(const struct ccost *cc);
+void ccost_json(struct json *j, const struct ccost *cc);
+
 /* Quiet the bench's signals; the lap watchdog. */
 void bench_signals(void);
 void bench_watchdog(double secs);

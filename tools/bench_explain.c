@@ -17,7 +17,8 @@
 #include "bench.h"
 
 const char explain_help[] =
-"usage: zcdev explain [--chunk BYTES] [--map LIST] [--json] [PATH...]\n"
+"usage: zcdev explain [--chunk BYTES] [--map LIST] [--timeout SEC] [--json]\n"
+"                     [PATH...]\n"
 "\n"
 "Show what one call of each consumer and producer path does to the ring:\n"
 "bytes the module copied, moved by reference or saw in place, pages lent\n"
@@ -33,6 +34,7 @@ const char explain_help[] =
 "\n"
 "  -c, --chunk BYTES  bytes in the call, default 64K (at most the ring)\n"
 "  -M, --map LIST     none, meta, mapped (default: all; see bench --help)\n"
+"  -t, --timeout SEC  fail a path that takes over SEC s (default 10)\n"
 "  -j, --json         one JSON object\n"
 "  PATH               get:... or put:... ids as in 'zcdev bench --help',\n"
 "                     their part after the colon, or get or put; default:\n"
@@ -127,6 +129,8 @@ static void explain_one(const struct benv *env, const struct bpath *p,
 	x->p = p;
 	x->map = map;
 	ret = bctx_open(&c, env, p, map, chunk, false);
+	if (env->timeout)
+		bench_watchdog(env->timeout);
 	pm = bctx_put_path(&c);
 	gm = bctx_get_path(&c);
 	for (i = 0; !ret && i < 2; i++) {
@@ -162,6 +166,12 @@ static void explain_one(const struct benv *env, const struct bpath *p,
 			free(a[i].v);
 			free(b[i].v);
 		}
+	}
+	bench_watchdog(0);
+	if (c.failed && atomic_load(&xfer_abort)) {
+		c.failed = false;
+		errno = 0;
+		bctx_fail(&c, "%s: not done within %g s", p->id, env->timeout);
 	}
 	bctx_close(&c);
 	x->ok = !c.failed;
@@ -242,6 +252,7 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 		{ "chunk", required_argument, NULL, 'c' },
 		{ "map", required_argument, NULL, 'M' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL }
 	};
@@ -249,6 +260,7 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 	struct benv env = { .pmap = &pmap, .timeout = 10 };
 	bool maps[BMAP_NR] = { true, true, true }, json = false;
 	struct json j = { .f = stdout };
+	struct ccost cc;
 	size_t chunk = DEFAULT_CHUNK, i, k, ext;
 	char *tok, *save = NULL;
 	int opt, fd, m, ret = EXIT_OK;
@@ -269,6 +281,12 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 				    strcmp(tok, "mapped"))
 					usage_error(c, "unknown --map '%s'", tok);
 			}
+			if (!maps[BMAP_NONE] && !maps[BMAP_META] &&
+			    !maps[BMAP_PROD])
+				usage_error(c, "--map selects no mapping");
+			break;
+		case 't':
+			env.timeout = parse_timeout(c, optarg);
 			break;
 		case 'j':
 			json = true;
@@ -287,6 +305,9 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 	if (fd < 0)
 		return -fd;
 	env.have_dev = true;
+	/* As the help says: a call never exceeds the ring. */
+	if (chunk > env.info.ring_bytes)
+		chunk = env.info.ring_bytes;
 	ext = chunk > env.info.ring_bytes ? chunk : env.info.ring_bytes;
 	/* Two rings' worth of payload, its start repeated after it. */
 	env.payload_len = 2 * ext;
@@ -302,17 +323,21 @@ int cmd_explain(const struct cmd *c, int argc, char **argv)
 		((char *)env.payload)[i] = (char)(i * 7 + i / 4096);
 	memcpy((char *)env.payload + 2 * ext, env.payload, ext);
 	bench_signals();
+	ccost_measure(&cc, &env.info);
 
 	if (json) {
 		json_begin(&j, NULL, '{');
 		json_str(&j, "version", ZCDEV_VERSION);
 		json_u64(&j, "chunk_bytes", chunk);
 		json_u64(&j, "ring_bytes", env.info.ring_bytes);
+		ccost_json(&j, &cc);
 		json_begin(&j, "paths", '[');
 	} else {
 		printf("zcdev explain: one call of %zu bytes (at most the ring, %llu bytes) per path,\n",
 		       chunk, (unsigned long long)env.info.ring_bytes);
-		printf("after two laps with the fixed other side; deltas around that call alone\n\n");
+		printf("after two laps with the fixed other side; deltas around that call alone\n");
+		ccost_print(&cc);
+		putchar('\n');
 		printf("%-22s %-6s %7s %5s %7s %8s %8s %8s %5s %5s %6s %6s %6s %6s %6s %4s\n",
 		       "path", "map", "bytes", "calls", "usec", "copied", "by-ref",
 		       "in-place", "lent", "swaps", "stolen", "faults", "minflt",

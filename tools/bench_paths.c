@@ -189,13 +189,30 @@ void bench_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * The alarm repeats until disarmed: a call that was cut short by the
+ * first one and made again (write_all() after a partial write) would
+ * otherwise block with nothing left to interrupt it.
+ */
 void bench_watchdog(double secs)
 {
 	struct itimerval it = { 0 };
 
+	if (secs > 0 && secs < 1e-6)
+		secs = 1e-6;
 	it.it_value.tv_sec = (time_t)secs;
 	it.it_value.tv_usec = (suseconds_t)((secs - (time_t)secs) * 1e6);
+	it.it_interval = it.it_value;
 	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Past the deadline: the row fails at its next call, blocked or not. */
+static int past_deadline(struct bctx *c)
+{
+	if (!atomic_load(&xfer_abort))
+		return 0;
+	errno = ECANCELED;
+	return bctx_fail(c, "past the deadline");
 }
 
 /* ---- the payload, seen from a stream offset ---- */
@@ -569,7 +586,8 @@ int bput_run(struct bctx *c, enum bput m, uint64_t n, struct bcost *cost)
 		if (cost)
 			bmark_begin(c, &a);
 		for (left = batch; left; left -= MIN(left, c->chunk))
-			if (bput_call(c, m, MIN(left, c->chunk)))
+			if (past_deadline(c) ||
+			    bput_call(c, m, MIN(left, c->chunk)))
 				return -1;
 		if (cost) {
 			bmark_end(c, &b);
@@ -587,7 +605,7 @@ int bget_run(struct bctx *c, enum bget m, uint64_t n, struct bcost *cost)
 	if (cost)
 		bmark_begin(c, &a);
 	for (; n; n -= MIN(n, c->chunk))
-		if (bget_call(c, m, MIN(n, c->chunk)))
+		if (past_deadline(c) || bget_call(c, m, MIN(n, c->chunk)))
 			return -1;
 	if (cost) {
 		bmark_end(c, &b);
@@ -857,6 +875,30 @@ static int open_device(struct bctx *c)
 	return 0;
 }
 
+/*
+ * A lap through a pipe of the ring's size must fit in it. A write whose
+ * size is not a page multiple takes a slot more than its full pages (its
+ * tail goes to a slot of its own unless the last one has room), and a
+ * vmsplice of an unaligned buffer one more than that: a lap holds as many
+ * whole calls as the slots allow at that worst case, or a single writer
+ * would block on its own pipe for ever. The memcpy reference keeps its
+ * calls whole as well, so that none runs past its buffer.
+ */
+static void pipe_lap(struct bctx *c)
+{
+	size_t page = 4096, slots = c->cap / page, per, calls;
+
+	if (!(c->chunk % page))
+		return;
+	per = (c->chunk + page - 1) / page + 1;
+	calls = slots / per;
+	if (!calls) {
+		c->chunk = (slots - 1) * page;
+		calls = 1;
+	}
+	c->cap = calls * c->chunk;
+}
+
 int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 	      enum bmap map, size_t chunk, bool verify)
 {
@@ -900,6 +942,8 @@ int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 	}
 	if (c->chunk > c->cap)
 		c->chunk = c->cap;
+	if (p->pipe || pm == BP_MEMCPY)
+		pipe_lap(c);
 	if ((pm == BP_MMAP || pm == BP_MMAP_POP) && c->pmap.meta)
 		bctx_skew(c, ring_at(&c->pmap, true));
 	else if (c->ring_buf)

@@ -290,7 +290,7 @@ accel_wait() {
 	fi
 	case $accel in
 	kvm) accel_args=(-accel kvm -cpu host) accel_cmdline= ;;
-	tcg) accel_args=(-accel tcg -cpu max) accel_cmdline=$kernel_cmdline_tcg ;;
+	tcg) accel_args=(-accel tcg -cpu max,-erms,-fsrm) accel_cmdline=$kernel_cmdline_tcg ;;
 	*) die "ZCDEV_ACCEL must be kvm or tcg, not '$accel'" ;;
 	esac
 	say "accel: $accel ($why)"
