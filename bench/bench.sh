@@ -19,7 +19,7 @@ plot=${BENCH_PLOT:-$out.png}
 mkdir -p "$top/build"
 
 rc=0
-KERNEL=$kernel CMD="zcdev bench --format both ${BENCH_ARGS:-}" \
+ZCDEV_BENCH=1 KERNEL=$kernel CMD="zcdev bench --format both ${BENCH_ARGS:-}" \
 	"$top/selftests/qemu/run.sh" > "$out.log" || rc=$?
 # The console may end lines with CR; the JSON is the one line that starts
 # with {"version", the table runs from the "zcdev bench" line up to it.
@@ -29,7 +29,7 @@ tr -d '\r' < "$out.log" | awk -v json="$out.json" -v txt="$out.txt" '
 	t { print > txt }'
 [ -s "$out.txt" ] || { cat "$out.log"; echo "bench: no table in $out.log" >&2; exit 1; }
 cat "$out.txt"
-if [ -s "$out.json" ]; then
+if [ -s "$out.json" ] && "$top/selftests/qemu/deps.sh" bench; then
 	"$top/bench/plot.sh" "$out.json" "$plot" >/dev/null
 	echo "bench: table $out.txt, samples $out.json, plot $plot"
 fi

@@ -25,6 +25,12 @@ die() { say "$*"; exit 1; }
 kernel_cmdline="console=ttyS0 panic=-1 oops=panic panic_on_warn=1"
 kernel_cmdline+=" softlockup_panic=1 hung_task_panic=1"
 kernel_cmdline+=" slub_debug=FZP page_poison=1 preempt=full"
+# make bench measures the stock kernel as a machine runs it: without the
+# slab and page poisoning (every page allocated or freed is then written
+# and checked, a tax on exactly the paths that give a lent slot a fresh
+# page) and with the kernel's own preemption model. A warning or an oops
+# still ends the run.
+kernel_cmdline_bench="console=ttyS0 panic=-1 oops=panic panic_on_warn=1"
 # Under TCG a vCPU thread can go without host CPU for tens of seconds when
 # the host is busy (other guests, builds): a soft lockup detector at its
 # default 20 s then fires inside text_poke_bp() waiting for the other vCPU,

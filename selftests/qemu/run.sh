@@ -12,6 +12,7 @@
 #   V=1            show the kernel's messages (the guest boots quiet)
 #   ZCDEV_TIMEOUT  seconds CMD may take (default 900); a shell has no limit
 #   ZCDEV_ACCEL    kvm or tcg: skip the KVM probe
+#   ZCDEV_BENCH=1  boot without the test lanes' poisoning (make bench)
 
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -54,6 +55,7 @@ pack_initramfs "$initrd" "$ko" "${config[@]}"
 rm -f "$vfile"
 exec 9>&-	# the lock: the guest needs nothing more from build/
 append=$kernel_cmdline
+[ -z "${ZCDEV_BENCH:-}" ] || append=$kernel_cmdline_bench
 [ -n "${V:-}" ] || append+=" quiet"
 set_qemu_cmd "$v" "$initrd" "$vfile" "${console[@]}" -- "$append"
 
