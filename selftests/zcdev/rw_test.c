@@ -2258,7 +2258,7 @@ TEST_F(rw, debugfs_stats_match_the_ioctl)
 #undef ZT_MATCH_FIELD
 	}
 	fclose(f);
-	EXPECT_EQ(14, seen);
+	EXPECT_EQ(15, seen);
 }
 
 /* ---- control while I/O sleeps ------------------------------------------------ */

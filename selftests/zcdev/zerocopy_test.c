@@ -196,6 +196,7 @@ static uint64_t send_consume_overwrite(struct __test_metadata *_metadata,
 				       uint64_t *pos, unsigned int *nsends)
 {
 	uint64_t rb = self->rb, off, sent = 0, n;
+	struct zcdev_stats st0, st1, st2;
 	ssize_t ret = 0;
 	int left;
 
@@ -216,8 +217,10 @@ static uint64_t send_consume_overwrite(struct __test_metadata *_metadata,
 		TH_LOG("send(MSG_ZEROCOPY): %zd, %s", ret, strerror(errno));
 	}
 	/* send() has returned: nothing else before CONSUME (the contract). */
+	ASSERT_EQ(0, zcdev_get_stats(self->fd, &st0));
 	n = sent;
 	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_CONSUME, &n));
+	ASSERT_EQ(0, zcdev_get_stats(self->fd, &st1));
 	/* What did not fit in the socket: consumed by a copy, unsent. */
 	if (sent < rb)
 		ASSERT_EQ((ssize_t)(rb - sent), read(self->fd, self->buf, rb - sent));
@@ -229,6 +232,7 @@ static uint64_t send_consume_overwrite(struct __test_metadata *_metadata,
 	} else {
 		ASSERT_EQ(0, put(self, *pos + rb, rb));
 	}
+	ASSERT_EQ(0, zcdev_get_stats(self->fd, &st2));
 	/* The lap landed where the sent bytes were... */
 	ASSERT_EQ(-1, zt_check(self->data + off, *pos + rb, rb));
 
@@ -239,6 +243,15 @@ static uint64_t send_consume_overwrite(struct __test_metadata *_metadata,
 	ASSERT_LE(4096, left) {
 		TH_LOG("the receiver's window did not close: no premise");
 	}
+	/*
+	 * Every page the socket still held was kept when tail passed it,
+	 * and the producer's lap gave each of those slots a fresh page.
+	 */
+	TH_LOG("slots_kept +%llu at CONSUME, page_swaps +%llu in the lap",
+	       (unsigned long long)(st1.slots_kept - st0.slots_kept),
+	       (unsigned long long)(st2.page_swaps - st1.page_swaps));
+	EXPECT_LE((uint64_t)left / 4096, st1.slots_kept - st0.slots_kept);
+	EXPECT_LE(st1.slots_kept - st0.slots_kept, st2.page_swaps - st1.page_swaps);
 	return sent;
 }
 
