@@ -77,7 +77,7 @@ FIXTURE_TEARDOWN(uring)
 /* This process's io-wq workers: threads named iou-wrk-<pid>. */
 static int workers(void)
 {
-	char path[64], comm[32];
+	char path[300], comm[32];
 	struct dirent *d;
 	int n = 0, fd;
 	ssize_t len;
