@@ -5,6 +5,8 @@
 #
 #   make [module]        build module/zcdev.ko against KDIR
 #   make tools           static tools/zcdev and the examples/ (all on libzcdev)
+#   make lib             libzcdev: tools/lib/libzcdev.so.0 (and the file it
+#                        names), libzcdev.a, libzcdev.pc
 #   make selftests       static test programs in selftests/zcdev/
 #   make man-check       the manual pages in man/ render with no warning
 #   make check           build, boot and test on every lane in KERNELS (QEMU)
@@ -15,18 +17,25 @@
 #                        in build/bench-KERNEL.{txt,json,png} (BENCH_ARGS: its options)
 #   make style           checkpatch --strict over the module and the uapi header
 #   make sparse          sparse (kbuild C=2) in the 6.1 and 6.12 lanes' roots
-#   make install         module, tool, header, man pages, udev rule and group
-#                        (install-module, -tools, -headers, -man, -udev; DESTDIR,
-#                        PREFIX); make uninstall undoes each
+#   make install         module, tool, libzcdev, headers, man pages, udev rule
+#                        and group (install-module, -tools, -lib, -headers,
+#                        -man, -udev; DESTDIR, PREFIX); make uninstall undoes each
 #   make dkms-install    hand the module to DKMS (again: replaces the first);
 #                        make dkms-remove
 #   make sign            sign module/zcdev.ko (SIGN_KEY, SIGN_CERT: DKMS's MOK)
-#   make deb             zcdev-dkms and zcdev-tools packages in build/deb/
+#   make deb             the Debian packages (zcdev-dkms, zcdev-tools, libzcdev0,
+#                        libzcdev-dev) and the source package in build/deb/
+#   make version         the version this tree builds (scripts/version.sh)
 
 KVER ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KVER)/build
 PREFIX ?= /usr/local
-VERSION := $(shell cat VERSION)
+# VERSION (the file) is the release line; scripts/version.sh adds where
+# git says this tree is on it (0.2.0~git20261206.153012.abc1234). One
+# string for the module, the tool, the library and the packages;
+# ZCDEV_VERSION=... overrides it (the rig passes the host's into its roots).
+RELEASE := $(shell head -n 1 VERSION)
+VERSION := $(or $(ZCDEV_VERSION),$(shell scripts/version.sh))
 # The rig's cache (Debian roots, kernel images, the debug kernel): see
 # selftests/qemu/roots.sh. checkpatch comes from the newest linux-source
 # the rig installed in its trixie root.
@@ -42,11 +51,13 @@ SHELL := /bin/bash
 TOOLS_STATIC ?= -static
 TOOLS_CFLAGS := $(TOOLS_STATIC) -O2 -Wall -Wextra -I uapi -pthread
 TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"'
-TOOLS_SRCS := $(wildcard tools/*.c tools/lib/*.c)
-LIBZCDEV := tools/lib/zcdev.c tools/lib/zcdev.h
+TOOLS_SRCS := $(wildcard tools/*.c)
+# The libzcdev the tool links: the static archive, or (debian/rules)
+# TOOLS_LIBZCDEV=tools/lib/libzcdev.so, the shared library by its SONAME.
+TOOLS_LIBZCDEV ?= $(LIBZCDEV_A)
 EXAMPLES := $(basename $(wildcard examples/*.c))
 
-.PHONY: all module tools examples selftests check check-pristine run bench style sparse clean distclean
+.PHONY: all module tools lib examples selftests check check-pristine run bench style sparse clean distclean version
 
 all: module
 
@@ -58,19 +69,74 @@ module:
 		echo "  install them: sudo apt install linux-headers-$(KVER)"; \
 		echo "  or build for another kernel: make KVER=RELEASE, or KDIR=/path/to/headers"; \
 		exit 1; }
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) ZCDEV_VERSION='$(VERSION)' modules
+
+version:
+	@echo $(VERSION)
 
 tools: tools/zcdev examples
+
+# ---- libzcdev --------------------------------------------------------------
+#
+# A shared library whose SONAME is libzcdev.so.$(LIBZCDEV_SOVERSION), exporting
+# only the API of its header (the version script tools/lib/libzcdev.map:
+# every symbol in version node LIBZCDEV_0), a static archive and a
+# pkg-config file. LIBZCDEV_SOVERSION changes only when the ABI breaks; the
+# file's name carries the release line's minor and patch.
+LIBZCDEV_SOVERSION := 0
+LIBZCDEV_SONAME := libzcdev.so.$(LIBZCDEV_SOVERSION)
+LIBZCDEV_REALNAME := $(LIBZCDEV_SONAME).$(word 2,$(subst ., ,$(RELEASE))).$(word 3,$(subst ., ,$(RELEASE)))
+LIBZCDEV_SRC := tools/lib/zcdev.c
+LIBZCDEV_H := tools/lib/libzcdev.h
+LIBZCDEV_MAP := tools/lib/libzcdev.map
+LIBZCDEV_SO := tools/lib/libzcdev.so
+LIBZCDEV_A := tools/lib/libzcdev.a
+LIBZCDEV_PC := tools/lib/libzcdev.pc
+LIB_CFLAGS := -O2 -Wall -Wextra -I uapi -DZCDEV_VERSION='"$(VERSION)"'
+LIBZCDEV_OUT := tools/lib/$(LIBZCDEV_REALNAME) tools/lib/$(LIBZCDEV_SONAME) \
+		$(LIBZCDEV_SO) $(LIBZCDEV_A) $(LIBZCDEV_PC)
+
+lib: $(LIBZCDEV_OUT)
+
+tools/lib/zcdev.o: $(LIBZCDEV_SRC) $(LIBZCDEV_H) uapi/linux/zcdev.h VERSION
+	$(CC) $(LIB_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+tools/lib/zcdev.pic.o: $(LIBZCDEV_SRC) $(LIBZCDEV_H) uapi/linux/zcdev.h VERSION
+	$(CC) $(LIB_CFLAGS) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
+
+tools/lib/$(LIBZCDEV_REALNAME): tools/lib/zcdev.pic.o $(LIBZCDEV_MAP)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(LIBZCDEV_SONAME) \
+		-Wl,--version-script=$(LIBZCDEV_MAP) -Wl,--no-undefined -o $@ $<
+
+tools/lib/$(LIBZCDEV_SONAME): tools/lib/$(LIBZCDEV_REALNAME)
+	ln -sf $(LIBZCDEV_REALNAME) $@
+
+$(LIBZCDEV_SO): tools/lib/$(LIBZCDEV_SONAME)
+	ln -sf $(LIBZCDEV_SONAME) $@
+
+$(LIBZCDEV_A): tools/lib/zcdev.o
+	rm -f $@
+	$(AR) rcs $@ $<
+
+# The .pc for PREFIX and LIBDIR as this make run has them: what
+# install-lib installs. (The FORCE: a later install may name others.)
+$(LIBZCDEV_PC): tools/lib/libzcdev.pc.in FORCE
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
+	if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+.PHONY: FORCE
+FORCE:
 
 # Each example also builds alone with the line at its top.
 examples: $(EXAMPLES)
 
-examples/%: examples/%.c $(LIBZCDEV) uapi/linux/zcdev.h
-	$(CC) -static -O2 -Wall -Wextra -I uapi -I tools/lib -o $@ $< tools/lib/zcdev.c
+examples/%: examples/%.c $(LIBZCDEV_A) $(LIBZCDEV_H) uapi/linux/zcdev.h
+	$(CC) -static -O2 -Wall -Wextra -I uapi -I tools/lib -o $@ $< $(LIBZCDEV_A)
 
-tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h tools/lib/*.h) uapi/linux/zcdev.h VERSION
+tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h) $(LIBZCDEV_H) $(TOOLS_LIBZCDEV) uapi/linux/zcdev.h VERSION
 	$(if $(TOOLS_SRCS),,$(error no tools/*.c to build tools/zcdev from))
-	$(CC) $(TOOLS_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_SRCS)
+	$(CC) $(TOOLS_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_SRCS) $(TOOLS_LIBZCDEV)
 
 selftests:
 	$(MAKE) -C selftests
@@ -136,6 +202,8 @@ sparse:
 # SYSCONFDIR (/etc) whatever PREFIX is.
 
 BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/zcdev
@@ -158,11 +226,11 @@ MODULES_LOAD_CONF := etc/modules-load.d/zcdev.conf
 SYSUSERS_CONF := etc/sysusers.d/zcdev.conf
 
 .PHONY: install uninstall install-module uninstall-module install-tools \
-	uninstall-tools install-headers uninstall-headers install-man \
-	uninstall-man install-udev uninstall-udev
+	uninstall-tools install-lib uninstall-lib install-headers \
+	uninstall-headers install-man uninstall-man install-udev uninstall-udev
 
-install: install-module install-tools install-headers install-man install-udev
-uninstall: uninstall-module uninstall-tools uninstall-headers uninstall-man uninstall-udev
+install: install-module install-tools install-lib install-headers install-man install-udev
+uninstall: uninstall-module uninstall-tools uninstall-lib uninstall-headers uninstall-man uninstall-udev
 	$(MAKE) --no-print-directory uninstall-dirs
 
 # The directories an install made (PREFIX/include/linux, say), listed in
@@ -222,6 +290,25 @@ install-tools: tools/zcdev
 
 uninstall-tools:
 	rm -f $(DESTDIR)$(BINDIR)/zcdev
+
+# libzcdev: the library by its file name, the SONAME link (ldconfig's, made
+# here so a staged tree has it), the development link, the archive, the
+# .pc and the header, <libzcdev.h>. ldconfig on the running system only.
+install-lib: lib
+	$(call install_dirs,$(LIBDIR) $(PKGCONFIGDIR) $(INCLUDEDIR))
+	$(INSTALL) -m 0644 tools/lib/$(LIBZCDEV_REALNAME) $(DESTDIR)$(LIBDIR)/$(LIBZCDEV_REALNAME)
+	ln -sf $(LIBZCDEV_REALNAME) $(DESTDIR)$(LIBDIR)/$(LIBZCDEV_SONAME)
+	ln -sf $(LIBZCDEV_SONAME) $(DESTDIR)$(LIBDIR)/libzcdev.so
+	$(INSTALL) -m 0644 $(LIBZCDEV_A) $(DESTDIR)$(LIBDIR)/libzcdev.a
+	$(INSTALL) -m 0644 $(LIBZCDEV_PC) $(DESTDIR)$(PKGCONFIGDIR)/libzcdev.pc
+	$(INSTALL) -m 0644 $(LIBZCDEV_H) $(DESTDIR)$(INCLUDEDIR)/libzcdev.h
+	$(if $(DESTDIR),,ldconfig)
+
+uninstall-lib:
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIBZCDEV_REALNAME) $(DESTDIR)$(LIBDIR)/$(LIBZCDEV_SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libzcdev.so $(DESTDIR)$(LIBDIR)/libzcdev.a \
+	      $(DESTDIR)$(PKGCONFIGDIR)/libzcdev.pc $(DESTDIR)$(INCLUDEDIR)/libzcdev.h
+	$(if $(DESTDIR),,ldconfig)
 
 install-headers:
 	$(call install_dirs,$(INCLUDEDIR)/linux)
@@ -289,6 +376,7 @@ install-dkms-src:
 	rm -rf $(DKMS_SRC)
 	mkdir -p $(DKMS_SRC)
 	cp --parents -t $(DKMS_SRC) $(DKMS_FILES)
+	scripts/version.sh --stamp $(DKMS_SRC) '$(VERSION)'
 
 # A zcdev-dkms package owns /usr/src/zcdev-VERSION: leave it to dpkg, for
 # an install as for a removal. $(call not_packaged,TARGET)
@@ -348,7 +436,9 @@ sign: module
 #
 # dpkg-buildpackage writes its packages next to the tree it builds, so the
 # tree is copied first: the files git tracks (or, without git, everything
-# but build/), built there, and the packages moved to build/deb/.
+# but build/), stamped with this tree's version (VERSION, dkms.conf and
+# debian/changelog's top entry: scripts/version.sh --stamp), built there
+# (the source package and the binaries), and moved to build/deb/.
 DEB_DIR := $(CACHE)/deb
 DEB_SRC := $(DEB_DIR)/src/zcdev-$(VERSION)
 
@@ -363,15 +453,17 @@ deb:
 	else \
 		tar -c --exclude=./$(CACHE) --exclude=./.git . | tar -x -C $(DEB_SRC); \
 	fi
-	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc
-	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.changes $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/
+	scripts/version.sh --stamp $(DEB_SRC) '$(VERSION)'
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.changes $(DEB_DIR)/src/*.buildinfo \
+	   $(DEB_DIR)/src/*.dsc $(DEB_DIR)/src/*.tar.* $(DEB_DIR)/
 	rm -rf $(DEB_DIR)/src
-	@ls -1 $(DEB_DIR)/*.deb
+	@ls -1 $(DEB_DIR)/*.deb $(DEB_DIR)/*.dsc
 
 clean:
 	$(if $(wildcard $(KDIR)/Makefile),$(MAKE) -C $(KDIR) M=$(CURDIR) clean)
 	$(MAKE) -C selftests clean
-	rm -rf $(CACHE) tools/zcdev $(EXAMPLES)
+	rm -rf $(CACHE) tools/zcdev $(EXAMPLES) tools/lib/*.o $(LIBZCDEV_OUT)
 
 # Everything the rig built or fetched: the lanes' Debian roots, the kernel
 # images and the debug kernels. The host itself holds nothing of the rig's.

@@ -23,7 +23,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "zcdev.h"
+#include "libzcdev.h"
 
 int main(void)
 {

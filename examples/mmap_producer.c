@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "zcdev.h"
+#include "libzcdev.h"
 
 int main(void)
 {

@@ -23,7 +23,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "zcdev.h"
+#include "libzcdev.h"
 
 /* What stdout does with a page reference, and the CPU copies it makes. */
 static const char *out_kind(int fd, int *copies)

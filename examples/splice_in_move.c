@@ -26,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "zcdev.h"
+#include "libzcdev.h"
 
 #define CHUNK (16 * 4096)
 

@@ -291,7 +291,8 @@ static int vmsplice_all(struct bctx *c, int fd, const char *p, size_t n)
 
 static int commit(struct bctx *c, unsigned long cmd, int fd, uint64_t n)
 {
-	if (SYS(ioctl(fd, cmd, &n)) < 0)
+	if (SYS(cmd == ZCDEV_IOC_PRODUCE ? zcdev_produce(fd, n) :
+		zcdev_consume(fd, n)) < 0)
 		return bctx_fail(c, "%s", cmd == ZCDEV_IOC_PRODUCE ?
 				 "ZCDEV_IOC_PRODUCE" : "ZCDEV_IOC_CONSUME");
 	return 0;
@@ -822,7 +823,7 @@ static int open_device(struct bctx *c)
 	if (c->rfd < 0)
 		return bctx_fail(c, "open %s (see above)", dev_path());
 	c->ctl = c->rfd;
-	if (ioctl(c->wfd, ZCDEV_IOC_RESET))
+	if (zcdev_reset(c->wfd))
 		return bctx_fail(c, "ZCDEV_IOC_RESET");
 	if (!info.ring_bytes) {
 		errno = ENOBUFS;

@@ -184,7 +184,8 @@ build_module() {
 	rm -f "$ko"
 	build_logged "$dir/build.log" "$s: the module for $v" \
 		in_root "${kroot[$v]}" "$dir/src" \
-		make -C "${kdir[$v]}" M=/zcdev ZCDEV_WERROR=1 -j"$(nproc)" modules
+		make -C "${kdir[$v]}" M=/zcdev ZCDEV_WERROR=1 -j"$(nproc)" \
+		ZCDEV_VERSION="$("$top/scripts/version.sh")" modules
 }
 
 # The tool and every test program, static, built once in the trixie root
@@ -202,7 +203,8 @@ build_userspace() {
 			die "cannot install liburing-dev in root trixie"
 	fi
 	build_logged "$build/userspace.log" "the tool and the selftests" \
-		in_root trixie "$top" make -C /zcdev LINUX_SOURCE_TAR="$tar" tools selftests
+		in_root trixie "$top" make -C /zcdev LINUX_SOURCE_TAR="$tar" \
+		ZCDEV_VERSION="$("$top/scripts/version.sh")" tools selftests
 }
 
 # pack_initramfs OUT KO CONFIG-LINE...: busybox, /init and its config
@@ -223,7 +225,7 @@ pack_initramfs() {
 	printf '%s\n' "${splat_exceptions[@]}" > "$root/etc/zcdev/splat-exceptions"
 	if [ -n "$ko" ]; then
 		cp "$ko" "$root/lib/zcdev.ko"
-		cp "$top/VERSION" "$root/etc/zcdev/version"
+		"$top/scripts/version.sh" > "$root/etc/zcdev/version"
 		# The lane's DKMS-built module, when check.sh made one.
 		[ ! -f "${dkms_ko:-}" ] || cp "$dkms_ko" "$root/lib/zcdev-dkms.ko"
 		cp "$top/tools/zcdev" "$root/bin/zcdev"

@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Package check for one kernel lane, inside the lane's Debian root: the
-# packages build there (zcdev-dkms, zcdev-tools: `make deb`), lintian
-# passes them, both install, DKMS builds and installs zcdev.ko for the
-# lane's kernel, and purging them leaves none of their files behind. The
-# module DKMS built is copied out for the guest to boot.
+# packages build there (`make deb`: the source package, zcdev-dkms,
+# zcdev-tools, libzcdev0, libzcdev-dev), lintian --pedantic -I -E reports
+# nothing on any of them, an older build (version RELEASE~~older) installs
+# and the current one upgrades it, DKMS builds and installs zcdev.ko for
+# the lane's kernel, purging them leaves none of their files behind, and
+# the source's autopkgtests pass (autopkgtest's null runner, in the root).
+# The module DKMS built is copied out for the guest to boot.
 #
 # Usage: pkg.sh ROOT KERNEL_RELEASE OUTDIR
 #   ROOT            the lane's Debian root (a directory, e.g.
@@ -26,7 +29,13 @@
 # them with a hash of the sources they came from, and a second lane on the
 # same root (or a second run with the same sources) installs those.
 # Building them the first time installs build-essential, debhelper, dh-dkms
-# and lintian into ROOT if they are missing (apt-get, network).
+# and lintian into ROOT if they are missing (apt-get, network); the group
+# pulls in systemd-sysusers (systemd-standalone-sysusers where systemd is
+# not installed), autopkgtest installs autopkgtest, autodep8 and the tests'
+# dependencies (pkgconf). All of them stay in ROOT.
+#
+# The version is the host's (scripts/version.sh: git is here, not in the
+# root), stamped into the copy the root builds (scripts/version.sh --stamp).
 #
 # ROOT.lock is held (flock) while the script works in ROOT, as for every
 # apt-get run there; ZCDEV_ROOT_LOCKED=1 says the caller holds it already.
@@ -47,8 +56,12 @@ say() { echo "pkg.sh: $*" >&2; }
 die() { say "$*"; exit 2; }
 # shellcheck source=selftests/qemu/roots.sh
 . "$top/selftests/qemu/roots.sh"
-version=$(cat "$top/VERSION")
-pkgs=(zcdev-dkms zcdev-tools)
+version=$("$top/scripts/version.sh") || die "scripts/version.sh failed"
+release=$(head -n 1 "$top/VERSION")
+# What the upgrade starts from: sorts before any build of this release
+# line (a snapshot ~git..., the release, a +git... after it).
+older=$release~~older
+pkgs=(zcdev-dkms zcdev-tools libzcdev0 libzcdev-dev)
 
 mkdir -p "$out" || exit 2
 out=$(cd "$out" && pwd)
@@ -101,12 +114,25 @@ if "${git[@]}" rev-parse --git-dir > /dev/null 2>&1; then
 else
 	tar -C "$top" -c --exclude=./build --exclude=./.git . | tar -x -C "$work/src"
 fi
-hash=$(cd "$work/src" && find . -type f -o -type l | LC_ALL=C sort |
-       xargs -d '\n' sha1sum | sha1sum | cut -d' ' -f1)
+hash=$( (cd "$work/src" && find . -type f -o -type l | LC_ALL=C sort |
+	 xargs -d '\n' sha1sum; echo "$version") | sha1sum | cut -d' ' -f1)
+
+# build_debs VERSION DIR: `make deb` in the root from a copy of the
+# sources stamped VERSION; the results in DIR.
+build_debs() {
+	local v=$1 dir=$2 src=$work/src-$1
+	rm -rf "$src"
+	cp -a "$work/src" "$src"
+	"$top/scripts/version.sh" --stamp "$src" "$v" >> "$log" 2>&1 &&
+	pkg_run make -C "${src#"$root"}" deb &&
+	mkdir -p "$dir" &&
+	cp "$src"/build/deb/* "$dir/"
+}
 
 if [ -f "$debs/sources.sha1" ] && [ "$(cat "$debs/sources.sha1")" = "$hash" ] &&
-   [ -f "$debs/zcdev-dkms_${version}_all.deb" ]; then
-	ok "packages: built in $codename already, from these sources"
+   [ -f "$debs/zcdev-dkms_${version}_all.deb" ] &&
+   [ -f "$debs/older/zcdev-dkms_${older}_all.deb" ]; then
+	ok "packages: built in $codename already, from these sources ($version)"
 else
 	rm -rf "$debs"
 	if ! pkg_run sh -c "cd $wroot/src && dpkg-checkbuilddeps && command -v lintian"; then
@@ -117,33 +143,64 @@ else
 			build-essential debhelper dh-dkms lintian; } ||
 		notok "packages: install build-essential debhelper dh-dkms lintian in $codename"
 	fi
-	if pkg_run make -C "$wroot/src" deb; then
-		mkdir -p "$debs"
-		cp "$work"/src/build/deb/*.deb "$work"/src/build/deb/*.changes \
-		   "$work"/src/build/deb/*.buildinfo "$debs/"
-		echo "$hash" > "$debs/sources.sha1"
-		ok "packages: make deb in $codename"
+	if build_debs "$version" "$debs"; then
+		ok "packages: make deb in $codename ($version)"
 	else
-		notok "packages: make deb in $codename"
+		notok "packages: make deb in $codename ($version)"
 		tail_log
 	fi
+	if build_debs "$older" "$debs/older"; then
+		ok "packages: make deb in $codename, as the older $older"
+	else
+		notok "packages: make deb in $codename, as the older $older"
+		tail_log
+	fi
+	[ ! -f "$debs/zcdev-dkms_${version}_all.deb" ] || echo "$hash" > "$debs/sources.sha1"
 fi
 if [ ! -f "$debs/zcdev-dkms_${version}_all.deb" ]; then
 	notok "packages: none to install, the build failed"
 	exit 1
 fi
-mkdir -p "$work/debs"
-cp "$debs"/* "$work/debs/"
+mkdir -p "$work/debs" "$work/older"
+cp "$debs"/*.* "$work/debs/"
+cp "$debs"/older/*.deb "$work/older/" 2>/dev/null
+# The packages as the root names them.
+debfiles=() olderfiles=()
+for p in "${pkgs[@]}"; do
+	for f in "$work/debs/${p}_"*.deb; do
+		[ ! -e "$f" ] || debfiles+=("${f#"$root"}")
+	done
+	for f in "$work/older/${p}_"*.deb; do
+		[ ! -e "$f" ] || olderfiles+=("${f#"$root"}")
+	done
+done
+# The source tree's own targets below (dkms-install, dkms-remove) see the
+# version the packages have.
+"$top/scripts/version.sh" --stamp "$work/src" "$version" >> "$log" 2>&1 ||
+	notok "scripts/version.sh --stamp $version"
 
-# Errors and warnings fail; info and pedantic tags are notes. A tag the
-# project accepts is overridden, with its reason, in debian/*.lintian-overrides.
+# Every tag fails, of any severity (--pedantic -I -E): the source package
+# and the binaries, through the .changes that lists them all. A tag the
+# project accepts would be overridden, with its reason, in
+# debian/*.lintian-overrides; there is none. bookworm's lintian knows the
+# Debian Policy up to 4.6.2 and warns newer-standards-version about 4.7.2,
+# which the packages follow (trixie's lintian checks them against it):
+# that one tag is not asked for there.
+lintian_opts=(--pedantic -I -E --fail-on "error,warning,info,pedantic")
+if ! grep -q '"version" *: *"4\.7\.2' \
+	"$root/usr/share/lintian/data/debian-policy/releases.json" 2>/dev/null; then
+	lintian_opts+=(--suppress-tags newer-standards-version)
+	note "lintian in $codename predates Standards-Version 4.7.2: newer-standards-version suppressed"
+fi
 if pkg_run lintian --version; then
 	# (TMPDIR: lintian leaves files there, which go with $work.)
-	if tags=$(pkg_run_out env TMPDIR="$wroot" lintian --fail-on error,warning \
-		  "$wroot/debs/zcdev_${version}_amd64.changes"); then
-		ok "lintian: zcdev-dkms zcdev-tools ($codename)"
+	tags=$(pkg_run_out env TMPDIR="$wroot" lintian "${lintian_opts[@]}" \
+	       "$wroot/debs/zcdev_${version}_amd64.changes")
+	rc=$?
+	if [ "$rc" = 0 ] && [ -z "$tags" ]; then
+		ok "lintian --pedantic -I -E: source and ${pkgs[*]} ($codename), no tag"
 	else
-		notok "lintian: zcdev-dkms zcdev-tools ($codename)"
+		notok "lintian --pedantic -I -E: source and ${pkgs[*]} ($codename): status $rc"
 	fi
 	[ -z "$tags" ] || sed 's/^/# lintian: /' <<< "$tags"
 else
@@ -171,12 +228,20 @@ if [ ! -e "$root/lib/modules/$kver/modules.dep" ]; then
 	pkg_run depmod -a "$kver" || notok "depmod -a $kver in $codename"
 fi
 
-if pkg_run apt-get install -y -q --no-install-recommends \
-	"$wroot/debs/zcdev-dkms_${version}_all.deb" \
-	"$wroot/debs/zcdev-tools_${version}_amd64.deb"; then
-	ok "install: zcdev-dkms zcdev-tools in $codename"
+# The older build first, then the current one over it: dpkg must see an
+# upgrade of every package.
+if [ ${#olderfiles[@]} -gt 0 ] &&
+   pkg_run apt-get install -y -q --no-install-recommends "${olderfiles[@]}"; then
+	ok "install: the older build, $older, in $codename"
 else
-	notok "install: zcdev-dkms zcdev-tools in $codename"
+	notok "install: the older build, $older, in $codename"
+	grep -E '^(Error!|E: |dpkg: error)' "$log" | sed 's/^/# /'
+fi
+
+if pkg_run apt-get install -y -q --no-install-recommends "${debfiles[@]}"; then
+	ok "install: ${pkgs[*]} $version in $codename"
+else
+	notok "install: ${pkgs[*]} $version in $codename"
 	# Which kernel DKMS failed on, and the compiler's first complaints
 	# (the package's purge below takes DKMS's logs away).
 	grep -E '^(Error!|E: |dpkg: error)' "$log" | sed 's/^/# /'
@@ -185,6 +250,27 @@ else
 		note "${f#"$root"}:"
 		grep -m 8 -E 'error|Error' "$f" | sed 's/^/#   /'
 	done
+fi
+
+upgraded=0
+for p in "${pkgs[@]}"; do
+	# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
+	st=$(pkg_run_out dpkg-query -W -f '${db:Status-Abbrev}${Version}' "$p")
+	note "dpkg: $p $st"
+	[ "$st" != "ii $version" ] ||
+	# (dpkg names a Multi-Arch: same package with its architecture.)
+	! grep -F " ($version) over ($older)" "$log" | grep -Eq "^Unpacking $p(:[a-z0-9]+)? " ||
+	upgraded=$((upgraded + 1))
+done
+if [ "$upgraded" = "${#pkgs[@]}" ]; then
+	ok "upgrade: $older to $version, all ${#pkgs[@]} packages, dpkg has $version installed"
+else
+	notok "upgrade: $older to $version: $upgraded of ${#pkgs[@]} packages upgraded"
+fi
+if [ -z "$(pkg_run_out dkms status -m zcdev -v "$older")" ]; then
+	ok "upgrade: DKMS has no zcdev/$older left"
+else
+	notok "upgrade: DKMS still has zcdev/$older: $(pkg_run_out dkms status -m zcdev | tr '\n' ' ')"
 fi
 
 # ---- what the packages did ----------------------------------------------
@@ -268,9 +354,9 @@ int main(void)
 }
 EOF
 if pkg_run sh -c "cc -Wall -Werror -o $wroot/abi $wroot/abi.c && $wroot/abi"; then
-	ok "zcdev-tools: a program includes <linux/zcdev.h>"
+	ok "libzcdev-dev: a program includes <linux/zcdev.h>"
 else
-	notok "zcdev-tools: a program includes <linux/zcdev.h>"
+	notok "libzcdev-dev: a program includes <linux/zcdev.h>"
 	tail_log 10
 fi
 
@@ -287,60 +373,123 @@ for t in dkms-remove dkms-install; do
 	fi
 done
 
+# What a program of one's own is built with (the autopkgtest below builds
+# and runs one): the headers, the .so link, the archive, the .pc, the
+# examples.
+pkg_run_out dpkg-query -L libzcdev-dev > "$work/dev-files"
+while IFS= read -r f; do
+	[ -d "$root$f" ] || note "dpkg -L libzcdev-dev: $f"
+done < "$work/dev-files"
+want=(/usr/include/libzcdev.h /usr/include/linux/zcdev.h
+      "/usr/lib/*/libzcdev.so" "/usr/lib/*/libzcdev.a" "/usr/lib/*/pkgconfig/libzcdev.pc"
+      "/usr/share/doc/libzcdev-dev/examples/*.c*")
+missing=()
+for w in "${want[@]}"; do
+	grep -qx -- "$(sed 's/[.]/\\./g; s/[*]/[^\/]*/g' <<< "$w")" "$work/dev-files" || missing+=("$w")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	ok "libzcdev-dev: header, uapi header, .so, .a, .pc and examples"
+else
+	notok "libzcdev-dev: missing ${missing[*]}"
+fi
+
 # ---- purge --------------------------------------------------------------
 
-# Every path dpkg installed, and what DKMS made (not dpkg's).
-pkg_run_out dpkg-query -L "${pkgs[@]}" | LC_ALL=C sort -u > "$work/files"
-nfiles=0
-: > "$work/dirs"
-: > "$work/nondirs"
-while IFS= read -r f; do
-	# A directory, or a symbolic link to one (/lib on a merged /usr).
-	if [ -d "$root$f" ]; then
-		echo "$f" >> "$work/dirs"
-	else
-		nfiles=$((nfiles + 1))
-		echo "$f" >> "$work/nondirs"
-	fi
-done < "$work/files"
+# purge_check WHAT: purge the packages, then check that none of the files
+# dpkg had installed is left, nor anything DKMS made.
+purge_check() {
+	local what=$1 f d nfiles=0 left=() status
+	# Every path dpkg installed, and what DKMS made (not dpkg's).
+	pkg_run_out dpkg-query -L "${pkgs[@]}" | LC_ALL=C sort -u > "$work/files"
+	: > "$work/dirs"
+	: > "$work/nondirs"
+	while IFS= read -r f; do
+		# A directory, or a symbolic link to one (/lib on a merged /usr).
+		if [ -d "$root$f" ]; then
+			echo "$f" >> "$work/dirs"
+		else
+			nfiles=$((nfiles + 1))
+			echo "$f" >> "$work/nondirs"
+		fi
+	done < "$work/files"
 
-if pkg_run apt-get purge -y -q "${pkgs[@]}"; then
-	ok "purge: zcdev-dkms zcdev-tools"
+	if pkg_run apt-get purge -y -q "${pkgs[@]}"; then
+		ok "purge$what: ${pkgs[*]}"
+	else
+		notok "purge$what: ${pkgs[*]}"
+		tail_log
+	fi
+
+	while IFS= read -r f; do
+		[ ! -e "$root$f" ] && [ ! -L "$root$f" ] || left+=("$f")
+	done < "$work/nondirs"
+	# A directory may stay if it holds something else or another package has it.
+	while IFS= read -r d; do
+		[ -d "$root$d" ] || continue
+		[ -z "$(ls -A "$root$d")" ] || continue
+		pkg_run dpkg-query -S "$d" || left+=("$d/ (empty)")
+	done < "$work/dirs"
+	# What DKMS built and installed goes with the package, in every kernel.
+	while IFS= read -r f; do
+		left+=("${f#"$root"}")
+	done < <(find "$(realpath "$root/lib/modules")" -name 'zcdev.ko*' 2>/dev/null)
+	for d in /var/lib/dkms/zcdev "/usr/src/zcdev-$version" "/usr/src/zcdev-$older"; do
+		[ ! -e "$root$d" ] || left+=("$d")
+	done
+	if grep -qs zcdev "$root/lib/modules/$kver/modules.dep"; then
+		left+=("zcdev in /lib/modules/$kver/modules.dep")
+	fi
+	# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
+	status=$(pkg_run_out dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' "${pkgs[@]}" |
+		 grep -v '^[up]n ')
+	[ -z "$status" ] || left+=("dpkg still has: $(tr '\n' ' ' <<< "$status")")
+
+	if [ ${#left[@]} -eq 0 ]; then
+		ok "purge$what: none of the $nfiles files the packages installed is left, nor any DKMS build"
+	else
+		notok "purge$what: ${#left[@]} left behind of what the packages installed"
+		printf '# left: %s\n' "${left[@]}" | head -n 20
+	fi
+}
+
+purge_check ""
+
+# ---- autopkgtest ----------------------------------------------------------
+
+# The source package's tests (debian/tests, and the dkms test autodep8
+# makes of Testsuite: autopkgtest-pkg-dkms), run by autopkgtest with its
+# null runner in this root: it installs the packages built above and the
+# tests' dependencies here, and the packages are purged again after. One
+# line per test, from autopkgtest's summary. The dkms test says
+# breaks-testbed, which a null runner cannot undo: it runs anyway
+# (--ignore-restrictions), as this script undoes it (the purge); it
+# installs linux-doc, its dependency, into the root, and builds the module
+# for every kernel whose headers are there.
+if ! pkg_run sh -c 'command -v autopkgtest && command -v autodep8'; then
+	pkg_run apt-get install -y -q --no-install-recommends autopkgtest autodep8 ||
+	{ pkg_run apt-get update -q &&
+	  pkg_run apt-get install -y -q --no-install-recommends autopkgtest autodep8; } ||
+	notok "autopkgtest: install autopkgtest autodep8 in $codename"
+fi
+at=$wroot/autopkgtest
+pkg_run autopkgtest --summary-file="$at.summary" --output-dir="$at" \
+	--ignore-restrictions=breaks-testbed \
+	"$wroot/debs/zcdev_${version}.dsc" "${debfiles[@]}" -- null
+rc=$?
+note "autopkgtest in $codename: status $rc (log: $out/pkg.log)"
+if [ -s "$root$at.summary" ]; then
+	while read -r name result rest; do
+		case $result in
+		PASS) ok "autopkgtest: $name ($codename)" ;;
+		SKIP) echo "skip autopkgtest: $name ($codename): $rest" ;;
+		*) notok "autopkgtest: $name ($codename): $result $rest" ;;
+		esac
+	done < <(awk '!seen[$1]++' "$root$at.summary")
+	cat "$root$at/log" >> "$log" 2>/dev/null
 else
-	notok "purge: zcdev-dkms zcdev-tools"
+	notok "autopkgtest: no summary in $codename (status $rc)"
 	tail_log
 fi
-
-left=()
-while IFS= read -r f; do
-	[ ! -e "$root$f" ] && [ ! -L "$root$f" ] || left+=("$f")
-done < "$work/nondirs"
-# A directory may stay if it holds something else or another package has it.
-while IFS= read -r d; do
-	[ -d "$root$d" ] || continue
-	[ -z "$(ls -A "$root$d")" ] || continue
-	pkg_run dpkg-query -S "$d" || left+=("$d/ (empty)")
-done < "$work/dirs"
-# What DKMS built and installed goes with the package, in every kernel.
-while IFS= read -r f; do
-	left+=("${f#"$root"}")
-done < <(find "$(realpath "$root/lib/modules")" -name 'zcdev.ko*' 2>/dev/null)
-for d in /var/lib/dkms/zcdev "/usr/src/zcdev-$version"; do
-	[ ! -e "$root$d" ] || left+=("$d")
-done
-if grep -qs zcdev "$root/lib/modules/$kver/modules.dep"; then
-	left+=("zcdev in /lib/modules/$kver/modules.dep")
-fi
-# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
-status=$(pkg_run_out dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' "${pkgs[@]}" |
-	 grep -v '^[up]n ')
-[ -z "$status" ] || left+=("dpkg still has: $(tr '\n' ' ' <<< "$status")")
-
-if [ ${#left[@]} -eq 0 ]; then
-	ok "purge: none of the $nfiles files the packages installed is left, nor any DKMS build"
-else
-	notok "purge: ${#left[@]} left behind of what the packages installed"
-	printf '# left: %s\n' "${left[@]}" | head -n 20
-fi
+purge_check " after autopkgtest"
 
 exit $failed

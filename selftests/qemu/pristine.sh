@@ -95,6 +95,9 @@ lane=${lane%% *}
 # own path, the host's /dev (KVM) and its DNS.
 mkdir -p "$pristine/src" "$pristine$cache" "$build"
 rc=0
+# unshare --fork ignores SIGTERM and SIGINT: a run that is stopped must
+# take the root's processes (QEMU among them) with it, so they get
+# SIGKILL through unshare, whose --kill-child passes it on.
 unshare --mount --pid --fork --kill-child -- /bin/sh -ec '
 	p=$1 top=$2 cache=$3
 	shift 3
@@ -112,8 +115,15 @@ unshare --mount --pid --fork --kill-child -- /bin/sh -ec '
 		KERNELS="${KERNELS:-}" ZCDEV_NEWEST="${ZCDEV_NEWEST:-}" \
 		ZCDEV_ACCEL="${ZCDEV_ACCEL:-}" ZCDEV_TIMEOUT="${ZCDEV_TIMEOUT:-}" \
 		V="${V:-}" ZCDEV_CACHE="$cache" /pristine-run.sh "$@"
-' pristine "$pristine" "$top" "$cache" "$ref" "$run_info" "$lane" "$@" |
-	tee "$build/pristine.out" || rc=${PIPESTATUS[0]}
+' pristine "$pristine" "$top" "$cache" "$ref" "$run_info" "$lane" "$@" \
+	> >(tee "$build/pristine.out") &
+upid=$!
+trap 'kill -KILL $upid 2> /dev/null' EXIT
+trap 'kill -KILL $upid 2> /dev/null; exit 143' INT TERM
+wait "$upid" || rc=$?
+trap - INT TERM
+# tee may still be writing the last lines.
+sleep 1
 
 # The inner counts, from the command's last "N passed, N failed" line.
 inner=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$build/pristine.out" | tail -n 1 || true)

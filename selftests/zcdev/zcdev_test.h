@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers shared by the zcdev kselftests. Include after kselftest_harness.h.
- * The device is reached through libzcdev (tools/lib/zcdev.h), as the tool
+ * The device is reached through libzcdev (tools/lib/libzcdev.h), as the tool
  * and the examples reach it; these wrappers keep the tests' convention of
  * returning -1 with errno set.
  *
@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "zcdev.h"	/* libzcdev, which includes <linux/zcdev.h> */
+#include "libzcdev.h"	/* libzcdev, which includes <linux/zcdev.h> */
 
 /*
  * The metadata of fixture test F.T, whose timeout a constructor may set

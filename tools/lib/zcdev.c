@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note
 /*
- * libzcdev: see zcdev.h. Nothing here prints, exits or keeps state.
+ * libzcdev: see libzcdev.h. Nothing here prints, exits or keeps state.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "zcdev.h"
+#include "libzcdev.h"
 
 /* -errno, with errno kept for callers that look there. */
 static int neg_errno(void)
@@ -30,6 +30,15 @@ const char *zcdev_path(void)
 	const char *p = getenv("ZCDEV_DEV");
 
 	return p && *p ? p : ZCDEV_DEFAULT_PATH;
+}
+
+#ifndef ZCDEV_VERSION
+#define ZCDEV_VERSION "unknown"
+#endif
+
+const char *zcdev_version(void)
+{
+	return ZCDEV_VERSION;
 }
 
 int zcdev_get_info(int fd, struct zcdev_info *info)

@@ -31,6 +31,9 @@
 /* $ZCDEV_DEV if it is set and not empty, else /dev/zcdev. */
 const char *zcdev_path(void);
 
+/* The library's version, as the module and the tool report theirs. */
+const char *zcdev_version(void);
+
 /*
  * Open the device (path NULL: zcdev_path()) with open(2) flags, always
  * O_CLOEXEC, and check that it speaks ZCDEV_ABI_VERSION; info is filled
