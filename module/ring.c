@@ -97,8 +97,6 @@ bool zcdev_page_held(struct page *page, unsigned int refs)
 {
 	int maps, count;
 
-	if (zcdev_page_maybe_pinned(page))
-		return true;
 	maps = zcdev_page_mapcount(page);
 	/* Pairs with a fault's reference taken before its mapcount. */
 	smp_rmb();
@@ -452,7 +450,16 @@ static void zcdev_ring_keep_held(struct zcdev *zd, u64 pos, u64 bytes)
 	for (pg = pos >> PAGE_SHIFT; pg <= last; pg++) {
 		slot = pg % zd->nr_pages;
 		page = zd->pages[slot];
-		if (test_bit(slot, zd->lent) || !zcdev_page_held(page, 1))
+		/*
+		 * A pinned page stays the ring's: its pin is a user of the
+		 * mapping (an io_uring fixed buffer over it, an O_DIRECT read
+		 * into it) that may write it as a producer, and a fresh page
+		 * would cut that producer off from the ring. Its references
+		 * hide any other holder, so a MSG_ZEROCOPY send from a pinned
+		 * slot is not kept (docs/design.md, "Pages held past tail").
+		 */
+		if (test_bit(slot, zd->lent) || zcdev_page_maybe_pinned(page) ||
+		    !zcdev_page_held(page, 1))
 			continue;
 		set_bit(slot, zd->lent);
 		/*
