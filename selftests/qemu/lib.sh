@@ -202,6 +202,12 @@ build_userspace() {
 	mkdir -p "$build"
 	ensure_root trixie
 	tar=$(root_source "${kver[newest]:-$(lane_kernel newest)}") || return 1
+	# A root made before liburing-dev joined root_pkgs gets it now.
+	if [ ! -f "$roots/trixie/usr/include/liburing.h" ]; then
+		say "installing liburing-dev in root trixie"
+		root_apt trixie install liburing-dev > /dev/null ||
+			die "cannot install liburing-dev in root trixie"
+	fi
 	build_logged "$build/userspace.log" "the tool and the selftests" \
 		in_root trixie "$top" make -C /zcdev LINUX_SOURCE_TAR="$tar" \
 		ZCDEV_VERSION="$("$top/scripts/version.sh")" tools selftests

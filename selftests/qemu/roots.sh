@@ -33,6 +33,8 @@ root_pkgs=gcc,make,libc6-dev,libelf-dev,bc,bison,flex,libssl-dev,kmod,dwarves
 root_pkgs+=,rsync,cpio,xz-utils,perl,python3,dkms,ca-certificates
 # pkg.sh builds and checks the Debian packages in each root.
 root_pkgs+=,build-essential,debhelper,dh-dkms,lintian
+# The io_uring selftest links liburing statically.
+root_pkgs+=,liburing-dev
 
 # The Debian suites each root is made of: a release's kernels are updated
 # through its point releases, -updates and -security (6.1 and 6.12 get
