@@ -282,6 +282,16 @@ else
 	pkg_run_out dkms status | sed 's/^/# /'
 fi
 
+# Without the kernel's image, the root has no modules of its own for
+# depmod to keep: the upgrade's removal of the older build leaves no
+# modules.dep, and DKMS's install then skips depmod (see above). On a
+# machine running the kernel the image's modules keep modules.dep there.
+if [ ! -d "$root/lib/modules/$kver/kernel" ] &&
+   ! grep -qs zcdev "$root/lib/modules/$kver/modules.dep"; then
+	note "no image of $kver in $codename: depmod again after the upgrade"
+	pkg_run depmod -a "$kver" || notok "depmod -a $kver in $codename"
+fi
+
 # modprobe's view: the module it would load for that kernel, and what it is.
 modfile=$(pkg_run_out modinfo -k "$kver" -n zcdev)
 if [ -n "$modfile" ] && [ -f "$root$modfile" ] &&
