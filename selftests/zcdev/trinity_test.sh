@@ -14,7 +14,8 @@
 # then SIGKILL to every nobody process. Meanwhile `zcdev put` streams
 # numbered, self-checking lines (number, hash of the number; no leading
 # zeros, which busybox awk reads as octal) into the
-# ring and `zcdev get` drains it to a file.
+# ring and `zcdev get` drains it into a pipe (wc counts the bytes, grep
+# keeps the lines that look like the stream's).
 #
 # The ring is one: what trinity reads is gone from the stream and what it
 # writes is in it. So the checks are:
@@ -103,12 +104,27 @@ pids_named() {
 	done
 }
 
+# log LINE: a comment line of the KTAP output, at once (a run that hangs
+# shows how far it came).
+log() {
+	echo "# $*"
+}
+
+# The kernel's list of blocked tasks (sysrq w), from the kernel log.
+blocked() {
+	[ -w /proc/sysrq-trigger ] || return 0
+	k=$(dmesg | wc -l)
+	echo w > /proc/sysrq-trigger
+	sleep 1
+	dmesg | tail -n +$((k + 1)) | head -n 80 | sed 's/^/#     /'
+}
+
 # Stacks of every task of the module's users that did not end.
 stacks() {
 	for p in "$@"; do
 		[ -d "/proc/$p" ] || continue
-		echo "pid $p ($(cat "/proc/$p/comm" 2>/dev/null)) state $(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null):"
-		sed 's/^/    /' "/proc/$p/stack" 2>/dev/null
+		log "pid $p ($(cat "/proc/$p/comm" 2>/dev/null)) state $(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null):"
+		sed 's/^/#     /' "/proc/$p/stack" 2>/dev/null
 	done
 }
 
@@ -130,9 +146,9 @@ wait_gone() {
 }
 
 t_trinity() {
-	command -v trinity > /dev/null || { echo "trinity is not installed"; return 1; }
-	[ ! -r /etc/zcdev/engines ] || sed 's/^/Debian package: /' /etc/zcdev/engines
-	echo "trinity version: $(trinity --help 2>&1 | sed -n 's/^Trinity \([^ ]*\).*/\1/p')"
+	command -v trinity > /dev/null || { log "trinity is not installed"; return 1; }
+	[ ! -r /etc/zcdev/engines ] || sed 's/^/# Debian package: /' /etc/zcdev/engines
+	log "trinity version: $(trinity --help 2>&1 | sed -n 's/^Trinity \([^ ]*\).*/\1/p')"
 	work=$tmp/trinity
 	mkdir -p "$work"
 	# trinity's own directory, where nobody can reach it ($tmp is 0700).
@@ -145,18 +161,28 @@ t_trinity() {
 	in0=$(bytes_in) out0=$(bytes_out) used0=$(cat "$sys/used")
 
 	# get must not see EOF before put opens: hold a writer until it has.
+	# What trinity writes comes out of get too (hundreds of MB in 20s):
+	# nothing keeps all of it; wc counts it, grep keeps the lines that
+	# look like the stream's, and get splices straight into the pipe.
 	exec 3> "$dev"
-	"$zc" get --method splice "$work/out" 3>&- &
+	mkfifo "$work/count"
+	wc -c < "$work/count" > "$work/got" 3>&- &
+	wcpid=$!
+	(
+		exec 3>&-
+		{ "$zc" get --method splice -; echo $? > "$work/get.rc"; } |
+			tee "$work/count" | grep -aE '^ *[0-9]+ +[0-9]+$' > "$work/out"
+	) &
 	getpid=$!
 	produce 3>&- | "$zc" put --method vmsplice 3>&- &
 	putpid=$!
 	sleep 1
 	exec 3>&-
 
-	set -- trinity -q -l off -s "$seed" -C 4 -V "$dev" \
+	set -- trinity -q -l off --stats -s "$seed" -C 4 -V "$dev" \
 		--disable-fds=sockets,perf,epoll,eventfd,timerfd,testfile,memfd,drm
 	for c in $calls; do set -- "$@" -c "$c"; done
-	echo "as uid $nobody in $fuzz for ${secs}s: $*"
+	log "as uid $nobody in $fuzz for ${secs}s: $*"
 	start=$(date +%s)
 	# su execs sh, which execs trinity: $! is trinity's main process.
 	# (No word of the command line needs quoting.)
@@ -165,68 +191,84 @@ t_trinity() {
 	sleep "$secs"
 	st=$(awk '{ print $3 }' "/proc/$tpid/stat" 2>/dev/null)
 	if [ -z "$st" ] || [ "$st" = Z ]; then
-		echo "trinity did not last ${secs}s:"
+		log "trinity did not last ${secs}s:"
 		ok=0
-		tail -n 20 "$work/trinity.log"
+		tail -n 20 "$work/trinity.log" | sed 's/^/#     /' 
 	fi
-	# SIGINT is how trinity is told to stop; what is left after 15s,
+	# SIGINT is how trinity is told to stop; what is left after 5s,
 	# SIGKILL. Only a task that SIGKILL does not end is a hang.
+	log "$(date +%s): SIGINT to trinity"
 	kill -INT "$tpid" 2>/dev/null
-	wait_gone 15 "$tpid" || echo "trinity did not stop within 15s of SIGINT; SIGKILL"
+	wait_gone 5 "$tpid" || log "trinity did not stop within 5s of SIGINT; SIGKILL"
 	as_nobody 'kill -9 -1' 2>/dev/null
+	trc=killed
 	if ! wait_gone 10 $(pids_of_uid "$nobody"); then
-		echo "trinity's processes outlived SIGKILL (stuck in the kernel):"
+		log "trinity's processes outlived SIGKILL (stuck in the kernel):"
 		stacks $(pids_of_uid "$nobody")
+		blocked
 		ok=0
+	else
+		wait "$tpid"
+		trc=$?
 	fi
-	wait "$tpid"
-	trc=$?
-	echo "trinity ran $(($(date +%s) - start))s, exit status $trc; its last lines:"
-	tail -n 5 "$work/trinity.log" | sed 's/^/    /'
+	log "trinity ran $(($(date +%s) - start))s, exit status $trc; what it did:"
+	did='^\[main\] (Added|Ran|Bailing)|^(32|64)bit:|attempted:'
+	if grep -qE "$did" "$work/trinity.log"; then
+		grep -E "$did" "$work/trinity.log" | sed 's/^/#     /'
+	else
+		tail -n 5 "$work/trinity.log" | sed 's/^/#     /'
+	fi
 	rm -rf "$fuzz"
 
 	touch "$work/stop"
-	if ! wait_gone 60 "$putpid" "$getpid"; then
-		echo "the stream did not end within 60s of trinity's end:"
+	if ! wait_gone 60 "$putpid" "$getpid" "$wcpid"; then
+		log "the stream did not end within 60s of trinity's end:"
 		stacks "$putpid" "$getpid" $(pids_named zcdev)
+		blocked
 		kill -9 "$putpid" "$getpid" $(pids_named zcdev) 2>/dev/null
 		ok=0
 	fi
-	wait "$putpid" || { echo "put failed"; ok=0; }
-	wait "$getpid" || { echo "get failed"; ok=0; }
+	# wait only for what has ended: a task stuck in the kernel would
+	# block this program (and the rig's run) for good.
+	if wait_gone 10 "$putpid" "$getpid" "$wcpid"; then
+		wait "$putpid" || { log "put failed"; ok=0; }
+		wait "$getpid"
+		[ "$(cat "$work/get.rc" 2>/dev/null)" = 0 ] || { log "get failed"; ok=0; }
+	fi
 	chmod "$mode" "$dev"
 
 	lines=$(cat "$work/lines" 2>/dev/null || echo 0)
 	sent=$((lines * 27))
-	got=$(wc -c < "$work/out")
+	got=$(cat "$work/got" 2>/dev/null || echo 0)
 	din=$(($(bytes_in) - in0)) dout=$(($(bytes_out) - out0)) used=$(cat "$sys/used")
-	echo "put sent $sent bytes ($lines lines), get received $got; the ring took in $din and gave out $dout; used $used0 -> $used"
+	log "put sent $sent bytes ($lines lines), get received $got; the ring took in $din and gave out $dout; used $used0 -> $used"
 	# get ended at EOF: the ring is empty, and what went in came out.
 	if [ "$used" != 0 ] || [ "$((din - dout))" != "$((used - used0))" ]; then
-		echo "lost: in - out = $((din - dout)) bytes, but the ring went from $used0 to $used"
+		log "lost: in - out = $((din - dout)) bytes, but the ring went from $used0 to $used"
 		ok=0
 	fi
-	[ "$din" -ge "$sent" ] || { echo "lost: the ring took in less than put sent"; ok=0; }
-	awk -v lines="$lines" '
+	[ "$din" -ge "$sent" ] || { log "lost: the ring took in less than put sent"; ok=0; }
+	res=$(awk -v lines="$lines" '
 		length($0) == 26 && $1 ~ /^[0-9]+$/ && $2 + 0 == ($1 * 48271) % 2147483647 {
 			k = $1 + 0
 			if (n && k <= last) { order++; if (order < 5) print "out of order: " k " after " last }
 			last = k; n++; next
 		}
 		{ broken++ }
-		END { printf "%d intact lines (of %d sent), %d broken, %d out of order\n", n, lines, broken, order
-		      exit order > 0 }' "$work/out" || ok=0
+		END { printf "%d intact lines (of %d sent), %d look-alikes with a bad hash, %d out of order\n", n, lines, broken, order
+		      exit order > 0 }' "$work/out") || ok=0
+	printf '%s\n' "$res" | sed 's/^/# /'
 	if [ "$din" = "$sent" ] && [ "$dout" = "$got" ]; then
 		want=$(awk -v n="$lines" 'BEGIN { for (k = 0; k < n; k++)
 			printf "%15d %10d\n", k, (k * 48271) % 2147483647 }' | md5sum)
 		have=$(md5sum < "$work/out")
-		echo "trinity moved no stream byte: md5 of the stream ${want%% *}, of what get received ${have%% *}"
+		log "trinity moved no stream byte: md5 of the stream ${want%% *}, of what get received ${have%% *}"
 		[ "$want" = "$have" ] || ok=0
 	else
-		echo "trinity moved $((din - sent)) bytes in and $((dout - got)) out: no exact checksum"
+		log "trinity moved $((din - sent)) bytes in and $((dout - got)) out: no exact checksum"
 	fi
 	new=$(($(splat_count) - splats))
-	echo "$new new splat lines in the kernel log"
+	log "$new new splat lines in the kernel log"
 	[ "$new" = 0 ] || ok=0
 	[ "$ok" = 1 ]
 }
@@ -246,8 +288,7 @@ t_back_to_zero() {
 }
 
 start=$(date +%s)
-if t_trinity > "$tmp/engine.log" 2>&1; then r=ok; else r="not ok"; fi
-sed 's/^/# /' "$tmp/engine.log"
+if t_trinity 2>&1; then r=ok; else r="not ok"; fi
 echo "$r 1 trinity $(($(date +%s) - start))s seed=$seed (victim $dev, $(echo "$calls" | wc -w) syscalls, put vmsplice / get splice alongside)"
 [ "$r" = ok ] || fails=$((fails + 1))
 n=1
