@@ -10,7 +10,9 @@
 #   cmd    load the module and run the command cmd= (on the console, or
 #          through a pipe when tty= is not 1: the host's output is no tty)
 # and hang=1 makes check mode hang after loading the module (to show that
-# the host's timeout catches it).
+# the host's timeout catches it). lane= names the lane (6.1, 6.12, newest,
+# debug), which the tests see as ZCDEV_LANE: the engines run in some lanes
+# only.
 #
 # Results leave through the second serial port, /dev/ttyS1, which the host
 # saves to a file; the console (ttyS0) is for people. The last line is
@@ -21,11 +23,12 @@
 # shellcheck disable=SC3040,SC3043
 
 set -u -o pipefail
-export PATH=/bin HOME=/root
+export PATH=/bin:/usr/bin HOME=/root
 
-mode='' hang='' rows='' cols='' cmd='' tty=''
+mode='' hang='' rows='' cols='' cmd='' tty='' lane=''
 # shellcheck source=/dev/null
 . /etc/zcdev/config
+export ZCDEV_LANE="$lane"
 
 # fd 7 stays open on the port for the whole run: opening and closing the
 # tty for every line lost a line now and then (a close that does not wait
@@ -87,12 +90,16 @@ result() {
 # KTAP from kselftest_harness on stdin -> result lines, each failure
 # followed by its first diagnostics as "# " lines. 6.1's harness prints
 # "ok N # SKIP reason" without the name, which the "#  RUN" line before
-# it gives. Tests that never reported (a crash, a kill) fail.
+# it gives. A test's whole description is kept (the engines put their
+# time and seed there). A program that skips as a whole ("1..0 # SKIP
+# reason", exit status 4) is one skip line with the reason. Tests that
+# never reported (a crash, a kill) fail.
 ktap_results() {
 	awk -v prog="$1" -v rc="$2" '
 	/^#  RUN / { name = $3; ndiag = 0; next }
 	/^# / && ndiag < 10 { diag[ndiag++] = $0 }
 	/^1\.\.[0-9]+$/ { plan = substr($0, 4) + 0 }
+	/^1\.\.0 # SKIP / { why = $0; sub(/^1\.\.0 # SKIP */, "", why) }
 	/^ok [0-9]+ / {
 		n++
 		if (/ # SKIP/) {
@@ -100,19 +107,25 @@ ktap_results() {
 			sub(/.* # SKIP */, "", reason)
 			print "skip " prog " " name " # " reason
 		} else {
-			print "ok " prog " " $3
+			desc = $0
+			sub(/^ok [0-9]+ /, "", desc)
+			print "ok " prog " " desc
 		}
 	}
 	/^not ok [0-9]+ / {
 		n++
 		fails++
-		print "not ok " prog " " $4
+		desc = $0
+		sub(/^not ok [0-9]+ /, "", desc)
+		print "not ok " prog " " desc
 		for (i = 0; i < ndiag; i++)
 			print diag[i]
 	}
 	END {
 		if (n < plan)
 			print "not ok " prog " reported " n + 0 " of " plan " tests, exit status " rc
+		else if (rc == 4 && n == 0 && why != "")
+			print "skip " prog " # " why
 		else if (rc == 4 && n == 0)
 			print "skip " prog " (exit status 4)"
 		else if (n == 0)
@@ -196,7 +209,8 @@ run_tests() {
 		report "run $name"
 		echo "zcdev: running $name"
 		start=$(date +%s)
-		ZCDEV_KO=/lib/zcdev.ko "$t" < /dev/null 2>&1 | tee "/tmp/$name.out"
+		# fd 7, the results port, is not the tests' to write.
+		ZCDEV_KO=/lib/zcdev.ko "$t" < /dev/null 7>&- 2>&1 | tee "/tmp/$name.out"
 		rc=$?
 		result "# $name: exit status $rc after $(($(date +%s) - start))s"
 		ktap_results "$name" "$rc" < "/tmp/$name.out" > "/tmp/$name.results"

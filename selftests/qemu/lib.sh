@@ -215,11 +215,16 @@ build_userspace() {
 
 # pack_initramfs OUT KO CONFIG-LINE...: busybox, /init and its config
 # (/etc/zcdev/config, "mode=..." and the like); unless KO is "", also the
-# module, the tool and every test program.
+# module, the tool, every test program, the engines stress-ng and trinity
+# with their libraries (roots.sh), and "lane=LANE" in the config, LANE
+# taken from KO's place (build/LANE/src/module/zcdev.ko, build_module).
 pack_initramfs() {
-	local out=$1 ko=$2 root a c
+	local out=$1 ko=$2 root a c lane
 	shift 2
 	root=$(mktemp -d "$build/initramfs.XXXXXX")
+	# The guest's / (mktemp made it 0700): users other than root, like
+	# trinity_test.sh's nobody, must reach /bin.
+	chmod 0755 "$root"
 	mkdir -p "$root"/{bin,dev,etc/zcdev,lib,proc,root,sys,tests,tmp}
 	cp /bin/busybox "$root/bin/"
 	for a in $("$root/bin/busybox" --list); do
@@ -246,6 +251,18 @@ pack_initramfs() {
 		for c in "$top"/examples/*.c; do
 			[ ! -x "${c%.c}" ] || install -D "${c%.c}" "$root/examples/$(basename "$c" .c)"
 		done
+		# Their Debian versions, for the tests' logs (a replay needs them).
+		if ! { root_engines && engine_tar | tar -x -C "$root" &&
+		       in_root trixie "" dpkg-query -W "${engine_pkgs[@]}" \
+				> "$root/etc/zcdev/engines"; }; then
+			say "warning: no stress-ng and trinity for the guest; their tests will fail"
+		fi
+		# trinity_test.sh runs trinity as nobody (busybox su).
+		printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+			'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > "$root/etc/passwd"
+		printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > "$root/etc/group"
+		lane=${ko#"$build"/}
+		[ "$lane" = "$ko" ] || echo "lane=${lane%%/*}" >> "$root/etc/zcdev/config"
 	fi
 	(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) > "$out"
 	rm -rf "$root"

@@ -36,6 +36,15 @@ root_pkgs+=,build-essential,debhelper,dh-dkms,lintian
 # The io_uring selftest links liburing statically.
 root_pkgs+=,liburing-dev
 
+# The engines nobody here wrote (issue 22), run in the guest by
+# selftests/zcdev/stress_ng_test.sh and trinity_test.sh: Debian's builds,
+# dynamically linked, so pack_initramfs (lib.sh) copies each with its
+# shared libraries and the loader out of the trixie root. A new trixie
+# root gets them with root_pkgs; an older one on demand (root_engines).
+engine_pkgs=(stress-ng trinity)
+engine_bins=(/usr/bin/stress-ng /usr/bin/trinity)
+declare -A root_extra_pkgs=([trixie]=$(IFS=,; echo "${engine_pkgs[*]}"))
+
 # The Debian suites each root is made of: a release's kernels are updated
 # through its point releases, -updates and -security (6.1 and 6.12 get
 # their newest builds there), the newest series comes from -backports.
@@ -90,7 +99,8 @@ ensure_root() {
 		done
 		say "root $name: building it with mmdebstrap (${root_suites[$name]}), about a minute"
 		rm -rf "$r.tmp" "$r"
-		mmdebstrap --quiet --variant=apt --mode=root --include="$root_pkgs" \
+		mmdebstrap --quiet --variant=apt --mode=root \
+			--include="$root_pkgs${root_extra_pkgs[$name]:+,${root_extra_pkgs[$name]}}" \
 			"${root_suites[$name]%% *}" "$r.tmp" "${sources[@]}" > "$roots/$name.log" 2>&1 ||
 			{ cat "$roots/$name.log" >&2; exit 1; }
 		touch "$r.tmp/.zcdev-root"
@@ -108,6 +118,31 @@ root_apt() {
 		in_root "$name" "" apt-get -y -qq -o Dpkg::Use-Pty=0 \
 			--no-install-recommends "$@"
 	)
+}
+
+# root_engines: the engines installed in the trixie root (a root made
+# before they were in root_extra_pkgs lacks them).
+root_engines() {
+	local b
+	for b in "${engine_bins[@]}"; do
+		[ -x "$roots/trixie$b" ] && continue
+		say "installing ${engine_pkgs[*]} in root trixie"
+		root_apt trixie install "${engine_pkgs[@]}" > /dev/null
+		return
+	done
+}
+
+# engine_tar: a tar stream (on stdout) of the engines' binaries, every
+# shared library ldd resolves for them and the dynamic loader, at their
+# paths in the trixie root, symbolic links followed inside the root.
+engine_tar() {
+	in_root trixie "" sh -ec '
+		for b in "$@"; do
+			echo "$b"
+			ldd "$b" | sed -n -e "s|.* => \(/[^ ]*\) .*|\1|p" \
+				-e "s|^[[:space:]]*\(/[^ ]*\) .*|\1|p"
+		done | sort -u | sed "s|^/||" | tar -c -h -C / -f - -T -
+	' engine_tar "${engine_bins[@]}"
 }
 
 # The package lists of a root are refreshed once per run, so that "newest"
