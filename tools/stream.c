@@ -337,17 +337,42 @@ static ssize_t put_write(struct side *s)
 	return n;
 }
 
-/* Fill the ring in place at head, then commit. */
+/*
+ * Fill the ring in place at head, then commit. A full ring is waited for
+ * only with input in hand (read into the bounce buffer): input that ends
+ * exactly when the ring is full must end the put, not wait for room.
+ */
 static ssize_t put_mmap(struct side *s)
 {
 	char *p;
-	ssize_t n = zring_wait(s, &p);
+	ssize_t n;
 
+	if (!s->pend_len) {
+		n = zcdev_ring_space(&s->ring, &p);
+		if (n == -ESTALE)
+			return side_failx(s, "%s: the ring was reset or resized under the mapping",
+					  s->name);
+		if (n > 0) {
+			n = src_copy(s, p, MIN((size_t)n, s->chunk), false);
+			if (n > 0 && zring_commit(s, n))
+				return -1;
+			return n;
+		}
+		n = src_copy(s, s->tmp, s->chunk, false);
+		if (n <= 0)
+			return n;
+		s->pend_off = 0;
+		s->pend_len = n;
+	}
+	n = zring_wait(s, &p);
 	if (n <= 0)
-		return n;
-	n = src_copy(s, p, MIN((size_t)n, s->chunk), false);
-	if (n > 0 && zring_commit(s, n))
+		return n < 0 ? n : side_failx(s, "%s: no room", s->name);
+	n = MIN((size_t)n, s->pend_len);
+	memcpy(p, s->tmp + s->pend_off, n);
+	if (zring_commit(s, n))
 		return -1;
+	s->pend_off += n;
+	s->pend_len -= n;
 	return n;
 }
 

@@ -127,6 +127,7 @@ struct side {
 	unsigned long syscalls;
 	double t0, t1;
 	struct rusage ru0, ru1;
+	size_t pend_off, pend_len;	/* put mmap: input read ahead of room */
 	bool failed;
 	bool canceled;		/* failed only because the run was aborted */
 	int err_no;		/* the errno of the failure, 0 if none */
