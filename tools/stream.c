@@ -82,19 +82,32 @@ bool sys_retry(void)
 	return true;
 }
 
-int write_all(int fd, const void *buf, size_t n)
+int write_full(int fd, const void *buf, size_t n, size_t *done)
 {
 	const char *p = buf;
 
-	while (n) {
-		ssize_t r = SYS(write(fd, p, n));
+	*done = 0;
+	while (*done < n) {
+		ssize_t r;
 
+		/* Cut short by the signal that aborts: do not block again. */
+		if (*done && atomic_load(&xfer_abort)) {
+			errno = ECANCELED;
+			return -1;
+		}
+		r = SYS(write(fd, p + *done, n - *done));
 		if (r < 0)
 			return -1;
-		p += r;
-		n -= r;
+		*done += r;
 	}
 	return 0;
+}
+
+int write_all(int fd, const void *buf, size_t n)
+{
+	size_t done;
+
+	return write_full(fd, buf, n, &done);
 }
 
 static int side_vfail(struct side *s, int err, const char *fmt, va_list ap)

@@ -47,8 +47,14 @@ bool sys_retry(void);
 	__r;							\
 })
 
-/* write(2) until every byte is out: a pipe or a signal can cut it short. */
+/*
+ * write(2) until every byte is out: a pipe or a signal can cut it short.
+ * A transfer being aborted (xfer_abort) stops it between two partial
+ * writes: -1 with ECANCELED. write_full() also says how many bytes went
+ * out, whatever it returns.
+ */
 int write_all(int fd, const void *buf, size_t n);
+int write_full(int fd, const void *buf, size_t n, size_t *done);
 
 enum put_method {
 	PUT_WRITE,
