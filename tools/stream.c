@@ -399,7 +399,8 @@ static int sink_held(struct side *s, const char *p, size_t n, bool from_pipe)
 	}
 	err = errno;
 	if (err == ECANCELED)
-		done += sink_finish(s, p + done, n - done, from_pipe);
+		done += sink_finish(s, from_pipe ? NULL : p + done, n - done,
+				    from_pipe);
 	s->step_done = done;
 	s->lost += n - done;
 	errno = err;
