@@ -93,8 +93,11 @@ int write_full(int fd, const void *buf, size_t n, size_t *done)
 	while (*done < n) {
 		ssize_t r;
 
-		/* Cut short by the signal that aborts: do not block again. */
-		if (*done && atomic_load(&xfer_abort)) {
+		/*
+		 * Aborted (a signal, a deadline that only set the flag, or a
+		 * write cut short by one): do not block again.
+		 */
+		if (atomic_load(&xfer_abort)) {
 			errno = ECANCELED;
 			return -1;
 		}

@@ -65,8 +65,8 @@ int stream_deadline(double secs);
 
 /*
  * write(2) until every byte is out: a pipe or a signal can cut it short.
- * A transfer being aborted (xfer_abort) stops it between two partial
- * writes: -1 with ECANCELED. write_full() also says how many bytes went
+ * A transfer being aborted (xfer_abort) stops it before any write, the
+ * first included: -1 with ECANCELED. write_full() also says how many bytes went
  * out, whatever it returns.
  */
 int write_all(int fd, const void *buf, size_t n);
