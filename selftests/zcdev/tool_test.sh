@@ -400,6 +400,8 @@ t_mmap_claims() {
 	[ "$rc" = 0 ] || return 1
 	grep -q 'another producer holds the ring' "$tmp/err" || return 1
 	"$zc" reset || return 1
+	# get FILE writes only a file it creates.
+	rm -f "$tmp/o1" "$tmp/o2"
 	exec 3> "$dev" || return 1
 	timeout 60 "$zc" get --method mmap "$tmp/o1" 3>&- 2> "$tmp/err1" &
 	p1=$!
