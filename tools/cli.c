@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -182,12 +183,42 @@ static const char *signature_enforced(void)
 	return NULL;
 }
 
+/* What a file that is not a character device is, for a message. */
+static const char *file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return "a directory";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFREG:
+		return "a regular file";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFLNK:
+		return "a symbolic link";
+	}
+	return "not a character device";
+}
+
 int dev_error(int err, const struct zcdev_info *info)
 {
 	const char *path = dev_path();
 	const char *why;
+	struct stat st;
 	char val[64];
 
+	/*
+	 * Whatever the open said (EISDIR, ENXIO for a FIFO nobody reads),
+	 * a path that is there but no character device is the wrong path.
+	 */
+	if (err != -EPROTO && !stat(path, &st) && !S_ISCHR(st.st_mode)) {
+		errmsg("%s is %s, not a zcdev device (a character device): is ZCDEV_DEV right?",
+		       path, file_kind(st.st_mode));
+		return EXIT_NODEV;
+	}
 	switch (err) {
 	case -ENOENT:
 	case -ENXIO:

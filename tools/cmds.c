@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -83,10 +85,21 @@ const char get_help[] =
 "       sendfile      sendfile(FILE, ring)\n"
 "  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
 "\n"
+"FILE is created: an existing regular FILE is refused (exit 1, nothing is\n"
+"taken), never truncated; an existing FIFO or device is written. To replace\n"
+"or append to a file, let the shell open it: 'zcdev get > F', '>> F'.\n"
+"Standard output is written at its offset and never truncated.\n"
+"\n"
 "The device is checked before FILE is touched, and FILE before any byte\n"
-"leaves the ring: a closed or full output fails at once. An output open\n"
-"for appending ('>>') is written with write(2): splice and sendfile cannot\n"
-"append. get takes the consumer's claim on the ring.\n";
+"leaves the ring: a closed or full output fails at once. get takes no byte\n"
+"the output cannot take: a pipe needs a reader (EPIPE), a file is held to\n"
+"its size limit (EFBIG) and read and splice reserve its space first\n"
+"(ENOSPC); mmap releases exactly what a write took. SIGINT, SIGTERM and\n"
+"SIGHUP stop it between two calls. Stopped early, it exits 1 and says how\n"
+"many bytes it wrote (the rest is still in the ring) and how many, if\n"
+"any, were lost. An output open for appending ('>>') is written with\n"
+"write(2): splice and sendfile cannot append. get takes the consumer's\n"
+"claim on the ring.\n";
 
 const char copy_help[] =
 "usage: zcdev copy SRC DST [--method M] [--chunk BYTES] [--timeout SEC]\n"
@@ -104,8 +117,8 @@ const char copy_help[] =
 "       vmsplice      vmsplice -> sendfile\n"
 "       PUT:GET       any pair, e.g. write:sendfile or splice:mmap\n"
 "  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
-"  -t, --timeout SEC  give up after SEC seconds without progress (default:\n"
-"                     never)\n"
+"  -t, --timeout SEC  give up (exit 1) after SEC seconds, whatever copy is\n"
+"                     doing, opening SRC or DST included (default: never)\n"
 "\n"
 "copy needs the device alone: it takes the producer's and the consumer's\n"
 "claims (another put, get, copy or bench fails while it runs, and it fails\n"
@@ -258,6 +271,22 @@ int cmd_reset(const struct cmd *c, int argc, char **argv)
 
 /* ---- the files put, get and copy read and write ---- */
 
+static double cmd_timeout;
+
+/* What stopped the command: a signal, or --timeout. */
+static const char *stop_reason(char *buf, size_t len)
+{
+	int sig = atomic_load(&xfer_signal);
+
+	if (sig == SIGALRM)
+		snprintf(buf, len, "timed out after %g s (--timeout)", cmd_timeout);
+	else
+		snprintf(buf, len, "stopped by %s", sig == SIGINT ? "SIGINT" :
+			 sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" :
+			 "a signal");
+	return buf;
+}
+
 /* A torn-down ring moves nothing: say so instead of ENOSPC or ENOBUFS. */
 static int ring_usable(const struct cmd *c, const struct zcdev_info *info)
 {
@@ -266,6 +295,16 @@ static int ring_usable(const struct cmd *c, const struct zcdev_info *info)
 	errmsg("%s: the ring has 0 pages (torn down): 'zcdev resize PAGES' gives it pages again",
 	       c->name);
 	return -1;
+}
+
+/* Why an open failed: a blocked open (a FIFO) is broken by a stop. */
+static const char *open_error(void)
+{
+	static char buf[64];
+
+	if (errno == EINTR && atomic_load(&xfer_signal))
+		return stop_reason(buf, sizeof(buf));
+	return strerror(errno);
 }
 
 /*
@@ -281,7 +320,7 @@ static int open_input(const char *path, int dev)
 
 	fd = std ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		errmsg("%s: %s", path, strerror(errno));
+		errmsg("%s: %s", path, open_error());
 		return -1;
 	}
 	fl = fcntl(fd, F_GETFL);
@@ -331,13 +370,16 @@ static int check_output(int fd, const char *name, int dev)
 }
 
 /*
- * DST for a consumer, opened without O_TRUNC: it is truncated only once
- * everything has been checked (see truncate_output()).
+ * DST for a consumer, opened without O_TRUNC: copy truncates it only once
+ * everything has been checked (see truncate_output()). With create_only
+ * (get FILE), an existing regular file is refused, never overwritten;
+ * an existing FIFO, device or socket is written as it is.
  */
-static int open_output(const char *path, int dev)
+static int open_output(const char *path, int dev, bool create_only)
 {
 	bool std = !strcmp(path, "-");
 	const char *name = std ? "standard output" : path;
+	bool created = false;
 	struct stat st;
 	int fd;
 
@@ -348,9 +390,21 @@ static int open_output(const char *path, int dev)
 			errmsg("%s: %s", path, strerror(EISDIR));
 			return -1;
 		}
-		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC |
+			  (create_only ? O_EXCL : 0), 0644);
+		if (fd >= 0)
+			created = create_only;
+		else if (create_only && errno == EEXIST)
+			fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0) {
-			errmsg("%s: %s", path, strerror(errno));
+			errmsg("%s: %s", path, open_error());
+			return -1;
+		}
+		if (create_only && !created && fstat(fd, &st) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			errmsg("%s exists: get FILE writes only a file it creates (nothing was taken from the ring); to replace it: zcdev get > %s; to append: zcdev get >> %s",
+			       path, path, path);
+			close(fd);
 			return -1;
 		}
 	}
@@ -422,7 +476,31 @@ static int transfer(struct run *run, struct side **sides, int n,
 	err = run_error(run, sides, n);
 	if (!ret && !err)
 		return EXIT_OK;
-	errmsg("%s", err ? err : "failed");
+	if (atomic_load(&xfer_signal)) {
+		char why[64];
+
+		errmsg("%s", stop_reason(why, sizeof(why)));
+		/* A failure of its own, not the stop's victim, too. */
+		for (i = 0; i < n; i++)
+			if (sides[i]->failed && !sides[i]->canceled)
+				errmsg("%s", sides[i]->err);
+	} else {
+		errmsg("%s", err ? err : "failed");
+	}
+	/* What the consumer did with the bytes it took: the accounting. */
+	for (i = 0; i < n; i++) {
+		struct side *s = sides[i];
+		uint64_t out = atomic_load(&s->bytes);
+
+		if (s->put || !s->snk.keep)
+			continue;
+		if (s->lost)
+			errmsg("%llu bytes taken from the ring were lost: they never reached the output (%llu bytes were written)",
+			       (unsigned long long)s->lost, (unsigned long long)out);
+		else
+			errmsg("%llu bytes were written; nothing was lost: what was not written is still in the ring",
+			       (unsigned long long)out);
+	}
 	return EXIT_FAIL;
 }
 
@@ -493,7 +571,8 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 		     : lookup_or_die(c, get_names, GET_NR, a.method);
 	path = optind < argc ? argv[optind++] : "-";
 	no_more_args(c, argc, argv);
-	name = strcmp(path, "-") ? path : "standard output";
+	name = strcmp(path, "-") ? path : put ? "standard input" : "standard output";
+	stream_signals();
 
 	/* The device first: a missing module must not cost FILE its bytes. */
 	fd = dev_open(put ? put_open_flags(method) : O_RDONLY, &info);
@@ -503,14 +582,12 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	if (ring_usable(c, &info) ||
 	    claim(fd, put ? ZCDEV_PRODUCER : ZCDEV_CONSUMER))
 		goto close_fd;
-	io = put ? open_input(path, fd) : open_output(path, fd);
+	io = put ? open_input(path, fd) : open_output(path, fd, true);
 	if (io < 0)
 		goto close_fd;
-	if (!put) {
+	/* get writes at the output's offset and truncates nothing. */
+	if (!put)
 		method = get_method_for(method, io, name);
-		if (truncate_output(io, name))
-			goto close_io;
-	}
 	side_init(&s, put, method, fd, dev_path(), a.chunk);
 	if (put) {
 		s.src.fd = io;
@@ -520,7 +597,6 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	}
 	fd = -1;	/* the side closes it */
 	ret = transfer(&run, sides, 1, &info);
-close_io:
 	if (io > STDERR_FILENO)
 		close(io);
 close_fd:
@@ -632,7 +708,6 @@ int cmd_copy(const struct cmd *c, int argc, char **argv)
 	int ret = EXIT_FAIL;
 
 	stream_getopt(c, argc, argv, copy_opts, &a);
-	run.timeout = a.timeout;
 	copy_methods(c, a.method, &put, &get);
 	if (argc - optind != 2)
 		usage_error(c, "need SRC and DST");
@@ -640,6 +715,13 @@ int cmd_copy(const struct cmd *c, int argc, char **argv)
 	dst = argv[optind + 1];
 	if (!strcmp(dst, "-"))
 		usage_error(c, "DST must be a file: the report goes to stdout");
+	/* --timeout bounds the whole command: the opens of a FIFO too. */
+	stream_signals();
+	cmd_timeout = a.timeout;
+	if (stream_deadline(a.timeout)) {
+		errmsg("setitimer: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
 
 	ctl = dev_open(O_RDONLY, &info);
 	if (ctl < 0)
@@ -662,7 +744,7 @@ int cmd_copy(const struct cmd *c, int argc, char **argv)
 	}
 	if (claim(pfd, ZCDEV_PRODUCER) || claim(cfd, ZCDEV_CONSUMER))
 		goto close_ends;
-	out = open_output(dst, ctl);
+	out = open_output(dst, ctl, false);
 	if (out < 0)
 		goto close_ends;
 	/* Through a hard link or a symlink to SRC, opened just now. */

@@ -16,6 +16,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@
 
 __thread unsigned long nr_syscalls;
 atomic_int xfer_abort;
+atomic_int xfer_signal;
 /* The side the calling thread runs, for sys_retry(). */
 static __thread struct side *cur_side;
 
@@ -82,19 +85,68 @@ bool sys_retry(void)
 	return true;
 }
 
-int write_all(int fd, const void *buf, size_t n)
+int write_full(int fd, const void *buf, size_t n, size_t *done)
 {
 	const char *p = buf;
 
-	while (n) {
-		ssize_t r = SYS(write(fd, p, n));
+	*done = 0;
+	while (*done < n) {
+		ssize_t r;
 
+		/*
+		 * Aborted (a signal, a deadline that only set the flag, or a
+		 * write cut short by one): do not block again.
+		 */
+		if (atomic_load(&xfer_abort)) {
+			errno = ECANCELED;
+			return -1;
+		}
+		r = SYS(write(fd, p + *done, n - *done));
 		if (r < 0)
 			return -1;
-		p += r;
-		n -= r;
+		*done += r;
 	}
 	return 0;
+}
+
+int write_all(int fd, const void *buf, size_t n)
+{
+	size_t done;
+
+	return write_full(fd, buf, n, &done);
+}
+
+static void on_stop(int sig)
+{
+	atomic_store(&xfer_signal, sig);
+	atomic_store(&xfer_abort, 1);
+}
+
+void stream_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+	static const int stop[] = { SIGINT, SIGTERM, SIGHUP, SIGALRM };
+	size_t i;
+
+	/* No SA_RESTART: a blocked open(), read() or poll() must return. */
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(stop) / sizeof(stop[0]); i++)
+		sigaction(stop[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
+}
+
+int stream_deadline(double secs)
+{
+	struct itimerval it = { 0 };
+
+	if (secs <= 0)
+		return 0;
+	it.it_value.tv_sec = (time_t)secs;
+	it.it_value.tv_usec = (suseconds_t)((secs - (time_t)secs) * 1e6);
+	if (!it.it_value.tv_sec && !it.it_value.tv_usec)
+		it.it_value.tv_usec = 1;
+	return setitimer(ITIMER_REAL, &it, NULL);
 }
 
 static int side_vfail(struct side *s, int err, const char *fmt, va_list ap)
@@ -273,6 +325,182 @@ static int sink_mem(struct side *s, const void *p, size_t n)
 	return 0;
 }
 
+/*
+ * After an abort, give bytes already taken from the ring a last chance
+ * to reach the output: up to a second of waiting for room, in writes
+ * small enough not to block (a pipe takes PIPE_BUF bytes once poll says
+ * it has room). from_pipe: they are in the hop pipe, else at p. Returns
+ * how many went out.
+ */
+static size_t sink_finish(struct side *s, const char *p, size_t n,
+			  bool from_pipe)
+{
+	struct sink *k = &s->snk;
+	struct pollfd pfd = { .fd = k->fd, .events = POLLOUT };
+	double end = now_sec() + 1;
+	size_t done = 0, step;
+	ssize_t r;
+	int left;
+
+	while (done < n) {
+		left = (int)((end - now_sec()) * 1000);
+		if (left <= 0)
+			break;
+		r = poll(&pfd, 1, left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			break;
+		step = k->kind == SINK_REG ? n - done : MIN(n - done, (size_t)PIPE_BUF);
+		r = from_pipe ? splice(s->pipe[0], NULL, k->fd, NULL, step, SPLICE_F_MOVE)
+			      : write(k->fd, p + done, step);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		done += r;
+	}
+	return done;
+}
+
+/*
+ * n bytes taken from the ring are at p (or in the hop pipe): write them
+ * all, or count what could not be written as lost. A failed step still
+ * delivered s->step_done bytes.
+ */
+static int sink_held(struct side *s, const char *p, size_t n, bool from_pipe)
+{
+	struct sink *k = &s->snk;
+	size_t done = 0;
+	ssize_t r;
+	int err;
+
+	if (k->expect && !from_pipe)
+		return sink_check(s, p, n);
+	if (!k->keep && !from_pipe)
+		return 0;
+	if (!from_pipe) {
+		if (!write_full(k->fd, p, n, &done))
+			return 0;
+	} else {
+		while (done < n) {
+			if (done && atomic_load(&xfer_abort)) {
+				errno = ECANCELED;
+				break;
+			}
+			r = SYS(splice(s->pipe[0], NULL, k->fd, NULL, n - done,
+				       SPLICE_F_MOVE));
+			if (r <= 0) {
+				if (!r)
+					errno = EIO;
+				break;
+			}
+			done += r;
+		}
+		if (done == n)
+			return 0;
+	}
+	err = errno;
+	if (err == ECANCELED)
+		done += sink_finish(s, from_pipe ? NULL : p + done, n - done,
+				    from_pipe);
+	s->step_done = done;
+	s->lost += n - done;
+	errno = err;
+	return side_fail(s, "%s output", from_pipe ? "splice pipe ->" : "write");
+}
+
+/*
+ * Before a step takes bytes from the ring: may the output take them, and
+ * how many? A pipe must have a reader (else EPIPE, with nothing taken);
+ * read(2) takes no more than the pipe has room for. A regular file is
+ * held to RLIMIT_FSIZE (EFBIG) and, for the paths that hold bytes (read,
+ * splice through the hop pipe), the space is reserved with fallocate()
+ * first, so that a full disk fails before the bytes leave the ring.
+ * mmap, sendfile and a direct splice take only what the output took.
+ */
+static int sink_room(struct side *s, size_t *want)
+{
+	struct sink *k = &s->snk;
+	struct pollfd pfd = { .fd = k->fd, .events = POLLOUT };
+	bool holds = s->method == GET_READ ||
+		     (s->method == GET_SPLICE && !s->direct);
+	struct rlimit rl;
+	struct stat st;
+	size_t n = *want, tail;
+	off_t off;
+	int sz, queued;
+
+	if (!k->keep || k->expect)
+		return 0;
+	if (k->kind == SINK_PIPE) {
+		if (SYS(poll(&pfd, 1, -1)) < 0)
+			return side_fail(s, "poll output");
+		if (pfd.revents & POLLERR) {
+			errno = EPIPE;
+			return side_fail(s, "write output");
+		}
+		if (s->method != GET_READ)
+			return 0;
+		sz = fcntl(k->fd, F_GETPIPE_SZ);
+		if (sz > 0 && !ioctl(k->fd, FIONREAD, &queued) && queued >= 0)
+			*want = MIN(n, (size_t)MAX(sz - queued, PIPE_BUF));
+		return 0;
+	}
+	if (k->kind != SINK_REG || fstat(k->fd, &st))
+		return 0;
+	off = k->append ? st.st_size : lseek(k->fd, 0, SEEK_CUR);
+	if (off < 0)
+		return 0;
+	if (!getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+		if ((uint64_t)off >= rl.rlim_cur) {
+			errno = EFBIG;
+			return side_fail(s, "write output");
+		}
+		n = MIN(n, rl.rlim_cur - (uint64_t)off);
+	}
+	*want = n;
+	if (!holds || k->no_reserve)
+		return 0;
+	tail = 4096 - (size_t)(off % 4096);
+	for (;;) {
+		if (!fallocate(k->fd, FALLOC_FL_KEEP_SIZE, off, n))
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno != ENOSPC && errno != EDQUOT) {
+			/* Not supported there: a full disk costs bytes, counted. */
+			k->no_reserve = true;
+			return 0;
+		}
+		/* Fill the disk as far as it goes: less, down to this block. */
+		if (n > 4096)
+			n /= 2;
+		else if (n > tail)
+			n = tail;
+		else
+			return side_fail(s, "write output");
+	}
+	if ((uint64_t)off + n > k->resv_end)
+		k->resv_end = off + n;
+	*want = n;
+	return 0;
+}
+
+/* Give back what was reserved past the end of the output and not used. */
+static void sink_unreserve(struct side *s)
+{
+	struct sink *k = &s->snk;
+	struct stat st;
+
+	if (!k->resv_end || fstat(k->fd, &st) ||
+	    k->resv_end <= (uint64_t)st.st_size)
+		return;
+	fallocate(k->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  st.st_size, k->resv_end - st.st_size);
+	k->resv_end = 0;
+}
+
 /* n bytes went into the sink's fd by splice or sendfile. */
 static int sink_landed(struct side *s, size_t n)
 {
@@ -337,17 +565,42 @@ static ssize_t put_write(struct side *s)
 	return n;
 }
 
-/* Fill the ring in place at head, then commit. */
+/*
+ * Fill the ring in place at head, then commit. A full ring is waited for
+ * only with input in hand (read into the bounce buffer): input that ends
+ * exactly when the ring is full must end the put, not wait for room.
+ */
 static ssize_t put_mmap(struct side *s)
 {
 	char *p;
-	ssize_t n = zring_wait(s, &p);
+	ssize_t n;
 
+	if (!s->pend_len) {
+		n = zcdev_ring_space(&s->ring, &p);
+		if (n == -ESTALE)
+			return side_failx(s, "%s: the ring was reset or resized under the mapping",
+					  s->name);
+		if (n > 0) {
+			n = src_copy(s, p, MIN((size_t)n, s->chunk), false);
+			if (n > 0 && zring_commit(s, n))
+				return -1;
+			return n;
+		}
+		n = src_copy(s, s->tmp, s->chunk, false);
+		if (n <= 0)
+			return n;
+		s->pend_off = 0;
+		s->pend_len = n;
+	}
+	n = zring_wait(s, &p);
 	if (n <= 0)
-		return n;
-	n = src_copy(s, p, MIN((size_t)n, s->chunk), false);
-	if (n > 0 && zring_commit(s, n))
+		return n < 0 ? n : side_failx(s, "%s: no room", s->name);
+	n = MIN((size_t)n, s->pend_len);
+	memcpy(p, s->tmp + s->pend_off, n);
+	if (zring_commit(s, n))
 		return -1;
+	s->pend_off += n;
+	s->pend_len -= n;
 	return n;
 }
 
@@ -413,23 +666,44 @@ static ssize_t get_read(struct side *s, size_t want)
 
 	if (n < 0)
 		return side_fail(s, "read %s", s->name);
-	if (n > 0 && sink_mem(s, s->tmp, n))
+	if (n > 0 && sink_held(s, s->tmp, n, false))
 		return -1;
 	return n;
 }
 
-/* Hand the bytes at tail straight to the sink, then release them. */
+/*
+ * Hand the bytes at tail straight to the sink, then release exactly what
+ * it took: what a failed or interrupted write did not take stays in the
+ * ring.
+ */
 static ssize_t get_mmap(struct side *s, size_t want)
 {
+	struct sink *k = &s->snk;
+	size_t done;
 	char *p;
 	ssize_t n = zring_wait(s, &p);
+	int err;
 
 	if (n <= 0)
 		return n;
 	n = MIN((size_t)n, want);
-	if (sink_mem(s, p, n) || zring_commit(s, n))
+	if (k->expect || !k->keep) {
+		if (sink_mem(s, p, n) || zring_commit(s, n))
+			return -1;
+		return n;
+	}
+	if (!write_full(k->fd, p, n, &done))
+		return zring_commit(s, n) ? -1 : n;
+	err = errno;
+	if (done && zring_commit(s, done)) {
+		/* Written but still in the ring: a retry would write them twice. */
+		side_fail(s, "ZCDEV_IOC_CONSUME after a failed write (%zu bytes written, still in the ring)",
+			  done);
 		return -1;
-	return n;
+	}
+	s->step_done = done;
+	errno = err;
+	return side_fail(s, "write output");
 }
 
 static ssize_t get_splice(struct side *s, size_t want)
@@ -445,7 +719,7 @@ static ssize_t get_splice(struct side *s, size_t want)
 					 MIN(want, s->pipe_len), SPLICE_F_MOVE));
 		if (n < 0)
 			return side_fail(s, "splice %s -> pipe", s->name);
-		if (n > 0 && hop_out(s, s->snk.fd, n, "output") < 0)
+		if (n > 0 && sink_held(s, NULL, n, true))
 			return -1;
 	}
 	if (n > 0 && sink_landed(s, n))
@@ -500,7 +774,7 @@ static int put_run(struct side *s)
 	return -1;
 }
 
-static int get_run(struct side *s)
+static int get_steps_run(struct side *s)
 {
 	uint64_t done, limit;
 	size_t want;
@@ -513,8 +787,14 @@ static int get_run(struct side *s)
 		if (done >= limit)
 			return 0;
 		want = MIN(want, limit - done);
-		n = get_steps[s->method](s, want);
-		if (n < 0 && side_has_all(s)) {
+		s->step_done = 0;
+		n = sink_room(s, &want);
+		if (!n)
+			n = get_steps[s->method](s, want);
+		if (n < 0)
+			atomic_fetch_add_explicit(&s->bytes, s->step_done,
+						  memory_order_relaxed);
+		if (n < 0 && !s->lost && side_has_all(s)) {
 			/* Interrupted on purpose: see sys_retry(). */
 			s->failed = false;
 			s->err_no = 0;
@@ -532,6 +812,14 @@ static int get_run(struct side *s)
 		atomic_fetch_add_explicit(&s->bytes, n, memory_order_relaxed);
 	}
 	return -1;
+}
+
+static int get_run(struct side *s)
+{
+	int ret = get_steps_run(s);
+
+	sink_unreserve(s);
+	return ret;
 }
 
 /* ---- setting a side up ---- */
@@ -612,6 +900,17 @@ int side_setup(struct side *s, const struct zcdev_info *info)
 	}
 	if (side_mmaps(s) && zcdev_ring_map(&s->ring, s->fd, info, s->put))
 		return side_fail(s, "mmap %s", s->name);
+	if (!s->put && s->snk.keep && !s->snk.expect) {
+		struct stat st;
+		int fl = fcntl(s->snk.fd, F_GETFL);
+
+		s->snk.kind = SINK_OTHER;
+		if (!fstat(s->snk.fd, &st) && S_ISREG(st.st_mode))
+			s->snk.kind = SINK_REG;
+		else if (!fstat(s->snk.fd, &st) && S_ISFIFO(st.st_mode))
+			s->snk.kind = SINK_PIPE;
+		s->snk.append = fl >= 0 && (fl & O_APPEND);
+	}
 	if (!side_hops(s))
 		return 0;
 	if (s->put)
@@ -729,7 +1028,8 @@ int run_sides(struct run *run, struct side **sides, int n)
 
 	/* No SA_RESTART: the signal must break a blocked call with EINTR. */
 	sigaction(SIGUSR1, &sa, NULL);
-	atomic_store(&xfer_abort, 0);
+	/* A signal to stop that came before the run still stops it. */
+	atomic_store(&xfer_abort, atomic_load(&xfer_signal) != 0);
 	run->stalled = false;
 	sem_init(&run_done, 0, 0);
 	for (i = 0; i < n && i < 2; i++, started++) {

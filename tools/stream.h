@@ -30,7 +30,23 @@
 extern __thread unsigned long nr_syscalls;
 /* Set to tear a transfer down: SYS() then stops retrying on EINTR. */
 extern atomic_int xfer_abort;
+/*
+ * The signal that asked put, get or copy to stop (SIGINT, SIGTERM,
+ * SIGHUP, or SIGALRM for --timeout), 0 if none: see stream_signals().
+ */
+extern atomic_int xfer_signal;
 bool sys_retry(void);
+
+/*
+ * For put, get and copy: SIGINT, SIGTERM and SIGHUP (and SIGALRM, which
+ * stream_deadline() arms) set xfer_signal and xfer_abort, so that the
+ * transfer ends at a step boundary with its accounting; SIGPIPE and
+ * SIGXFSZ are ignored, so a reader that left and a file size limit come
+ * back as EPIPE and EFBIG. None restarts a blocked call.
+ */
+void stream_signals(void);
+/* SIGALRM after secs seconds (0: never), for a whole-command timeout. */
+int stream_deadline(double secs);
 
 /*
  * Run a system call (or a libzcdev call, which leaves errno set), count
@@ -47,8 +63,14 @@ bool sys_retry(void);
 	__r;							\
 })
 
-/* write(2) until every byte is out: a pipe or a signal can cut it short. */
+/*
+ * write(2) until every byte is out: a pipe or a signal can cut it short.
+ * A transfer being aborted (xfer_abort) stops it before any write, the
+ * first included: -1 with ECANCELED. write_full() also says how many bytes went
+ * out, whatever it returns.
+ */
 int write_all(int fd, const void *buf, size_t n);
+int write_full(int fd, const void *buf, size_t n, size_t *done);
 
 enum put_method {
 	PUT_WRITE,
@@ -94,6 +116,12 @@ struct sink {
 	bool keep;
 	const char *expect;
 	uint64_t off;
+
+	/* set up by side_setup() for a kept output */
+	enum { SINK_OTHER, SINK_REG, SINK_PIPE } kind;
+	bool append;		/* O_APPEND: every write goes to the end */
+	bool no_reserve;	/* fallocate() is not supported there */
+	uint64_t resv_end;	/* SINK_REG: space reserved up to this offset */
 };
 
 /* One end of a transfer, run by one thread. */
@@ -127,6 +155,13 @@ struct side {
 	unsigned long syscalls;
 	double t0, t1;
 	struct rusage ru0, ru1;
+	/*
+	 * get: bytes taken from the ring that never reached the output (a
+	 * write that failed on bytes already read); the command reports them.
+	 */
+	uint64_t lost;
+	size_t step_done;	/* what a failed get step still delivered */
+	size_t pend_off, pend_len;	/* put mmap: input read ahead of room */
 	bool failed;
 	bool canceled;		/* failed only because the run was aborted */
 	int err_no;		/* the errno of the failure, 0 if none */

@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 int parse_size(const char *s, uint64_t *out);
 int parse_u32(const char *s, uint32_t *out);

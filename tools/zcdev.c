@@ -184,5 +184,8 @@ int main(int argc, char **argv)
 		usage_error(&top, "unknown command '%s'", argv[1]);
 	}
 	sigaction(SIGBUS, &sa, NULL);
+	/* As early as can be: a stop before the handlers would be a death. */
+	if (c->fn == cmd_put || c->fn == cmd_get || c->fn == cmd_copy)
+		stream_signals();
 	return c->fn(c, argc - 1, argv + 1);
 }

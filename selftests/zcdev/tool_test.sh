@@ -31,6 +31,18 @@ info_field() {
 	"$zc" info | awk -v f="$1" '$1 == f { print $2 }'
 }
 
+# ZCDEV_CASES="GLOB ...": run only the cases whose names match.
+tcase() {
+	want_case=${ZCDEV_CASES:+no}
+	set -f
+	for g in ${ZCDEV_CASES:-}; do
+		# shellcheck disable=SC2254 # g is a pattern
+		case $1 in $g) want_case='' ;; esac
+	done
+	set +f
+	[ -n "$want_case" ] || case_ "$@"
+}
+
 # ---- the command line ----
 
 t_help() {
@@ -388,6 +400,8 @@ t_mmap_claims() {
 	[ "$rc" = 0 ] || return 1
 	grep -q 'another producer holds the ring' "$tmp/err" || return 1
 	"$zc" reset || return 1
+	# get FILE writes only a file it creates.
+	rm -f "$tmp/o1" "$tmp/o2"
 	exec 3> "$dev" || return 1
 	timeout 60 "$zc" get --method mmap "$tmp/o1" 3>&- 2> "$tmp/err1" &
 	p1=$!
@@ -497,45 +511,332 @@ t_explain() {
 		grep -q '"copied_bytes":0,"by_ref_bytes":16384,.*"pages_stolen_in":4,'
 }
 
-case_ help t_help
-case_ version t_version
-case_ usage_errors_exit_2 t_usage_errors
-case_ device_missing_exit_3 t_device_missing
-case_ device_missing_hints_signing t_device_missing_signed
-case_ not_zcdev_exit_3 t_not_zcdev
-case_ runtime_error_exit_1 t_runtime_error
-case_ info t_info
-case_ stats_every_counter t_stats
-case_ resize t_resize
-case_ reset_then_get_eof t_reset
+# ---- issue 24: get never loses or duplicates a byte ----
+
+# The accounting rule. IN went into the ring (after PRE bytes of
+# something else in OUT); OUT is what get wrote, REST what was left in
+# the ring afterwards; RC and $tmp/err are get's. OUT (past PRE) must be a
+# prefix of IN and REST the rest of IN, except for the bytes get says it
+# lost ("N bytes taken from the ring were lost", exit 1) and, with SLACK,
+# up to SLACK bytes a pipe swallowed when its reader left.
+# account IN OUT REST RC PRE [SLACK]
+account() {
+	insz=$(wc -c < "$1")
+	o=$(($(wc -c < "$2") - $5))
+	r=$(wc -c < "$3")
+	lost=$(sed -n 's/.* \([0-9][0-9]*\) bytes taken from the ring were lost.*/\1/p' "$tmp/err" | tail -n 1)
+	lost=${lost:-0}
+	case $4 in
+	0 | 1) ;;
+	*) echo "exit $4 (only 0 or 1 may end get)"; cat "$tmp/err"; return 1 ;;
+	esac
+	[ "$lost" = 0 ] || [ "$4" = 1 ] || { echo "lost $lost bytes, exit $4"; return 1; }
+	gap=$((insz - o - r))
+	if [ "$gap" != "$lost" ] && { [ -z "${6:-}" ] || [ "$gap" -lt "$lost" ] ||
+		[ "$gap" -gt $((lost + $6)) ]; }; then
+		echo "input $insz = output $o + ring $r + $gap, but get says $lost lost (exit $4)"
+		cat "$tmp/err"
+		return 1
+	fi
+	tail -c +$(($5 + 1)) "$2" | cmp -s - "$(head_of "$1" "$o")" ||
+		{ echo "the output is not the input's first $o bytes"; return 1; }
+	tail -c "$r" "$1" | cmp -s - "$3" ||
+		{ echo "the ring's rest is not the input's last $r bytes"; return 1; }
+}
+
+head_of() {
+	head -c "$2" "$1" > "$tmp/head_of"
+	echo "$tmp/head_of"
+}
+
+# What is left in the ring, drained to $1 (nobody writes: get ends at EOF).
+rest_of_ring() {
+	timeout 60 "$zc" get > "$1"
+}
+
+# A small tmpfs of $1 at $tmp/fs (mounted once; emptied each time).
+small_fs() {
+	mkdir -p "$tmp/fs"
+	umount "$tmp/fs" 2> /dev/null
+	mount -t tmpfs -o "size=$1" zcdev-test "$tmp/fs"
+}
+
+# A shell's output before get's stays: get writes at the offset it is
+# given, and never truncates a file it did not create.
+t_get_keeps_head() {
+	for m in read mmap splice sendfile; do
+		fill_ring 5000 || return 1
+		{ printf HEAD; timeout 20 "$zc" get --method "$m"; } > "$tmp/app" 2> "$tmp/err" ||
+			{ echo "-m $m failed: $(cat "$tmp/err")"; return 1; }
+		{ printf HEAD; cat "$tmp/small"; } | cmp - "$tmp/app" ||
+			{ echo "{ printf HEAD; get -m $m; } > F: wrong bytes"; od -c "$tmp/app" | head -n 2; return 1; }
+	done
+}
+
+# get FILE on an existing FILE leaves it alone and takes nothing; on a
+# new FILE it creates it.
+t_get_existing_file() {
+	for m in read mmap splice sendfile; do
+		fill_ring 5000 || return 1
+		printf 'precious bytes\n' > "$tmp/f"
+		expect_rc 1 timeout 20 "$zc" get --method "$m" "$tmp/f" || return 1
+		grep -q 'exists' "$tmp/err" || { cat "$tmp/err"; return 1; }
+		[ "$(cat "$tmp/f")" = 'precious bytes' ] || { echo "-m $m changed FILE"; return 1; }
+		[ "$(used)" = 5000 ] || { echo "-m $m took $((5000 - $(used))) bytes"; return 1; }
+		rm -f "$tmp/f"
+		expect_rc 0 timeout 20 "$zc" get --method "$m" "$tmp/f" || return 1
+		cmp "$tmp/small" "$tmp/f" || return 1
+	done
+}
+
+# Into a pipe whose reader has gone: nothing leaves the ring, exit 1.
+t_get_no_reader() {
+	for m in read mmap splice sendfile; do
+		fill_ring 5000 || return 1
+		{ sleep 1; timeout 20 "$zc" get --method "$m" 2> "$tmp/err"; echo $? > "$tmp/rc"; } | true
+		rc=$(cat "$tmp/rc")
+		[ "$rc" = 1 ] || { echo "get -m $m into a pipe with no reader: exit $rc"; cat "$tmp/err"; return 1; }
+		grep -q 'Broken pipe' "$tmp/err" || { cat "$tmp/err"; return 1; }
+		[ "$(used)" = 5000 ] || { echo "get -m $m took $((5000 - $(used))) bytes"; return 1; }
+	done
+	"$zc" reset
+}
+
+# A disk that is full already: nothing leaves the ring. One that fills
+# while get writes: what it wrote plus what is left is the input.
+t_get_full_disk() {
+	for m in read mmap splice sendfile; do
+		small_fs 64k || return 1
+		fill_ring 5000 || return 1
+		dd if=/dev/zero of="$tmp/fs/fill" bs=4096 2> /dev/null
+		timeout 20 "$zc" get --method "$m" > "$tmp/fs/out" 2> "$tmp/err"
+		rc=$?
+		[ "$rc" = 1 ] || { echo "get -m $m > full disk: exit $rc"; cat "$tmp/err"; return 1; }
+		grep -q 'No space left on device' "$tmp/err" || { cat "$tmp/err"; return 1; }
+		[ "$(used)" = 5000 ] || { echo "get -m $m > full disk took $((5000 - $(used))) bytes"; return 1; }
+		small_fs 64k || return 1
+		fill_ring 200000 || return 1
+		timeout 20 "$zc" get --method "$m" > "$tmp/fs/out" 2> "$tmp/err"
+		rc=$?
+		rest_of_ring "$tmp/rest" || return 1
+		echo "-m $m: exit $rc, wrote $(wc -c < "$tmp/fs/out"), left $(wc -c < "$tmp/rest")"
+		[ "$rc" = 1 ] || { echo "get -m $m > filling disk: exit $rc"; return 1; }
+		account "$tmp/small" "$tmp/fs/out" "$tmp/rest" "$rc" 0 || return 1
+		# Once the disk has room again, the rest follows: no byte twice.
+		cat "$tmp/fs/out" "$tmp/rest" | cmp - "$tmp/small" || return 1
+	done
+	umount "$tmp/fs"
+}
+
+# A file size limit: EFBIG, not death by SIGXFSZ, and exact accounting.
+t_get_fsize_limit() {
+	for m in read mmap splice sendfile; do
+		fill_ring 60000 || return 1
+		rm -f "$tmp/out"
+		(ulimit -f 20 && timeout 20 "$zc" get --method "$m" > "$tmp/out" 2> "$tmp/err")
+		rc=$?
+		rest_of_ring "$tmp/rest" || return 1
+		echo "-m $m: exit $rc, wrote $(wc -c < "$tmp/out"), left $(wc -c < "$tmp/rest")"
+		[ "$rc" = 1 ] || { echo "get -m $m with ulimit -f: exit $rc"; cat "$tmp/err"; return 1; }
+		grep -q 'File too large' "$tmp/err" || { cat "$tmp/err"; return 1; }
+		account "$tmp/small" "$tmp/out" "$tmp/rest" "$rc" 0 || return 1
+	done
+}
+
+# SIGTERM, SIGINT or SIGHUP while get is blocked on a full FIFO: it ends
+# with exit 1, and what reached the FIFO plus what is left is the input.
+t_get_signal_blocked() {
+	for m in read mmap splice sendfile; do
+		for sig in TERM INT HUP; do
+			fill_ring 200000 || return 1
+			rm -f "$tmp/fifo"
+			mkfifo "$tmp/fifo" || return 1
+			{ sleep 3; cat; } < "$tmp/fifo" > "$tmp/out" &
+			rp=$!
+			timeout 20 "$zc" get --method "$m" > "$tmp/fifo" 2> "$tmp/err" &
+			gp=$!
+			sleep 1
+			kill -"$sig" "$gp"
+			wait "$gp"
+			rc=$?
+			wait "$rp"
+			rest_of_ring "$tmp/rest" || return 1
+			echo "-m $m SIG$sig: exit $rc, wrote $(wc -c < "$tmp/out"), left $(wc -c < "$tmp/rest")"
+			[ "$rc" = 1 ] || { cat "$tmp/err"; return 1; }
+			account "$tmp/small" "$tmp/out" "$tmp/rest" "$rc" 0 || return 1
+		done
+	done
+}
+
+# put -m mmap of exactly the ring's size, with nobody reading, ends.
+t_put_mmap_ring_size() {
+	ring=$(info_field ring_bytes)
+	"$zc" reset || return 1
+	head -c "$ring" "$tmp/in" > "$tmp/ring-size"
+	expect_rc 0 timeout 20 "$zc" put --method mmap "$tmp/ring-size" || return 1
+	[ "$(used)" = "$ring" ] || return 1
+	rest_of_ring "$tmp/rest" && cmp "$tmp/ring-size" "$tmp/rest"
+}
+
+# --timeout bounds the whole command, the opens included.
+t_copy_timeout_open() {
+	rm -f "$tmp/fifo" "$tmp/out"
+	mkfifo "$tmp/fifo" || return 1
+	start=$(date +%s)
+	expect_rc 1 timeout 20 "$zc" copy --timeout 2 "$tmp/fifo" "$tmp/out" || return 1
+	grep -q 'timed out' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	[ $(($(date +%s) - start)) -le 5 ] || { echo "took $(($(date +%s) - start)) s"; return 1; }
+	# The claims went with it.
+	"$zc" reset && head -c 1000 "$tmp/in" > "$tmp/small" &&
+		expect_rc 0 timeout 20 "$zc" put "$tmp/small" && "$zc" reset
+}
+
+# ZCDEV_DEV naming a directory or a FIFO: exit 3, and say what it is.
+t_dev_not_chardev() {
+	mkdir -p "$tmp/dir"
+	rm -f "$tmp/fifo"
+	mkfifo "$tmp/fifo" || return 1
+	for c in "info" "put $tmp/in" "get" "reset" "resize 16" "copy $tmp/in $tmp/o" \
+		 "bench --size 64K" "explain read"; do
+		# shellcheck disable=SC2086 # c is words
+		ZCDEV_DEV=$tmp/dir expect_rc 3 timeout 20 "$zc" $c < /dev/null || return 1
+		grep -q 'is a directory, not a zcdev' "$tmp/err" || { echo "$c"; cat "$tmp/err"; return 1; }
+		# shellcheck disable=SC2086 # c is words
+		ZCDEV_DEV=$tmp/fifo expect_rc 3 timeout 20 "$zc" $c < /dev/null || return 1
+		grep -q 'is a FIFO, not a zcdev' "$tmp/err" || { echo "$c"; cat "$tmp/err"; return 1; }
+	done
+}
+
+# The "Done when" stress: streams of STRESS_KB (default 1536 KiB, 24 laps
+# of the 16-page ring) for every put and get pair, put and get in two
+# processes. Something ends the first get; a second one drains the rest
+# once put is done. What the two wrote, less what the first says it lost
+# (and, for a pipe, what the pipe held when its reader left), is the input.
+# stress_one HOW PUT GET
+stress_one() {
+	rm -f "$tmp/o1" "$tmp/o2" "$tmp/fifo"
+	"$zc" reset || return 1
+	exec 3> "$dev" || return 1
+	slack=''
+	case $1 in
+	term)
+		timeout 60 "$zc" get --method "$3" > "$tmp/o1" 2> "$tmp/err" 3>&- &
+		gp=$!
+		timeout 60 "$zc" put --method "$2" "$tmp/stress" 3>&- 2> "$tmp/perr" &
+		pp=$!
+		usleep $(($(shuf -i 0-1500 -n 1) * 1000))
+		kill -TERM "$gp"
+		wait "$gp"
+		rc=$?
+		;;
+	disk)
+		small_fs 512k || return 1
+		timeout 60 "$zc" get --method "$3" > "$tmp/fs/o1" 2> "$tmp/err" 3>&- &
+		gp=$!
+		timeout 60 "$zc" put --method "$2" "$tmp/stress" 3>&- 2> "$tmp/perr" &
+		pp=$!
+		wait "$gp"
+		rc=$?
+		cp "$tmp/fs/o1" "$tmp/o1"
+		umount "$tmp/fs"
+		;;
+	reader)
+		mkfifo "$tmp/fifo" || return 1
+		dd bs=4096 count="$(shuf -i 1-200 -n 1)" < "$tmp/fifo" > "$tmp/o1" 2> /dev/null &
+		rp=$!
+		timeout 60 "$zc" get --method "$3" > "$tmp/fifo" 2> "$tmp/err" 3>&- &
+		gp=$!
+		timeout 60 "$zc" put --method "$2" "$tmp/stress" 3>&- 2> "$tmp/perr" &
+		pp=$!
+		wait "$gp"
+		rc=$?
+		wait "$rp"
+		slack=65536
+		;;
+	esac
+	exec 3>&-
+	# SIGTERM before get (or timeout(1) in front of it) could set its
+	# handlers kills it; it has taken nothing yet.
+	if [ "$1" = term ] && [ "$rc" = 143 ] && [ ! -s "$tmp/o1" ] && [ ! -s "$tmp/err" ]; then
+		echo "$2:$3: SIGTERM came before get started"
+		rc=0
+	fi
+	cp "$tmp/err" "$tmp/err1"
+	timeout 60 "$zc" get > "$tmp/o2" 2> "$tmp/err2"
+	rc2=$?
+	wait "$pp" || { echo "put -m $2 failed:"; cat "$tmp/perr"; return 1; }
+	cp "$tmp/err1" "$tmp/err"
+	[ "$rc2" = 0 ] || { echo "the second get: exit $rc2"; cat "$tmp/err2"; return 1; }
+	account "$tmp/stress" "$tmp/o1" "$tmp/o2" "$rc" 0 $slack ||
+		{ echo "$1 $2:$3: exit $rc, wrote $(wc -c < "$tmp/o1"), then $(wc -c < "$tmp/o2")"; return 1; }
+}
+
+t_stress() {
+	pages=$(info_field ring_pages)
+	"$zc" reset && "$zc" resize 16 || return 1
+	head -c $((${STRESS_KB:-1536} * 1024)) /dev/urandom > "$tmp/stress"
+	ret=0
+	for p in write mmap splice vmsplice; do
+		for g in read mmap splice sendfile; do
+			stress_one "$1" "$p" "$g" || { ret=1; break 2; }
+		done
+	done
+	"$zc" reset
+	"$zc" resize "$pages"
+	return $ret
+}
+
+tcase help t_help
+tcase version t_version
+tcase usage_errors_exit_2 t_usage_errors
+tcase device_missing_exit_3 t_device_missing
+tcase device_missing_hints_signing t_device_missing_signed
+tcase not_zcdev_exit_3 t_not_zcdev
+tcase runtime_error_exit_1 t_runtime_error
+tcase info t_info
+tcase stats_every_counter t_stats
+tcase resize t_resize
+tcase reset_then_get_eof t_reset
 make_input
 for m in write mmap splice vmsplice write:sendfile write:mmap mmap:read \
 	 mmap:splice splice:mmap vmsplice:read; do
-	case_ "copy_$m" t_copy "$m"
+	tcase "copy_$m" t_copy "$m"
 done
 for p in write mmap splice vmsplice; do
 	for g in read mmap splice sendfile; do
-		case_ "put_${p}_get_$g" t_put_get "$p" "$g"
+		tcase "put_${p}_get_$g" t_put_get "$p" "$g"
 	done
 done
-case_ pipes_splice_splice t_pipes splice splice
-case_ pipes_write_read t_pipes write read
-case_ copy_counters t_counters
-case_ bench_json t_bench
-case_ bench_table t_bench_table
-case_ explain_one_call t_explain
-case_ copy_fails_when_ring_shared t_copy_shared_ring
-case_ copy_concurrent_never_wrong t_copy_concurrent
-case_ copy_same_file_refused t_copy_same_file
-case_ get_checks_device_before_file t_get_device_first
-case_ get_checks_output_before_taking t_get_output_first
-case_ closed_std_fds_not_the_device t_closed_std_fds
-case_ copy_ends_with_foreign_writer t_copy_foreign_writer
-case_ mmap_one_producer_one_consumer t_mmap_claims
-case_ stdout_write_errors_fail t_stdout_errors
-case_ messages t_messages
-case_ zero_page_ring_message t_zero_page_ring
-case_ device_as_src_or_dst_refused t_device_as_file
-case_ json_is_utf8 t_json_utf8
+tcase pipes_splice_splice t_pipes splice splice
+tcase pipes_write_read t_pipes write read
+tcase copy_counters t_counters
+tcase bench_json t_bench
+tcase bench_table t_bench_table
+tcase explain_one_call t_explain
+tcase copy_fails_when_ring_shared t_copy_shared_ring
+tcase copy_concurrent_never_wrong t_copy_concurrent
+tcase copy_same_file_refused t_copy_same_file
+tcase get_checks_device_before_file t_get_device_first
+tcase get_checks_output_before_taking t_get_output_first
+tcase closed_std_fds_not_the_device t_closed_std_fds
+tcase copy_ends_with_foreign_writer t_copy_foreign_writer
+tcase mmap_one_producer_one_consumer t_mmap_claims
+tcase stdout_write_errors_fail t_stdout_errors
+tcase messages t_messages
+tcase zero_page_ring_message t_zero_page_ring
+tcase device_as_src_or_dst_refused t_device_as_file
+tcase json_is_utf8 t_json_utf8
+tcase get_keeps_what_precedes_it t_get_keeps_head
+tcase get_leaves_an_existing_file t_get_existing_file
+tcase get_no_reader_takes_nothing t_get_no_reader
+tcase get_full_disk_exact t_get_full_disk
+tcase get_file_size_limit_exact t_get_fsize_limit
+tcase get_signal_while_blocked_exact t_get_signal_blocked
+tcase put_mmap_ring_size_ends t_put_mmap_ring_size
+tcase copy_timeout_bounds_opens t_copy_timeout_open
+tcase dev_dir_or_fifo_exit_3 t_dev_not_chardev
+tcase stress_sigterm_every_pair t_stress term
+tcase stress_disk_fills_every_pair t_stress disk
+tcase stress_reader_leaves_every_pair t_stress reader
 
 ktap_end
