@@ -229,7 +229,7 @@ int dev_error(int err, const struct zcdev_info *info)
 			       path);
 			return EXIT_NODEV;
 		}
-		errmsg("%s not found: is the zcdev module loaded? (modprobe zcdev / insmod module/zcdev.ko)",
+		errmsg("%s not found: is the zcdev module loaded? (sudo modprobe zcdev; from a source tree: sudo insmod module/zcdev.ko)",
 		       path);
 		why = signature_enforced();
 		if (why)

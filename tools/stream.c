@@ -622,9 +622,10 @@ static ssize_t put_splice(struct side *s)
 }
 
 /*
- * A gift is for good: the pages go to the pipe and we unmap them, so the
- * device may steal them (they are then referenced by the pipe alone).
- * Every step therefore fills fresh anonymous pages.
+ * A gift is for good: the pages go to the pipe and we unmap them, so
+ * nothing of ours can change them there. The device still copies them:
+ * they are anonymous pages on the LRU, which zcdev_can_steal() refuses.
+ * Every step fills fresh anonymous pages.
  */
 static ssize_t put_vmsplice(struct side *s)
 {

@@ -99,7 +99,7 @@ static int show_version(void)
 	putchar('\n');
 	fflush(stdout);
 	if (*mod && strcmp(mod, ZCDEV_VERSION)) {
-		errmsg("warning: the loaded module is version %s, this tool %s: build both from one tree",
+		errmsg("warning: the loaded module is version %s, this tool %s: install both from one release (or build both from one tree)",
 		       mod, ZCDEV_VERSION);
 	}
 	if ((fd >= 0 || fd == -EPROTO) && info.abi_version != ZCDEV_ABI_VERSION) {
