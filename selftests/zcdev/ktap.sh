@@ -6,7 +6,7 @@
 # of this tree, else zcdev on PATH) and the device ($dev: ZCDEV_DEV, else
 # /dev/zcdev), prints the KTAP header, skips the whole program (exit 4)
 # when the device is not there, makes $tmp (removed on exit) and gives
-# case_ and ktap_end.
+# case_, ktap_end, splat_count and counters.
 
 dev=${ZCDEV_DEV:-/dev/zcdev}
 here=$(dirname "$0")
@@ -52,4 +52,21 @@ ktap_end() {
 	echo "1..$n"
 	echo "# $((n - fails)) passed, $fails failed"
 	[ "$fails" = 0 ]
+}
+
+# The kernel log's splat lines (the rig's patterns, when there).
+splat_count() {
+	[ -r /etc/zcdev/splat-patterns ] || { echo 0; return; }
+	dmesg | grep -E -f /etc/zcdev/splat-patterns |
+		grep -cvE -f /etc/zcdev/splat-exceptions
+}
+
+# The module's counters, "name value" lines: debugfs when it is there
+# (reading it opens no file of the module), else zcdev stats.
+counters() {
+	if [ -r /sys/kernel/debug/zcdev/stats ]; then
+		cat /sys/kernel/debug/zcdev/stats
+	else
+		"$zc" stats
+	fi
 }

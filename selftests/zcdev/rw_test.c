@@ -1317,26 +1317,6 @@ TEST_F(rw, sendfile_to_a_pipe_keeps_its_bytes_when_the_ring_moves_on)
 	close(p[1]);
 }
 
-/* Bring the loopback interface up: a bare guest may not have done it. */
-static int loopback_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int s, ret = 0;
-
-	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -1;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(s, SIOCGIFFLAGS, &ifr))
-		ret = -1;
-	else if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		ret = ioctl(s, SIOCSIFFLAGS, &ifr);
-	}
-	close(s);
-	return ret;
-}
-
 struct receiver {
 	int sock;
 	size_t len;
@@ -1381,7 +1361,7 @@ TEST_F(rw, sendfile_to_a_tcp_socket_delivers_the_stream)
 	int lsock, csock;
 	pthread_t thread;
 
-	ASSERT_EQ(0, loopback_up()) {
+	ASSERT_EQ(0, zt_loopback_up()) {
 		TH_LOG("cannot bring lo up: %s", strerror(errno));
 	}
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

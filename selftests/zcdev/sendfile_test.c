@@ -211,26 +211,6 @@ TEST_F(sf, sendfile_returns_what_it_moved_without_waiting_for_more)
 	close(out);
 }
 
-/* Bring the loopback interface up: a bare guest may not have done it. */
-static int loopback_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int s, ret = 0;
-
-	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -1;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(s, SIOCGIFFLAGS, &ifr))
-		ret = -1;
-	else if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		ret = ioctl(s, SIOCSIFFLAGS, &ifr);
-	}
-	close(s);
-	return ret;
-}
-
 /*
  * A TCP connection on 127.0.0.1 with small buffers on both sides, so a
  * sender stalls after a few KiB while the receiver does not read.
@@ -242,7 +222,7 @@ static int stalled_tcp(int *tx, int *rx)
 	socklen_t alen = sizeof(addr);
 	int small = 4096, l;
 
-	if (loopback_up())
+	if (zt_loopback_up())
 		return -1;
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -32,17 +32,6 @@ seed=${ZCDEV_STRESS_NG_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 sys=/sys/class/misc/zcdev
 dbg=/sys/kernel/debug/zcdev/stats
 
-# The kernel log's splat lines (the rig's patterns, when there).
-splat_count() {
-	[ -r /etc/zcdev/splat-patterns ] || { echo 0; return; }
-	dmesg | grep -E -f /etc/zcdev/splat-patterns |
-		grep -cvE -f /etc/zcdev/splat-exceptions
-}
-
-# The module's counters, "name value" lines.
-counters() {
-	if [ -r "$dbg" ]; then cat "$dbg"; else "$zc" stats; fi
-}
 
 t_stress_ng() {
 	command -v stress-ng > /dev/null || { echo "stress-ng is not installed"; return 1; }

@@ -53,17 +53,8 @@ calls="read readv pread64 preadv preadv2 write writev pwrite64 pwritev pwritev2
 mmap munmap mremap madvise mprotect msync splice vmsplice tee sendfile
 ioctl poll ppoll select pselect6 fcntl lseek flock"
 
-splat_count() {
-	[ -r /etc/zcdev/splat-patterns ] || { echo 0; return; }
-	dmesg | grep -E -f /etc/zcdev/splat-patterns |
-		grep -cvE -f /etc/zcdev/splat-exceptions
-}
-
 # Bytes into and out of the ring by every path, from the module's
-# counters (debugfs: reading them opens no file of the module).
-counters() {
-	if [ -r "$dbg" ]; then cat "$dbg"; else "$zc" stats; fi
-}
+# counters (ktap.sh's counters(): debugfs opens no file of the module).
 bytes_in() {
 	counters | awk '$1 ~ /^(bytes_written_copy|bytes_spliced_in_moved|bytes_spliced_in_copied|bytes_produced_mmap)$/ { s += $2 } END { printf "%d\n", s }'
 }

@@ -17,12 +17,14 @@
 #define ZCDEV_TEST_H
 
 #include <errno.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -236,6 +238,26 @@ static inline long zt_check_stream(int fd, uint64_t *pos, size_t len)
 	free(buf);
 	*pos += len;
 	return bad;
+}
+
+/* Bring the loopback interface up: a bare guest may not have done it. */
+static inline int zt_loopback_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int s, ret = 0;
+
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr))
+		ret = -1;
+	else if (!(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		ret = ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+	return ret;
 }
 
 #endif /* ZCDEV_TEST_H */
