@@ -168,19 +168,27 @@ static ssize_t put(FIXTURE_DATA(rw) *self, int fd, size_t len)
 	return n;
 }
 
-/* read() up to @len from @fd and check it against the stream at rpos. */
-static ssize_t get(FIXTURE_DATA(rw) *self, int fd, size_t len)
+/*
+ * What a read of @n bytes into rbuf returned, with its errno: checked
+ * against the stream at rpos, which moves on past it.
+ */
+static ssize_t got(FIXTURE_DATA(rw) *self, ssize_t n, int err)
 {
-	ssize_t n;
-
-	n = read(fd, self->rbuf, len);
-	self->err = errno;
+	self->err = err;
 	self->bad = -1;
 	if (n > 0) {
 		self->bad = zt_check(self->rbuf, self->rpos, n);
 		self->rpos += n;
 	}
 	return n;
+}
+
+/* read() up to @len from @fd and check it against the stream at rpos. */
+static ssize_t get(FIXTURE_DATA(rw) *self, int fd, size_t len)
+{
+	ssize_t n = read(fd, self->rbuf, len);
+
+	return got(self, n, errno);
 }
 
 #define PUT(fd, len, expect) do {					\
@@ -915,13 +923,7 @@ static ssize_t get_nowait(FIXTURE_DATA(rw) *self, int fd, size_t len)
 	ssize_t n;
 
 	n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
-	self->err = errno;
-	self->bad = -1;
-	if (n > 0) {
-		self->bad = zt_check(self->rbuf, self->rpos, n);
-		self->rpos += n;
-	}
-	return n;
+	return got(self, n, errno);
 }
 
 /*
