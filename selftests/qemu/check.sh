@@ -29,6 +29,7 @@ timeout_s=${ZCDEV_TIMEOUT:-900}
 
 passed=0 failed=0 skipped=0
 failures=()
+engines=()
 # Counts per WHERE (user space, host, a lane), in first-seen order.
 declare -A where_passed where_failed where_skipped
 wheres=()
@@ -47,6 +48,11 @@ record() {
 		failures+=("$2: ${1#not ok }") ;;
 	"skip "*)
 		skipped=$((skipped + 1)) where_skipped[$2]=$((where_skipped[$2] + 1)) ;;
+	esac
+	# The engines nobody here wrote get a line of their own in the
+	# summary: their time, seed and verdict.
+	case $1 in
+	*stress_ng_test.sh* | *trinity_test.sh*) engines+=("$2: $1") ;;
 	esac
 	echo "  $1"
 }
@@ -234,6 +240,7 @@ echo "== summary (${accel_args[1]}, $((SECONDS - start))s)"
 for w in "${wheres[@]}"; do
 	printf '%-34s %s\n' "$w${kver[$w]:+ (${kver[$w]})}" "$(counts "$w")"
 done
+[ ${#engines[@]} -eq 0 ] || printf 'engine %s\n' "${engines[@]}"
 [ ${#failures[@]} -eq 0 ] || printf 'FAIL %s\n' "${failures[@]}"
 echo "skipped: $skipped"
 echo "$passed passed, $failed failed"
