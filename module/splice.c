@@ -78,6 +78,7 @@ static void zcdev_direct_commit(struct zcdev *zd)
 {
 	u64 bytes = zd->direct.delivered;
 	u64 copied = zd->direct.delivered_copied;
+	bool unread;
 
 	mutex_lock(&zd->ring_lock);
 	if (bytes) {
@@ -89,9 +90,16 @@ static void zcdev_direct_commit(struct zcdev *zd)
 	zd->direct.delivered = 0;
 	zd->direct.delivered_copied = 0;
 	WRITE_ONCE(zd->direct.task, NULL);
+	unread = zd->head != zd->tail;
 	mutex_unlock(&zd->ring_lock);
 	/* Consumers waiting in zcdev_lock_consume(). */
 	wake_up_interruptible(&zd->readq);
+	/*
+	 * And those that got EAGAIN behind the lend: what the output did
+	 * not take is theirs again, and no producer may come to say so.
+	 */
+	if (unread)
+		kill_fasync(&zd->fasync_readers, SIGIO, POLL_IN);
 	if (bytes)
 		trace_zcdev_xfer_splice_out(bytes, 0, copied);
 }
@@ -553,7 +561,8 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 	 * indices (head = tail = 0) only when it returns, so a head past 0
 	 * means this call has delivered already. Like read(), it then
 	 * returns what it moved instead of waiting for more; 0 rather than
-	 * EAGAIN so that the output pushes what it held back for the rest
+	 * EAGAIN (or a signal's error: what was moved is returned either
+	 * way) so that the output pushes what it held back for the rest
 	 * (->splice_eof()), as at the end of a file.
 	 */
 	again = direct && pipe->head;
@@ -575,7 +584,7 @@ ssize_t zcdev_splice_read(struct file *in, loff_t *ppos,
 		/* 0: another reader won the race; wait again. */
 	} while (!ret);
 
-	return again && ret == -EAGAIN ? 0 : ret;
+	return again && ret < 0 ? 0 : ret;
 }
 
 /*
