@@ -491,6 +491,118 @@ out_unmap:
 	munmap(map, PS);
 }
 
+struct rw_writer {
+	int fd;
+	const void *src;
+	size_t len;
+	ssize_t ret;
+	int err;
+	int done;	/* set (release) once ret and err are */
+};
+
+static void *rw_writer_main(void *arg)
+{
+	struct rw_writer *w = arg;
+
+	w->ret = write(w->fd, w->src, w->len);
+	w->err = errno;
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A write() copies into its ring page outside ring_lock, holding a
+ * reference of its own. A consumer that moves tail into that page
+ * meanwhile sees the reference, takes the page for one held past tail
+ * (slots_kept), and the next fault on the slot gives it a fresh page,
+ * copied while the write was still copying. Every byte the write
+ * reports must still reach the reader. The write is held part-way by a
+ * source page that userfaultfd holds back.
+ */
+TEST_F(ring, write_whose_page_is_kept_under_it_loses_nothing)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy = { .len = 0 };
+	struct rw_writer w = { .fd = self->fd, .len = PS - 100 };
+	struct pollfd pfd = { .events = POLLIN };
+	struct zcdev_stats st0, st1;
+	struct zcdev_info info;
+	uint8_t *src, *lap, *map, *buf;
+	struct uffd_msg msg;
+	pthread_t thread;
+	int uffd, i;
+	long bad;
+
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
+	ASSERT_EQ(0, zt_info(self->fd, &info));
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "userfaultfd for kernel-mode faults: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	/* Stream bytes 100 to 1100 in the first page, the rest held back. */
+	src = mmap(NULL, 2 * PS, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, src);
+	zt_fill(src + PS - 1000, 100, 1000);
+	reg.range.start = (unsigned long)src + PS;
+	reg.range.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	w.src = src + PS - 1000;
+
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 100));
+	ASSERT_EQ(0, zt_stats(self->fd, &st0));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, rw_writer_main, &w));
+	pfd.fd = uffd;
+	for (i = 0; i < 100 && !__atomic_load_n(&w.done, __ATOMIC_ACQUIRE); i++)
+		if (poll(&pfd, 1, 100) > 0)
+			break;
+	ASSERT_TRUE(pfd.revents & POLLIN) {
+		TH_LOG("the write did not wait for its source (done: %d)",
+		       __atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
+	}
+	ASSERT_EQ((ssize_t)sizeof(msg), read(uffd, &msg, sizeof(msg)));
+
+	/* Tail moves into the page the write holds; then a fault on it. */
+	buf = malloc(PS);
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(100, read(self->fd, buf, 100));
+	ASSERT_EQ(-1, zt_check(buf, 0, 100));
+	map = mmap(NULL, PS, PROT_READ, MAP_SHARED, self->fd, info.data_offset);
+	ASSERT_NE(MAP_FAILED, map);
+	(void)*(volatile uint8_t *)map;
+	ASSERT_EQ(0, zt_stats(self->fd, &st1));
+
+	lap = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, lap);
+	zt_fill(lap, 1100, PS);
+	copy.dst = (unsigned long)src + PS;
+	copy.src = (unsigned long)lap;
+	copy.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &copy));
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	ASSERT_EQ((ssize_t)w.len, w.ret) {
+		TH_LOG("write: %s", strerror(w.err));
+	}
+	self->pos += w.len;
+	TH_LOG("slots_kept +%llu, page_swaps +%llu while the write copied",
+	       (unsigned long long)(st1.slots_kept - st0.slots_kept),
+	       (unsigned long long)(st1.page_swaps - st0.page_swaps));
+
+	ASSERT_EQ((ssize_t)w.len, read(self->fd, buf, w.len));
+	bad = zt_check(buf, 100, w.len);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("byte %ld of the write reads %u, wrote %u: lost in the old page",
+		       bad + 100, buf[bad], zt_byte(100 + bad));
+	}
+
+	free(buf);
+	munmap(lap, PS);
+	munmap(map, PS);
+	munmap(src, 2 * PS);
+	close(uffd);
+}
+
 /*
  * A plain reference taken through get_user_pages() (FOLL_GET) is no pin,
  * and its holder may store to the page after the zap: O_DIRECT on 6.1,
