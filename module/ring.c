@@ -88,10 +88,13 @@ bool zcdev_page_maybe_pinned(struct page *page)
  * The PTE count must not be too high, or a holder could hide behind it.
  * A fault or fork takes the page's reference before it adds to the
  * mapcount, a zap takes from the mapcount before it drops the reference
- * (batched, after the TLB flush), both with fully ordered atomics. So
- * the mapcount is read on both sides of the reference count and the
- * lower one used: a PTE coming or going between the reads is counted in
- * the reference count and not subtracted.
+ * (batched, after the TLB flush). So the mapcount is read on both sides
+ * of the reference count and the lower one used: a PTE coming or going
+ * between the reads is counted in the reference count and not
+ * subtracted. Fork's two increments are plain atomics, ordered for this
+ * reader only on x86 (the one architecture built and tested); and two
+ * PTE changes between the reads, one each way, can still hide a holder
+ * (docs/design.md, section 3.3).
  */
 bool zcdev_page_held(struct page *page, unsigned int refs)
 {
