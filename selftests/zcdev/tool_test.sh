@@ -839,4 +839,52 @@ tcase stress_sigterm_every_pair t_stress term
 tcase stress_disk_fills_every_pair t_stress disk
 tcase stress_reader_leaves_every_pair t_stress reader
 
+
+# ---- issue 24: the bench's and explain's own limits ----
+
+# A call size that is not a page multiple finishes (the pipe reference
+# rows wrote a ring's worth into a pipe of that size, for ever).
+t_bench_odd_chunk() {
+	expect_rc 0 timeout 300 "$zc" bench --size 256K --chunk 5000 --repeat 1 \
+		--map none --method ref:pipe-rw,get:read,get:splice-null --json || return 1
+	! grep -q '"ok":false' "$tmp/stdout" || { cat "$tmp/stdout"; return 1; }
+}
+
+# A deadline fails its rows, and so the command, whatever a row was doing
+# (it only set a flag, which nothing looked at).
+t_bench_deadline() {
+	timeout 120 "$zc" bench --size 1M --repeat 1 --map none \
+		--method get:read,put:write --timeout 0.001 > "$tmp/stdout" 2> "$tmp/err"
+	rc=$?
+	if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then
+		echo "bench --timeout 0.001 exited $rc, want a failure before the timeout(1) of 120 s"
+		cat "$tmp/err"
+		return 1
+	fi
+	timeout 120 "$zc" explain --map none --timeout 0.001 get:read > "$tmp/stdout" 2> "$tmp/err"
+	rc=$?
+	if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then
+		echo "explain --timeout 0.001 exited $rc, want a failure"
+		cat "$tmp/err"
+		return 1
+	fi
+}
+
+# An empty selection is a usage error, not a run of nothing.
+t_empty_selections() {
+	expect_rc 2 "$zc" bench --method , || return 1
+	expect_rc 2 "$zc" bench --map , || return 1
+	expect_rc 2 "$zc" explain --map ,
+}
+
+# explain caps its call at the ring, as its help says.
+t_explain_caps_chunk() {
+	expect_rc 0 timeout 300 "$zc" explain --chunk 1G --map none get:read
+}
+
+tcase bench_odd_chunk_finishes t_bench_odd_chunk
+tcase bench_explain_deadline_fails_rows t_bench_deadline
+tcase empty_selections_are_usage_errors t_empty_selections
+tcase explain_caps_chunk_at_ring t_explain_caps_chunk
+
 ktap_end
