@@ -152,18 +152,6 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from,
 	mutex_unlock(&zd->ring_lock);
 
 	copied = copy_page_from_iter(page, off, n, from);
-
-	/*
-	 * Our reference can make a consumer that moved tail meanwhile take
-	 * the page for one held past tail (zcdev_ring_keep_held()), and a
-	 * fault then gives the slot a fresh page, copied while we were still
-	 * copying. The bytes we wrote are past head, unseen by any consumer:
-	 * they go to the slot's page before head moves.
-	 */
-	mutex_lock(&zd->ring_lock);
-	if (copied && zd->pages[slot] != page)
-		memcpy_page(zd->pages[slot], off, page, off, copied);
-	mutex_unlock(&zd->ring_lock);
 	put_page(page);
 	return copied ? copied : -EFAULT;
 }

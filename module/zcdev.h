@@ -63,9 +63,7 @@ struct zcdev {
 	/*
 	 * A slot is lent while a pipe may still hold its page: the page went
 	 * out by splice and must not be written or mapped again until the
-	 * pipe lets go of it (or the slot gets a fresh page). So is a slot
-	 * whose page somebody else held when tail passed it (an skb of a
-	 * send(MSG_ZEROCOPY) from the mapping): zcdev_ring_keep_held().
+	 * pipe lets go of it (or the slot gets a fresh page).
 	 */
 	unsigned long *lent;
 	/*
@@ -193,8 +191,6 @@ int zcdev_wait_writable(struct zcdev *zd, bool nonblock);
 struct page *zcdev_page_alloc(gfp_t extra);
 void zcdev_page_adopt(struct page *page);
 void zcdev_page_put(struct page *page);
-bool zcdev_page_maybe_pinned(struct page *page);
-bool zcdev_page_held(struct page *page, unsigned int refs);
 long zcdev_pages_live(void);
 bool zcdev_page_poisoned(struct page *page);
 

@@ -97,8 +97,7 @@ int zcdev_claim(int fd, enum zcdev_role role);
 	X(mmap_faults)			\
 	X(sigbus_faults)		\
 	X(pages_held)			\
-	X(bytes_spliced_out_copied)	\
-	X(slots_kept)
+	X(bytes_spliced_out_copied)
 
 struct zcdev_field {
 	const char *name;
