@@ -5,9 +5,9 @@
 # has nothing installed but what the README names as prerequisites. A fresh
 # Debian root of the host's own release is built with mmdebstrap
 # (--variant=minbase, plus git and make), this repository's committed HEAD
-# is cloned into it, and there, as root, COMMAND runs (default: make check,
-# then make run CMD='zcdev info' as the README's first command is used
-# without a terminal). Every tool the rig needs must then come from the
+# is cloned into it, and there, as root, COMMAND runs (default: make
+# check); after make check, make run CMD='zcdev info' runs too, as the
+# README's first command is used without a terminal. Every tool the rig needs must then come from the
 # rig's own deps.sh: a host tool it forgets fails the run here, whatever
 # the machine running this has installed over time.
 #
@@ -30,7 +30,10 @@ set -euo pipefail
 
 [ "$(id -u)" = 0 ] || die "pristine: needs root (mmdebstrap, chroot)"
 default_cmd=
-[ $# -gt 0 ] || { set -- make check; default_cmd=1; }
+[ $# -gt 0 ] || set -- make check
+# The README's two commands: make check, then make run (without a
+# terminal, so with CMD).
+[ "$*" != "make check" ] || default_cmd=1
 
 "$qemu_dir/deps.sh" >&2 || die "deps.sh could not install the rig's tools"
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
