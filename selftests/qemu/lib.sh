@@ -73,7 +73,8 @@ console_splats() {
 # the kernel, header and DKMS packages and the DKMS tree. Taken before
 # anything is installed or prepared, compared at the end.
 host_state() {
-	ls -la /boot 2>/dev/null
+	# -A: /boot itself, not the mtime of / that ".." would show.
+	ls -lA /boot 2>/dev/null
 	cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | sha256sum
 	dpkg-query -W -f='${Package} ${Version} ${Status}\n' 'linux-image-*' \
 		'linux-headers-*' 'linux-binary-*' 'dkms' '*-dkms' 2>/dev/null
