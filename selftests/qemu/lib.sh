@@ -78,7 +78,7 @@ host_state() {
 	cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | sha256sum
 	dpkg-query -W -f='${Package} ${Version} ${Status}\n' 'linux-image-*' \
 		'linux-headers-*' 'linux-binary-*' 'dkms' '*-dkms' 2>/dev/null
-	ls -la /var/lib/dkms /lib/modules 2>/dev/null
+	ls -lA /var/lib/dkms /lib/modules 2>/dev/null
 	true	# a directory or package that is not there is part of the state
 }
 
