@@ -121,10 +121,12 @@ unshare --mount --pid --fork --kill-child -- /bin/sh -ec '
 ' pristine "$pristine" "$top" "$cache" "$ref" "$run_info" "$lane" "$@" \
 	> >(tee "$build/pristine.out") &
 upid=$!
-trap 'kill -KILL $upid 2> /dev/null' EXIT
+# kill fails once the root's processes are gone; under set -e a failing
+# EXIT trap would turn a passing run's status into 1, so it must not fail.
+trap 'kill -KILL $upid 2> /dev/null || :' EXIT
 trap 'kill -KILL $upid 2> /dev/null; exit 143' INT TERM
 wait "$upid" || rc=$?
-trap - INT TERM
+trap - INT TERM EXIT
 # tee may still be writing the last lines.
 sleep 1
 
@@ -155,4 +157,5 @@ fi
 read -r ipass _ ifail _ <<< "${inner//,/} 0 passed 0 failed"
 echo "== pristine: $passed passed, $failed failed of its own, $((SECONDS - start))s"
 echo "$((ipass + passed)) passed, $((ifail + failed)) failed"
-[ "$rc" = 0 ] && [ "$failed" = 0 ]
+[ "$rc" = 0 ] && [ "$failed" = 0 ] || exit 1
+exit 0
