@@ -33,7 +33,9 @@ struct zcdev_info {
 	__u64 meta_offset;	/* mmap offset of struct zcdev_ring_meta (0) */
 	__u64 data_offset;	/* mmap offset of ring page 0 (page_size) */
 	__u64 ring_bytes;	/* capacity: ring_pages * page_size */
-	__u64 reserved[4];
+	__u32 ring;		/* this ring's number: 0 is /dev/zcdev */
+	__u32 max_total_pages;	/* bound on the pages of all rings together */
+	__u64 reserved[3];
 };
 
 /*
@@ -79,7 +81,8 @@ struct zcdev_ring_meta {
 #define ZCDEV_IOC_GET_STATS	_IOR(ZCDEV_IOC_MAGIC, 0x01, struct zcdev_stats)
 /*
  * New page count; 0 tears the ring down. Unread bytes are kept; if they
- * would not fit it fails with EBUSY, above max_ring_pages with EINVAL.
+ * would not fit it fails with EBUSY, above max_ring_pages with EINVAL, and
+ * with ENOSPC if the rings together would pass max_total_pages.
  */
 #define ZCDEV_IOC_RESIZE	_IOW(ZCDEV_IOC_MAGIC, 0x02, __u32)
 /*
@@ -91,5 +94,29 @@ struct zcdev_ring_meta {
 #define ZCDEV_IOC_PRODUCE	_IOW(ZCDEV_IOC_MAGIC, 0x04, __u64)
 /* mmap consumer: release this many bytes read at tail. */
 #define ZCDEV_IOC_CONSUME	_IOW(ZCDEV_IOC_MAGIC, 0x05, __u64)
+
+/*
+ * Several rings. Ring 0 is /dev/zcdev; ring N > 0 is /dev/zcdevN. Each has
+ * its own bytes, size, locks, counters and sysfs directory
+ * (/sys/class/misc/zcdevN); the pages of all rings together are bound by
+ * the module parameter max_total_pages. The module makes `devices` rings at
+ * load (default 1); /dev/zcdev-control adds and removes them at run time,
+ * as /dev/loop-control does for loop devices. The argument is the ring's
+ * number, passed by value, not a pointer:
+ *
+ *   ZCDEV_CTL_ADD     number, or -1 for the lowest free one; returns the
+ *                     number. The new ring has the module's ring_pages.
+ *                     EEXIST: that ring exists; EINVAL: number out of range
+ *                     (0 to ZCDEV_MAX_RINGS - 1); ENOSPC: its pages would
+ *                     pass max_total_pages.
+ *   ZCDEV_CTL_REMOVE  number. EBUSY while any file has it open (a mapping
+ *                     keeps its file open); ENODEV: no such ring. Pages a
+ *                     pipe or socket still holds are theirs and outlive the
+ *                     ring, as they outlive the module.
+ */
+#define ZCDEV_CONTROL_NAME	"zcdev-control"
+#define ZCDEV_MAX_RINGS		1024
+#define ZCDEV_CTL_ADD		_IO(ZCDEV_IOC_MAGIC, 0x10)
+#define ZCDEV_CTL_REMOVE	_IO(ZCDEV_IOC_MAGIC, 0x11)
 
 #endif /* _UAPI_LINUX_ZCDEV_H */
