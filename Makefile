@@ -80,9 +80,10 @@ tools: tools/zcdev examples
 #
 # A shared library whose SONAME is libzcdev.so.$(LIBZCDEV_SOVERSION), exporting
 # only the API of its header (the version script tools/lib/libzcdev.map:
-# every symbol in version node LIBZCDEV_0), a static archive and a
-# pkg-config file. LIBZCDEV_SOVERSION changes only when the ABI breaks; the
-# file's name carries the release line's minor and patch.
+# version node LIBZCDEV_0, then one per release line that added symbols),
+# a static archive and a pkg-config file. LIBZCDEV_SOVERSION changes only
+# when the ABI breaks; the file's name carries the release line's minor
+# and patch.
 LIBZCDEV_SOVERSION := 0
 LIBZCDEV_SONAME := libzcdev.so.$(LIBZCDEV_SOVERSION)
 LIBZCDEV_REALNAME := $(LIBZCDEV_SONAME).$(word 2,$(subst ., ,$(RELEASE))).$(word 3,$(subst ., ,$(RELEASE)))
