@@ -20,7 +20,10 @@
 const char info_help[] =
 "usage: zcdev info [--json]\n"
 "\n"
-"Print the ring geometry and ABI version (ZCDEV_IOC_GET_INFO).\n"
+"Print the ring geometry and ABI version (ZCDEV_IOC_GET_INFO): the ring's\n"
+"number, its pages and bytes, and max_total_pages, the bound on the pages\n"
+"of all rings together. When there are several rings, a last line (a\n"
+"\"rings\" array in JSON) lists their numbers.\n"
 "\n"
 "  -j, --json   one JSON object\n";
 
@@ -146,7 +149,7 @@ static void no_more_args(const struct cmd *c, int argc, char **argv)
 /* ---- info, stats ---- */
 
 static void show_fields(bool json, const void *base,
-			const struct zcdev_field *f)
+			const struct zcdev_field *f, bool rings)
 {
 	struct json j = { .f = stdout };
 
@@ -154,6 +157,8 @@ static void show_fields(bool json, const void *base,
 		json_begin(&j, NULL, '{');
 		json_str(&j, "device", dev_path());
 		json_fields(&j, base, f);
+		if (rings)
+			show_rings(&j);
 		json_end(&j, '}');
 		putchar('\n');
 		return;
@@ -162,6 +167,8 @@ static void show_fields(bool json, const void *base,
 	for (; f->name; f++)
 		printf("%-24s %llu\n", f->name,
 		       (unsigned long long)zcdev_field_get(base, f));
+	if (rings)
+		show_rings(NULL);
 }
 
 static const struct option json_opts[] = {
@@ -185,12 +192,12 @@ static int show_cmd(const struct cmd *c, int argc, char **argv, bool stats)
 	if (fd < 0)
 		return -fd;
 	if (!stats) {
-		show_fields(json, &info, zcdev_info_fields);
+		show_fields(json, &info, zcdev_info_fields, true);
 	} else if ((err = zcdev_get_stats(fd, &st))) {
 		errmsg("ZCDEV_IOC_GET_STATS: %s", strerror(-err));
 		ret = EXIT_FAIL;
 	} else {
-		show_fields(json, &st, zcdev_stats_fields);
+		show_fields(json, &st, zcdev_stats_fields, false);
 	}
 	close(fd);
 	return ret;
