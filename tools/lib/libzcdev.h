@@ -99,10 +99,11 @@ int zcdev_ring_path(int nr, char *buf, size_t len);
  *             that -ENODEV is only ever the ring's)
  *   -ENOTTY   the path is not a zcdev control device
  *   -EEXIST   (add) that ring exists
- *   -EINVAL   a number out of range
- *   -ENOSPC   (add) its pages would pass the module's max_total_pages
+ *   -EINVAL   (add) a number out of range
+ *   -ENOSPC   (add) its pages would pass the module's max_total_pages, or
+ *             (-1) every number is taken
  *   -EBUSY    (remove) a file or a mapping has the ring open
- *   -ENODEV   (remove) no such ring
+ *   -ENODEV   (remove) no such ring, a number out of range included
  *   any other -errno of open(2) (-EACCES, ...)
  */
 int zcdev_ring_add(int nr);

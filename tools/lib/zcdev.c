@@ -217,22 +217,13 @@ static int control_ioctl(unsigned long req, int nr)
 
 int zcdev_ring_add(int nr)
 {
-	if (nr < -1 || nr >= ZCDEV_MAX_RINGS) {
-		errno = EINVAL;
-		return -EINVAL;
-	}
 	return control_ioctl(ZCDEV_CTL_ADD, nr);
 }
 
 int zcdev_ring_remove(int nr)
 {
-	int ret;
+	int ret = control_ioctl(ZCDEV_CTL_REMOVE, nr);
 
-	if (nr < 0 || nr >= ZCDEV_MAX_RINGS) {
-		errno = EINVAL;
-		return -EINVAL;
-	}
-	ret = control_ioctl(ZCDEV_CTL_REMOVE, nr);
 	return ret < 0 ? ret : 0;
 }
 
