@@ -40,9 +40,10 @@ const char resize_help[] =
 "usage: zcdev resize PAGES\n"
 "\n"
 "Change the ring to PAGES pages (ZCDEV_IOC_RESIZE). Fails if the unread\n"
-"bytes would not fit, or above max_ring_pages (see 'zcdev info'). Mappings\n"
-"of pages that no longer exist fault SIGBUS from then on; 0 tears the\n"
-"whole ring down.\n";
+"bytes would not fit, above max_ring_pages, or if the pages of all rings\n"
+"together would pass max_total_pages (see 'zcdev info'). Mappings of pages\n"
+"that no longer exist fault SIGBUS from then on; 0 tears the whole ring\n"
+"down.\n";
 
 const char reset_help[] =
 "usage: zcdev reset\n"
@@ -249,7 +250,9 @@ int cmd_resize(const struct cmd *c, int argc, char **argv)
 		errmsg("resize to %u pages: %s%s", pages, strerror(-err),
 		       err == -EBUSY ? " (the unread bytes would not fit)" :
 		       err == -EINVAL && pages > info.max_ring_pages ?
-		       " (above max_ring_pages)" : "");
+		       " (above max_ring_pages)" :
+		       err == -ENOSPC ? " (the rings' pages together would pass max_total_pages)" :
+		       "");
 		ret = EXIT_FAIL;
 	}
 	close(fd);

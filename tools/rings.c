@@ -226,7 +226,10 @@ static int control_error(const struct cmd *c, int err, int nr)
 		       c->name, nr, dev, dev);
 		break;
 	case -ENOSPC:
-		if (*sysfs_read("module/zcdev/parameters/ring_pages", a, sizeof(a)) &&
+		if (nr < 0 && zcdev_ring_list(NULL, 0) >= ZCDEV_MAX_RINGS)
+			errmsg("%s: every ring number (0 to %d) is taken",
+			       c->name, ZCDEV_MAX_RINGS - 1);
+		else if (*sysfs_read("module/zcdev/parameters/ring_pages", a, sizeof(a)) &&
 		    *sysfs_read("module/zcdev/parameters/max_total_pages", b, sizeof(b)))
 			errmsg("%s: a new ring's %s pages would take the rings together past max_total_pages (%s pages): resize or remove a ring first",
 			       c->name, a, b);
