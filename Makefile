@@ -327,10 +327,11 @@ install-man:
 uninstall-man:
 	$(foreach p,$(MAN_PAGES),rm -f $(DESTDIR)$(MANDIR)/man$(patsubst .%,%,$(suffix $(p)))/$(notdir $(p));)
 
-# The rule gives /dev/zcdev to group zcdev; the sysusers.d entry declares
-# the group, and on the running system (no DESTDIR) the group is created
-# now, by systemd-sysusers or else groupadd, and udev re-applies the rule
-# to a device that already exists. uninstall-udev keeps the group: files
+# The rule gives every ring's node and /dev/zcdev-control to group zcdev;
+# the sysusers.d entry declares the group, and on the running system (no
+# DESTDIR) the group is created now, by systemd-sysusers or else groupadd,
+# and udev re-applies the rule to the devices that already exist (zcdev*:
+# every ring and the control device). uninstall-udev keeps the group: files
 # may belong to it, and a later install finds it again.
 install-udev:
 	$(call install_dirs,$(UDEVRULESDIR) $(SYSUSERSDIR))
@@ -344,7 +345,7 @@ ifeq ($(DESTDIR),)
 	fi
 	if command -v udevadm >/dev/null && [ -d /run/udev ]; then \
 		udevadm control --reload && \
-		udevadm trigger --action=change --subsystem-match=misc --sysname-match=zcdev; \
+		udevadm trigger --action=change --subsystem-match=misc --sysname-match='zcdev*'; \
 	fi
 endif
 
