@@ -14,6 +14,9 @@
 
 #include "cmds.h"
 
+#define STR(x)	#x
+#define XSTR(x)	STR(x)
+
 const char rings_help[] =
 "usage: zcdev rings [--json]\n"
 "\n"
@@ -27,11 +30,11 @@ const char rings_help[] =
 const char ring_add_help[] =
 "usage: zcdev ring-add [N]\n"
 "\n"
-"Add ring N (0 to 1023), or without N the lowest number that is free,\n"
-"through /dev/zcdev-control (ZCDEV_CTL_ADD), and print its device. The new\n"
-"ring has the module's ring_pages pages. Fails if ring N exists, or if its\n"
-"pages would take the rings together past the module's max_total_pages\n"
-"(see 'zcdev info').\n";
+"Add ring N (from 0, below " XSTR(ZCDEV_MAX_RINGS) "), or without N the lowest number that is\n"
+"free, through /dev/zcdev-control (ZCDEV_CTL_ADD), and print its device.\n"
+"The new ring has the module's ring_pages pages. Fails if ring N exists,\n"
+"or if its pages would take the rings together past the module's\n"
+"max_total_pages (see 'zcdev info').\n";
 
 const char ring_remove_help[] =
 "usage: zcdev ring-remove N\n"
@@ -222,8 +225,13 @@ static int control_error(const struct cmd *c, int err, int nr)
 		       c->name, nr);
 		break;
 	case -EBUSY:
-		errmsg("%s: ring %d is open (%s): a file or a mapping of it is still open; close them first ('fuser -v %s' lists them)",
-		       c->name, nr, dev, dev);
+		/* misc_register() found no free minor: Linux has 128 for all. */
+		if (c->fn == cmd_ring_add)
+			errmsg("%s: the kernel has no free misc device minor for another ring (other drivers took them)",
+			       c->name);
+		else
+			errmsg("%s: ring %d is open (%s): a file or a mapping of it is still open; close them first ('fuser -v %s' lists them)",
+			       c->name, nr, dev, dev);
 		break;
 	case -ENOSPC:
 		if (nr < 0 && zcdev_ring_list(NULL, 0) >= ZCDEV_MAX_RINGS)

@@ -102,7 +102,8 @@ int zcdev_ring_path(int nr, char *buf, size_t len);
  *   -EINVAL   (add) a number out of range
  *   -ENOSPC   (add) its pages would pass the module's max_total_pages, or
  *             (-1) every number is taken
- *   -EBUSY    (remove) a file or a mapping has the ring open
+ *   -EBUSY    (remove) a file or a mapping has the ring open; (add) the
+ *             kernel has no misc device minor left for it
  *   -ENODEV   (remove) no such ring, a number out of range included
  *   any other -errno of open(2) (-EACCES, ...)
  */
