@@ -80,9 +80,10 @@ tools: tools/zcdev examples
 #
 # A shared library whose SONAME is libzcdev.so.$(LIBZCDEV_SOVERSION), exporting
 # only the API of its header (the version script tools/lib/libzcdev.map:
-# every symbol in version node LIBZCDEV_0), a static archive and a
-# pkg-config file. LIBZCDEV_SOVERSION changes only when the ABI breaks; the
-# file's name carries the release line's minor and patch.
+# version node LIBZCDEV_0, then one per release line that added symbols),
+# a static archive and a pkg-config file. LIBZCDEV_SOVERSION changes only
+# when the ABI breaks; the file's name carries the release line's minor
+# and patch.
 LIBZCDEV_SOVERSION := 0
 LIBZCDEV_SONAME := libzcdev.so.$(LIBZCDEV_SOVERSION)
 LIBZCDEV_REALNAME := $(LIBZCDEV_SONAME).$(word 2,$(subst ., ,$(RELEASE))).$(word 3,$(subst ., ,$(RELEASE)))
@@ -326,10 +327,12 @@ install-man:
 uninstall-man:
 	$(foreach p,$(MAN_PAGES),rm -f $(DESTDIR)$(MANDIR)/man$(patsubst .%,%,$(suffix $(p)))/$(notdir $(p));)
 
-# The rule gives /dev/zcdev to group zcdev; the sysusers.d entry declares
-# the group, and on the running system (no DESTDIR) the group is created
-# now, by systemd-sysusers or else groupadd, and udev re-applies the rule
-# to a device that already exists. uninstall-udev keeps the group: files
+# The rule gives every ring's node to group zcdev (the control device
+# stays root's);
+# the sysusers.d entry declares the group, and on the running system (no
+# DESTDIR) the group is created now, by systemd-sysusers or else groupadd,
+# and udev re-applies the rule to the devices that already exist (zcdev*:
+# every ring). uninstall-udev keeps the group: files
 # may belong to it, and a later install finds it again.
 install-udev:
 	$(call install_dirs,$(UDEVRULESDIR) $(SYSUSERSDIR))
@@ -343,7 +346,7 @@ ifeq ($(DESTDIR),)
 	fi
 	if command -v udevadm >/dev/null && [ -d /run/udev ]; then \
 		udevadm control --reload && \
-		udevadm trigger --action=change --subsystem-match=misc --sysname-match=zcdev; \
+		udevadm trigger --action=change --subsystem-match=misc --sysname-match='zcdev*'; \
 	fi
 endif
 
