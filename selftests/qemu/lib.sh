@@ -203,11 +203,17 @@ build_userspace() {
 	mkdir -p "$build"
 	ensure_root trixie
 	tar=$(root_source "${kver[newest]:-$(lane_kernel newest)}") || return 1
-	# A root made before liburing-dev joined root_pkgs gets it now.
+	# A root made before liburing-dev or pkgconf joined root_pkgs gets
+	# them now.
 	if [ ! -f "$roots/trixie/usr/include/liburing.h" ]; then
 		say "installing liburing-dev in root trixie"
 		root_apt trixie install liburing-dev > /dev/null ||
 			die "cannot install liburing-dev in root trixie"
+	fi
+	if [ ! -x "$roots/trixie/usr/bin/pkg-config" ]; then
+		say "installing pkgconf in root trixie"
+		root_apt trixie install pkgconf > /dev/null ||
+			die "cannot install pkgconf in root trixie"
 	fi
 	build_logged "$build/userspace.log" "the tool and the selftests" \
 		in_root trixie "$top" make -C /zcdev LINUX_SOURCE_TAR="$tar" \

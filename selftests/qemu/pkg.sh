@@ -28,11 +28,11 @@
 # The packages are built once per run and root: build/pkg/CODENAME/ keeps
 # them with a hash of the sources they came from, and a second lane on the
 # same root (or a second run with the same sources) installs those.
-# Building them the first time installs build-essential, debhelper, dh-dkms
-# and lintian into ROOT if they are missing (apt-get, network); the group
-# pulls in systemd-sysusers (systemd-standalone-sysusers where systemd is
-# not installed), autopkgtest installs autopkgtest, autodep8 and the tests'
-# dependencies (pkgconf). All of them stay in ROOT.
+# Building them the first time installs build-essential, debhelper, dh-dkms,
+# pkgconf and lintian into ROOT if they are missing (apt-get, network); the
+# group pulls in systemd-sysusers (systemd-standalone-sysusers where
+# systemd is not installed), autopkgtest installs autopkgtest, autodep8 and
+# the tests' dependencies. All of them stay in ROOT.
 #
 # The version is the host's (scripts/version.sh: git is here, not in the
 # root), stamped into the copy the root builds (scripts/version.sh --stamp).
@@ -135,13 +135,14 @@ if [ -f "$debs/sources.sha1" ] && [ "$(cat "$debs/sources.sha1")" = "$hash" ] &&
 	ok "packages: built in $codename already, from these sources ($version)"
 else
 	rm -rf "$debs"
+	# (pkgconf: Build-Depends, for the tool's libzcdev flags.)
 	if ! pkg_run sh -c "cd $wroot/src && dpkg-checkbuilddeps && command -v lintian"; then
 		pkg_run apt-get install -y -q --no-install-recommends \
-			build-essential debhelper dh-dkms lintian ||
+			build-essential debhelper dh-dkms pkgconf lintian ||
 		{ pkg_run apt-get update -q &&
 		  pkg_run apt-get install -y -q --no-install-recommends \
-			build-essential debhelper dh-dkms lintian; } ||
-		notok "packages: install build-essential debhelper dh-dkms lintian in $codename"
+			build-essential debhelper dh-dkms pkgconf lintian; } ||
+		notok "packages: install build-essential debhelper dh-dkms pkgconf lintian in $codename"
 	fi
 	if build_debs "$version" "$debs"; then
 		ok "packages: make deb in $codename ($version)"

@@ -35,6 +35,9 @@ root_pkgs+=,rsync,cpio,xz-utils,perl,python3,dkms,ca-certificates
 root_pkgs+=,build-essential,debhelper,dh-dkms,lintian
 # The io_uring selftest links liburing statically.
 root_pkgs+=,liburing-dev
+# The tool, the examples and the selftests take libzcdev's flags from
+# pkg-config (the Makefile), as the packages' build does (Build-Depends).
+root_pkgs+=,pkgconf
 
 # The engines nobody here wrote (issue 22), run in the guest by
 # selftests/zcdev/stress_ng_test.sh and trinity_test.sh: Debian's builds,
