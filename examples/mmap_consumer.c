@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// cc -O2 -I../uapi -I../tools/lib -o mmap_consumer mmap_consumer.c ../tools/lib/zcdev.c
+// cc -O2 -o mmap_consumer mmap_consumer.c $(pkg-config --cflags --libs libzcdev)
 /*
  * mmap consumer: map the ring read-only, write(2) the bytes between tail
  * and head straight from the ring pages to stdout, and release them with
@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libzcdev.h"
+#include <libzcdev.h>
 
 int main(void)
 {

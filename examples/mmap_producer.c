@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// cc -O2 -I../uapi -I../tools/lib -o mmap_producer mmap_producer.c ../tools/lib/zcdev.c
+// cc -O2 -o mmap_producer mmap_producer.c $(pkg-config --cflags --libs libzcdev)
 /*
  * mmap producer: map the ring, read(2) stdin straight into its pages and
  * commit each run with zcdev_produce(). zcdev copies nothing, but the
@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libzcdev.h"
+#include <libzcdev.h>
 
 int main(void)
 {

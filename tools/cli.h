@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "lib/libzcdev.h"
+#include <libzcdev.h>
 
 #ifndef ZCDEV_VERSION
 #define ZCDEV_VERSION "unknown"
