@@ -97,6 +97,7 @@ work=$(mktemp -d "$root/tmp/zcdev-pkg.XXXXXX") || exit 2
 trap 'rm -rf "$work"' EXIT
 wroot=${work#"$root"}
 
+# shellcheck source=/dev/null # the root's, not ours
 codename=$(. "$root/etc/os-release" && echo "${VERSION_CODENAME:-unknown}")
 debs=$top/build/pkg/$codename
 
@@ -203,6 +204,7 @@ if pkg_run lintian --version; then
 	else
 		notok "lintian --pedantic -I -E: source and ${pkgs[*]} ($codename): status $rc"
 	fi
+	# shellcheck disable=SC2001 # every line of it
 	[ -z "$tags" ] || sed 's/^/# lintian: /' <<< "$tags"
 else
 	notok "lintian: not installed in $codename"
@@ -311,6 +313,7 @@ if [ -n "$modfile" ] && [ -f "$root$modfile" ]; then
 	else
 		notok "modinfo: version '$mversion' (want $version), vermagic '${vermagic%% *}' (want $kver)"
 	fi
+	# shellcheck disable=SC2001 # every line of it
 	sed 's/^/# parm /' <<< "$parms"
 	# Debian's DKMS signs what it builds with its MOK key when it can.
 	signer=$(pkg_run_out modinfo -F signer "$modfile")
@@ -326,6 +329,7 @@ if [ -n "$modfile" ] && [ -f "$root$modfile" ]; then
 	*.ko.zst) pkg_run_out zstd -qdc "$modfile" > "$out/zcdev.ko" ;;
 	*.ko.gz) pkg_run_out gzip -dc "$modfile" > "$out/zcdev.ko" ;;
 	esac
+	# shellcheck disable=SC2016 # expanded by the root's sh
 	if [ -s "$out/zcdev.ko" ] &&
 	   [ "$(pkg_run_out sh -c 't=$(mktemp --suffix=.ko) && cat > "$t" &&
 	      modinfo -F vermagic "$t"; rc=$?; rm -f "$t"; exit $rc' < "$out/zcdev.ko")" = "$vermagic" ]; then

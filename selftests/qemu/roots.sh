@@ -72,6 +72,7 @@ in_root() {
 	shift 2
 	[ -z "$src" ] || mkdir -p "$r/zcdev"
 	touch "$r/etc/resolv.conf"
+	# shellcheck disable=SC2016 # expanded by that sh
 	unshare --mount --pid --fork --kill-child -- /bin/sh -ec '
 		r=$1 src=$2
 		shift 2
@@ -139,6 +140,7 @@ root_engines() {
 # shared library ldd resolves for them and the dynamic loader, at their
 # paths in the trixie root, symbolic links followed inside the root.
 engine_tar() {
+	# shellcheck disable=SC2016 # expanded by the root's sh
 	in_root trixie "" sh -ec '
 		for b in "$@"; do
 			echo "$b"
