@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "lib/libzcdev.h"
+#include <libzcdev.h>
 
 #ifndef ZCDEV_VERSION
 #define ZCDEV_VERSION "unknown"

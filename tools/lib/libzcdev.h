@@ -5,7 +5,8 @@
  *
  * Every function returns 0 (or a count) on success and -errno on failure,
  * with errno left set as well, and prints nothing: what to tell a person
- * is the caller's business. Build: cc -I uapi -I tools/lib ... tools/lib/zcdev.c
+ * is the caller's business. Build: cc ... $(pkg-config --cflags --libs libzcdev)
+ * (in the source tree, after make lib: PKG_CONFIG_PATH=tools/lib).
  *
  * The mmap protocol, in short (see zcdev_ring_*() below):
  *   producer: zcdev_ring_space() -> write the bytes there -> zcdev_produce()
