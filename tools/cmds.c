@@ -72,7 +72,7 @@ const char put_help[] =
 "second put, or a copy, fails until it is done.\n";
 
 const char get_help[] =
-"usage: zcdev get [--method M] [--chunk BYTES] [FILE]\n"
+"usage: zcdev get [--method M] [--chunk BYTES] [--tee-to FILE2] [FILE]\n"
 "\n"
 "Drain the ring to FILE (default or '-': stdout) until EOF: the ring is\n"
 "empty and no writer has the device open. Unlike a FIFO's reader, get does\n"
@@ -87,7 +87,13 @@ const char get_help[] =
 "       splice        splice ring -> pipe -> FILE, or ring -> FILE\n"
 "                     directly when FILE is a pipe\n"
 "       sendfile      sendfile(FILE, ring)\n"
+"       tee           FILE and FILE2 both get every byte: splice ring ->\n"
+"                     pipe, tee(2) that pipe into a second one (references\n"
+"                     to the same pages, no copy), splice each pipe to its\n"
+"                     output\n"
 "  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
+"  -T, --tee-to FILE2 the second output of --method tee (needed by it, and\n"
+"                     only by it); created as FILE is, never '-'\n"
 "\n"
 "FILE is created: an existing regular FILE is refused (exit 1, nothing is\n"
 "taken), never truncated; an existing FIFO or device is written. To replace\n"
@@ -103,7 +109,13 @@ const char get_help[] =
 "many bytes it wrote (the rest is still in the ring) and how many, if\n"
 "any, were lost. An output open for appending ('>>') is written with\n"
 "write(2): splice and sendfile cannot append. get takes the consumer's\n"
-"claim on the ring.\n";
+"claim on the ring.\n"
+"\n"
+"With tee, both outputs are checked before a byte leaves the ring, and\n"
+"every byte taken goes to both. If one output fails, the other still gets\n"
+"every byte taken, get exits 1 and says, for each output, how many bytes\n"
+"it wrote there and how many that output lost. Neither may be open for\n"
+"appending (splice cannot append there).\n";
 
 const char copy_help[] =
 "usage: zcdev copy SRC DST [--method M] [--chunk BYTES] [--timeout SEC]\n"
@@ -383,15 +395,20 @@ static int check_output(int fd, const char *name, int dev)
  * DST for a consumer, opened without O_TRUNC: copy truncates it only once
  * everything has been checked (see truncate_output()). With create_only
  * (get FILE), an existing regular file is refused, never overwritten;
- * an existing FIFO, device or socket is written as it is.
+ * an existing FIFO, device or socket is written as it is. *made (when
+ * not NULL) says whether this call created the file.
  */
-static int open_output(const char *path, int dev, bool create_only)
+static int open_output(const char *path, int dev, bool create_only,
+		       bool *made)
 {
 	bool std = !strcmp(path, "-");
 	const char *name = std ? "standard output" : path;
 	bool created = false;
 	struct stat st;
 	int fd;
+
+	if (made)
+		*made = false;
 
 	if (std) {
 		fd = STDOUT_FILENO;
@@ -423,6 +440,8 @@ static int open_output(const char *path, int dev, bool create_only)
 			close(fd);
 		return -1;
 	}
+	if (made)
+		*made = created;
 	return fd;
 }
 
@@ -470,6 +489,27 @@ static int claim(int fd, enum zcdev_role role)
 
 /* ---- put, get, copy ---- */
 
+/* get tee's accounting: each output's, then what the ring still has. */
+static void tee_report(const struct side *s)
+{
+	const struct sink *k[2] = { &s->snk, &s->snk2 };
+	uint64_t out[2] = { atomic_load(&s->bytes), s->bytes2 };
+	uint64_t lost[2] = { s->lost, s->lost2 };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (lost[i])
+			errmsg("%llu bytes taken from the ring were lost to %s: they never reached it (%llu bytes were written there)",
+			       (unsigned long long)lost[i], k[i]->name,
+			       (unsigned long long)out[i]);
+		else
+			errmsg("%llu bytes were written to %s; it lost nothing",
+			       (unsigned long long)out[i], k[i]->name);
+	}
+	errmsg("%llu bytes were taken from the ring; the rest is still in it",
+	       (unsigned long long)(out[0] + lost[0]));
+}
+
 /* Set the sides up, run them in threads, say what failed. */
 static int transfer(struct run *run, struct side **sides, int n,
 		    const struct zcdev_info *info)
@@ -504,6 +544,10 @@ static int transfer(struct run *run, struct side **sides, int n,
 
 		if (s->put || !s->snk.keep)
 			continue;
+		if (s->method == GET_TEE) {
+			tee_report(s);
+			continue;
+		}
 		if (s->lost)
 			errmsg("%llu bytes taken from the ring were lost: they never reached the output (%llu bytes were written)",
 			       (unsigned long long)s->lost, (unsigned long long)out);
@@ -521,6 +565,14 @@ static const struct option stream_opts[] = {
 	{ NULL }
 };
 
+static const struct option get_opts[] = {
+	{ "method", required_argument, NULL, 'm' },
+	{ "chunk", required_argument, NULL, 'c' },
+	{ "tee-to", required_argument, NULL, 'T' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL }
+};
+
 static const struct option copy_opts[] = {
 	{ "method", required_argument, NULL, 'm' },
 	{ "chunk", required_argument, NULL, 'c' },
@@ -533,6 +585,7 @@ struct stream_args {
 	const char *method;
 	size_t chunk;
 	double timeout;
+	const char *tee_to;	/* get --tee-to */
 };
 
 static void stream_getopt(const struct cmd *c, int argc, char **argv,
@@ -553,6 +606,9 @@ static void stream_getopt(const struct cmd *c, int argc, char **argv,
 		case 't':
 			a->timeout = parse_timeout(c, optarg);
 			break;
+		case 'T':
+			a->tee_to = optarg;
+			break;
 		}
 	}
 }
@@ -567,6 +623,41 @@ static int lookup_or_die(const struct cmd *c, const char *const *names,
 	return m;
 }
 
+/*
+ * get --method tee's outputs: FILE2 is opened after FILE and both are
+ * checked before a byte leaves the ring; if FILE2 is refused, a FILE
+ * this get created is removed again, so that bad input changes nothing.
+ */
+static int open_tee_output(const char *path, const char *name,
+			   const char *path2, int io, bool made, int dev)
+{
+	int fl = fcntl(io, F_GETFL), io2 = -1;
+	bool made2;
+	struct stat st;
+
+	/* FILE2 is opened here without O_APPEND: only FILE can have it. */
+	if (fl >= 0 && (fl & O_APPEND) && !is_pipe(io)) {
+		errmsg("%s is open for appending, which splice(2) cannot write: tee needs outputs splice can write (nothing was taken from the ring)",
+		       name);
+		goto refused;
+	}
+	io2 = open_output(path2, dev, true, &made2);
+	if (io2 >= 0 && zcdev_same_file(io, io2) && !fstat(io, &st) &&
+	    !S_ISCHR(st.st_mode)) {
+		/* Two writers of one file or FIFO would interleave the copies. */
+		errmsg("%s and %s are the same file (nothing was taken from the ring)",
+		       name, path2);
+		close(io2);
+		if (made2)
+			unlink(path2);
+		io2 = -1;
+	}
+refused:
+	if (io2 < 0 && made)
+		unlink(path);
+	return io2;
+}
+
 static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 {
 	struct run run = { .label = c->name, .progress = progress_wanted() };
@@ -574,13 +665,21 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	struct zcdev_info info;
 	struct side s, *sides[] = { &s };
 	const char *path, *name;
-	int method, io, fd, ret;
+	int method, io, io2 = -1, fd, ret;
+	bool made = false;
 
-	stream_getopt(c, argc, argv, stream_opts, &a);
+	stream_getopt(c, argc, argv, put ? stream_opts : get_opts, &a);
 	method = put ? lookup_or_die(c, put_names, PUT_USER_NR, a.method)
 		     : lookup_or_die(c, get_names, GET_NR, a.method);
 	path = optind < argc ? argv[optind++] : "-";
 	no_more_args(c, argc, argv);
+	if (!put && method == GET_TEE && !a.tee_to)
+		usage_error(c, "--method tee needs --tee-to FILE2");
+	if (!put && method != GET_TEE && a.tee_to)
+		usage_error(c, "--tee-to is for --method tee");
+	/* Standard output is FILE's default; FILE2 is always a name. */
+	if (a.tee_to && !strcmp(a.tee_to, "-"))
+		usage_error(c, "--tee-to needs a file: '-' is FILE's standard output");
 	name = strcmp(path, "-") ? path : put ? "standard input" : "standard output";
 	stream_signals();
 
@@ -592,9 +691,14 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	if (ring_usable(c, &info) ||
 	    claim(fd, put ? ZCDEV_PRODUCER : ZCDEV_CONSUMER))
 		goto close_fd;
-	io = put ? open_input(path, fd) : open_output(path, fd, true);
+	io = put ? open_input(path, fd) : open_output(path, fd, true, &made);
 	if (io < 0)
 		goto close_fd;
+	if (!put && method == GET_TEE) {
+		io2 = open_tee_output(path, name, a.tee_to, io, made, fd);
+		if (io2 < 0)
+			goto close_io;
+	}
 	/* get writes at the output's offset and truncates nothing. */
 	if (!put)
 		method = get_method_for(method, io, name);
@@ -604,9 +708,17 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	} else {
 		s.snk.fd = io;
 		s.snk.keep = true;
+		/* Two outputs: messages say which. */
+		s.snk.name = io2 >= 0 ? name : NULL;
+		s.snk2.fd = io2;
+		s.snk2.keep = io2 >= 0;
+		s.snk2.name = a.tee_to;
 	}
 	fd = -1;	/* the side closes it */
 	ret = transfer(&run, sides, 1, &info);
+	if (io2 >= 0)
+		close(io2);
+close_io:
 	if (io > STDERR_FILENO)
 		close(io);
 close_fd:
@@ -658,6 +770,8 @@ static void copy_methods(const struct cmd *c, const char *name, int *put,
 	*colon = '\0';
 	*put = lookup_or_die(c, put_names, PUT_USER_NR, buf);
 	*get = lookup_or_die(c, get_names, GET_NR, colon + 1);
+	if (*get == GET_TEE)
+		usage_error(c, "copy has one output: tee is for 'zcdev get --method tee'");
 }
 
 static void copy_report(const char *src, const char *dst, struct side *prod,
@@ -754,7 +868,7 @@ int cmd_copy(const struct cmd *c, int argc, char **argv)
 	}
 	if (claim(pfd, ZCDEV_PRODUCER) || claim(cfd, ZCDEV_CONSUMER))
 		goto close_ends;
-	out = open_output(dst, ctl, false);
+	out = open_output(dst, ctl, false, NULL);
 	if (out < 0)
 		goto close_ends;
 	/* Through a hard link or a symlink to SRC, opened just now. */

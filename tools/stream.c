@@ -43,6 +43,7 @@ const char *const get_names[] = {
 	[GET_MMAP]	= "mmap",
 	[GET_SPLICE]	= "splice",
 	[GET_SENDFILE]	= "sendfile",
+	[GET_TEE]	= "tee",
 };
 
 int method_lookup(const char *const *names, int nr, const char *name)
@@ -327,16 +328,15 @@ static int sink_mem(struct side *s, const void *p, size_t n)
 
 /*
  * After an abort, give bytes already taken from the ring a last chance
- * to reach the output: up to a second of waiting for room, in writes
+ * to reach the output k: up to a second of waiting for room, in writes
  * small enough not to block (a pipe takes PIPE_BUF bytes once poll says
- * it has room). from_pipe: they are in the hop pipe, else at p. Returns
- * how many went out.
+ * it has room). They are in the pipe pfd when it is not -1, else at p.
+ * Returns how many went out.
  */
-static size_t sink_finish(struct side *s, const char *p, size_t n,
-			  bool from_pipe)
+static size_t sink_finish(struct sink *k, int pfd, const char *p, size_t n)
 {
-	struct sink *k = &s->snk;
-	struct pollfd pfd = { .fd = k->fd, .events = POLLOUT };
+	bool from_pipe = pfd >= 0;
+	struct pollfd pl = { .fd = k->fd, .events = POLLOUT };
 	double end = now_sec() + 1;
 	size_t done = 0, step;
 	ssize_t r;
@@ -346,13 +346,13 @@ static size_t sink_finish(struct side *s, const char *p, size_t n,
 		left = (int)((end - now_sec()) * 1000);
 		if (left <= 0)
 			break;
-		r = poll(&pfd, 1, left);
+		r = poll(&pl, 1, left);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0 || (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
+		if (r <= 0 || (pl.revents & (POLLERR | POLLHUP | POLLNVAL)))
 			break;
 		step = k->kind == SINK_REG ? n - done : MIN(n - done, (size_t)PIPE_BUF);
-		r = from_pipe ? splice(s->pipe[0], NULL, k->fd, NULL, step, SPLICE_F_MOVE)
+		r = from_pipe ? splice(pfd, NULL, k->fd, NULL, step, SPLICE_F_MOVE)
 			      : write(k->fd, p + done, step);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -360,6 +360,39 @@ static size_t sink_finish(struct side *s, const char *p, size_t n,
 			break;
 		done += r;
 	}
+	return done;
+}
+
+/*
+ * Splice n bytes taken from the ring out of the pipe pfd into the output
+ * k. Returns how many went out; fewer than n with errno set. Once the
+ * transfer is aborted, the rest gets sink_finish()'s last chance.
+ */
+static size_t pipe_drain(int pfd, struct sink *k, size_t n)
+{
+	size_t done = 0;
+	ssize_t r;
+	int err;
+
+	while (done < n) {
+		if (done && atomic_load(&xfer_abort)) {
+			errno = ECANCELED;
+			break;
+		}
+		r = SYS(splice(pfd, NULL, k->fd, NULL, n - done, SPLICE_F_MOVE));
+		if (r <= 0) {
+			if (!r)
+				errno = EIO;
+			break;
+		}
+		done += r;
+	}
+	if (done == n)
+		return n;
+	err = errno;
+	if (err == ECANCELED)
+		done += sink_finish(k, pfd, NULL, n - done);
+	errno = err;
 	return done;
 }
 
@@ -372,7 +405,6 @@ static int sink_held(struct side *s, const char *p, size_t n, bool from_pipe)
 {
 	struct sink *k = &s->snk;
 	size_t done = 0;
-	ssize_t r;
 	int err;
 
 	if (k->expect && !from_pipe)
@@ -382,28 +414,15 @@ static int sink_held(struct side *s, const char *p, size_t n, bool from_pipe)
 	if (!from_pipe) {
 		if (!write_full(k->fd, p, n, &done))
 			return 0;
+		err = errno;
+		if (err == ECANCELED)
+			done += sink_finish(k, -1, p + done, n - done);
 	} else {
-		while (done < n) {
-			if (done && atomic_load(&xfer_abort)) {
-				errno = ECANCELED;
-				break;
-			}
-			r = SYS(splice(s->pipe[0], NULL, k->fd, NULL, n - done,
-				       SPLICE_F_MOVE));
-			if (r <= 0) {
-				if (!r)
-					errno = EIO;
-				break;
-			}
-			done += r;
-		}
+		done = pipe_drain(s->pipe[0], k, n);
 		if (done == n)
 			return 0;
+		err = errno;
 	}
-	err = errno;
-	if (err == ECANCELED)
-		done += sink_finish(s, from_pipe ? NULL : p + done, n - done,
-				    from_pipe);
 	s->step_done = done;
 	s->lost += n - done;
 	errno = err;
@@ -418,12 +437,12 @@ static int sink_held(struct side *s, const char *p, size_t n, bool from_pipe)
  * splice through the hop pipe), the space is reserved with fallocate()
  * first, so that a full disk fails before the bytes leave the ring.
  * mmap, sendfile and a direct splice take only what the output took.
+ * tee holds bytes in its pipes for both outputs: each is checked so.
  */
-static int sink_room(struct side *s, size_t *want)
+static int sink_room(struct side *s, struct sink *k, size_t *want)
 {
-	struct sink *k = &s->snk;
 	struct pollfd pfd = { .fd = k->fd, .events = POLLOUT };
-	bool holds = s->method == GET_READ ||
+	bool holds = s->method == GET_READ || s->method == GET_TEE ||
 		     (s->method == GET_SPLICE && !s->direct);
 	struct rlimit rl;
 	struct stat st;
@@ -438,7 +457,7 @@ static int sink_room(struct side *s, size_t *want)
 			return side_fail(s, "poll output");
 		if (pfd.revents & POLLERR) {
 			errno = EPIPE;
-			return side_fail(s, "write output");
+			return side_fail(s, "write %s", k->name ? k->name : "output");
 		}
 		if (s->method != GET_READ)
 			return 0;
@@ -455,7 +474,7 @@ static int sink_room(struct side *s, size_t *want)
 	if (!getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY) {
 		if ((uint64_t)off >= rl.rlim_cur) {
 			errno = EFBIG;
-			return side_fail(s, "write output");
+			return side_fail(s, "write %s", k->name ? k->name : "output");
 		}
 		n = MIN(n, rl.rlim_cur - (uint64_t)off);
 	}
@@ -479,7 +498,8 @@ static int sink_room(struct side *s, size_t *want)
 		else if (n > tail)
 			n = tail;
 		else
-			return side_fail(s, "write output");
+			return side_fail(s, "write %s",
+					 k->name ? k->name : "output");
 	}
 	if ((uint64_t)off + n > k->resv_end)
 		k->resv_end = off + n;
@@ -488,9 +508,8 @@ static int sink_room(struct side *s, size_t *want)
 }
 
 /* Give back what was reserved past the end of the output and not used. */
-static void sink_unreserve(struct side *s)
+static void sink_unreserve(struct sink *k)
 {
-	struct sink *k = &s->snk;
 	struct stat st;
 
 	if (!k->resv_end || fstat(k->fd, &st) ||
@@ -728,6 +747,104 @@ static ssize_t get_splice(struct side *s, size_t want)
 	return n;
 }
 
+/* Throw away n bytes at the head of the pipe pfd (read(2): an error path). */
+static int pipe_skip(struct side *s, int pfd, size_t n)
+{
+	while (n) {
+		ssize_t r = SYS(read(pfd, s->tmp, MIN(n, s->chunk)));
+
+		if (r <= 0) {
+			if (!r)
+				errno = EIO;
+			return -1;
+		}
+		n -= r;
+	}
+	return 0;
+}
+
+/*
+ * One lend, two readers. splice lends the ring's pages to pipe A (the
+ * hop, pipe[]); tee(2) gives pipe B (pipe2[]) a reference to each of
+ * A's buffers, copying nothing and consuming nothing; then B drains into
+ * the second output and A into the first. tee duplicates from A's head,
+ * so A gives up exactly what tee duplicated before the next tee: in the
+ * rare short tee (B is A's size, empty at every tee), the loop goes on.
+ *
+ * The bytes this step took must reach both outputs. When one output
+ * fails, the other still gets every one of them (the step then fails
+ * and the run ends): lost and lost2 count what each output missed.
+ */
+static ssize_t get_tee(struct side *s, size_t want)
+{
+	struct sink *k1 = &s->snk, *k2 = &s->snk2;
+	size_t n, d1 = 0, d2 = 0, t, x;
+	bool fail1 = false, fail2 = false;
+	ssize_t r;
+
+	r = SYS(zcdev_splice_out(s->fd, s->pipe[1], MIN(want, s->pipe_len),
+				 SPLICE_F_MOVE));
+	if (r < 0)
+		return side_fail(s, "splice %s -> pipe", s->name);
+	if (!r)
+		return 0;
+	n = r;
+	/* d1, d2: this step's bytes in each output; A holds n - d1 of them. */
+	while (d1 < n) {
+		r = SYS(tee(s->pipe[0], s->pipe2[1], n - d1, 0));
+		if (r <= 0) {
+			if (!r)
+				errno = EIO;
+			side_fail(s, "tee pipe -> pipe for %s", k2->name);
+			fail2 = true;
+			break;
+		}
+		t = r;
+		x = pipe_drain(s->pipe2[0], k2, t);
+		d2 += x;
+		if (x < t) {
+			side_fail(s, "splice pipe -> %s", k2->name);
+			fail2 = true;
+			break;
+		}
+		x = pipe_drain(s->pipe[0], k1, t);
+		d1 += x;
+		if (x < t) {
+			side_fail(s, "splice pipe -> %s", k1->name);
+			fail1 = true;
+			break;
+		}
+	}
+	if (fail2 && d1 < n) {
+		/* The second output is gone: the rest of A is the first's. */
+		x = pipe_drain(s->pipe[0], k1, n - d1);
+		d1 += x;
+		if (d1 < n)
+			side_fail(s, "splice pipe -> %s", k1->name);
+	} else if (fail1 && d2 < n) {
+		/*
+		 * The first output is gone: A still holds n - d1 bytes, the
+		 * first d2 - d1 of which the second output has. Drop those,
+		 * then move the rest there as they are: no tee needed now.
+		 */
+		if (pipe_skip(s, s->pipe[0], d2 - d1)) {
+			side_fail(s, "read pipe");
+		} else {
+			x = pipe_drain(s->pipe[0], k2, n - d2);
+			d2 += x;
+			if (d2 < n)
+				side_fail(s, "splice pipe -> %s", k2->name);
+		}
+	}
+	s->bytes2 += d2;
+	if (d1 == n && d2 == n)
+		return n;
+	s->lost += n - d1;
+	s->lost2 += n - d2;
+	s->step_done = d1;
+	return -1;
+}
+
 static ssize_t get_sendfile(struct side *s, size_t want)
 {
 	ssize_t n = SYS(zcdev_sendfile_out(s->snk.fd, s->fd, want));
@@ -752,6 +869,7 @@ static ssize_t (*const get_steps[GET_NR])(struct side *s, size_t want) = {
 	[GET_MMAP]	= get_mmap,
 	[GET_SPLICE]	= get_splice,
 	[GET_SENDFILE]	= get_sendfile,
+	[GET_TEE]	= get_tee,
 };
 
 static int check_abort(struct side *s)
@@ -789,13 +907,16 @@ static int get_steps_run(struct side *s)
 			return 0;
 		want = MIN(want, limit - done);
 		s->step_done = 0;
-		n = sink_room(s, &want);
+		n = sink_room(s, &s->snk, &want);
+		/* tee: both outputs must take them before either gets a byte. */
+		if (!n && s->method == GET_TEE)
+			n = sink_room(s, &s->snk2, &want);
 		if (!n)
 			n = get_steps[s->method](s, want);
 		if (n < 0)
 			atomic_fetch_add_explicit(&s->bytes, s->step_done,
 						  memory_order_relaxed);
-		if (n < 0 && !s->lost && side_has_all(s)) {
+		if (n < 0 && !s->lost && !s->lost2 && side_has_all(s)) {
 			/* Interrupted on purpose: see sys_retry(). */
 			s->failed = false;
 			s->err_no = 0;
@@ -819,7 +940,9 @@ static int get_run(struct side *s)
 {
 	int ret = get_steps_run(s);
 
-	sink_unreserve(s);
+	sink_unreserve(&s->snk);
+	if (s->method == GET_TEE)
+		sink_unreserve(&s->snk2);
 	return ret;
 }
 
@@ -836,8 +959,11 @@ void side_init(struct side *s, bool put, int method, int fd, const char *name,
 	s->chunk = chunk;
 	s->src.fd = -1;
 	s->snk.fd = -1;
+	s->snk2.fd = -1;
 	s->pipe[0] = -1;
 	s->pipe[1] = -1;
+	s->pipe2[0] = -1;
+	s->pipe2[1] = -1;
 }
 
 /* A pipe of at least want bytes if the system allows, else what it gives. */
@@ -875,7 +1001,21 @@ static bool side_hops(const struct side *s)
 {
 	if (s->put)
 		return s->method == PUT_SPLICE || s->method == PUT_VMSPLICE;
-	return s->method == GET_SPLICE;
+	return s->method == GET_SPLICE || s->method == GET_TEE;
+}
+
+/* What side_setup() learns about a kept output. */
+static void sink_setup(struct sink *k)
+{
+	struct stat st;
+	int fl = fcntl(k->fd, F_GETFL);
+
+	k->kind = SINK_OTHER;
+	if (!fstat(k->fd, &st) && S_ISREG(st.st_mode))
+		k->kind = SINK_REG;
+	else if (!fstat(k->fd, &st) && S_ISFIFO(st.st_mode))
+		k->kind = SINK_PIPE;
+	k->append = fl >= 0 && (fl & O_APPEND);
 }
 
 /*
@@ -901,28 +1041,30 @@ int side_setup(struct side *s, const struct zcdev_info *info)
 	}
 	if (side_mmaps(s) && zcdev_ring_map(&s->ring, s->fd, info, s->put))
 		return side_fail(s, "mmap %s", s->name);
-	if (!s->put && s->snk.keep && !s->snk.expect) {
-		struct stat st;
-		int fl = fcntl(s->snk.fd, F_GETFL);
-
-		s->snk.kind = SINK_OTHER;
-		if (!fstat(s->snk.fd, &st) && S_ISREG(st.st_mode))
-			s->snk.kind = SINK_REG;
-		else if (!fstat(s->snk.fd, &st) && S_ISFIFO(st.st_mode))
-			s->snk.kind = SINK_PIPE;
-		s->snk.append = fl >= 0 && (fl & O_APPEND);
-	}
+	if (!s->put && s->snk.keep && !s->snk.expect)
+		sink_setup(&s->snk);
+	if (s->method == GET_TEE && !s->put)
+		sink_setup(&s->snk2);
 	if (!side_hops(s))
 		return 0;
 	if (s->put)
 		s->direct = s->method == PUT_SPLICE && is_pipe(s->src.fd);
-	else
+	else if (s->method == GET_SPLICE)
 		s->direct = is_pipe(s->fd) || is_pipe(s->snk.fd);
 	if (s->direct)
 		return 0;
 	if (open_pipe(s->pipe, s->chunk, &got))
 		return side_fail(s, "pipe");
 	s->pipe_len = MIN(s->chunk, got);
+	/*
+	 * tee: B as large as A, so that one tee takes all A holds (A is
+	 * filled only to pipe_len and B is empty at every tee).
+	 */
+	if (s->method == GET_TEE && !s->put) {
+		if (open_pipe(s->pipe2, s->pipe_len, &got))
+			return side_fail(s, "pipe");
+		s->pipe_len = MIN(s->pipe_len, got);
+	}
 	return 0;
 }
 
@@ -934,7 +1076,9 @@ void side_release(struct side *s)
 	for (i = 0; i < 2; i++) {
 		if (s->pipe[i] >= 0)
 			close(s->pipe[i]);
-		s->pipe[i] = -1;
+		if (s->pipe2[i] >= 0)
+			close(s->pipe2[i]);
+		s->pipe[i] = s->pipe2[i] = -1;
 	}
 	if (s->fd >= 0)
 		close(s->fd);

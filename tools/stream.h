@@ -89,6 +89,7 @@ enum get_method {
 	GET_MMAP,
 	GET_SPLICE,
 	GET_SENDFILE,
+	GET_TEE,	/* get only: two outputs (copy has one) */
 	GET_NR
 };
 
@@ -113,6 +114,7 @@ struct source {
  */
 struct sink {
 	int fd;
+	const char *name;	/* in messages, when there are two (get tee) */
 	bool keep;
 	const char *expect;
 	uint64_t off;
@@ -140,10 +142,12 @@ struct side {
 	bool follow;
 	struct source src;
 	struct sink snk;
+	struct sink snk2;	/* get tee: the second output, else fd -1 */
 
 	/* set up by side_setup() */
 	struct zcdev_ring ring;
 	int pipe[2];		/* the hop for splice/vmsplice, else -1 */
+	int pipe2[2];		/* get tee: the pipe tee(2) fills, else -1 */
 	size_t pipe_len;
 	bool direct;		/* the other end is a pipe: no hop */
 	char *tmp;		/* chunk bytes of bounce buffer */
@@ -160,6 +164,11 @@ struct side {
 	 * write that failed on bytes already read); the command reports them.
 	 */
 	uint64_t lost;
+	/*
+	 * get tee: bytes and lost are the first output's; these the second's.
+	 * Either way, bytes + lost is what was taken from the ring.
+	 */
+	uint64_t bytes2, lost2;
 	size_t step_done;	/* what a failed get step still delivered */
 	size_t pend_off, pend_len;	/* put mmap: input read ahead of room */
 	bool failed;
