@@ -42,6 +42,9 @@ enum bget {
 	BG_MMAP,		/* in place at tail + ZCDEV_IOC_CONSUME */
 	BG_SPLICE_NULL,		/* splice ring -> pipe -> /dev/null */
 	BG_SENDFILE_NULL,	/* sendfile to /dev/null */
+	BG_READ_NULL2,		/* read(2), then write(2) to /dev/null twice */
+	BG_TEE_NULL,		/* splice ring -> pipe, tee to a second pipe,
+				   each spliced to /dev/null */
 	BG_READ_SEND,		/* read(2), then send(2) on loopback TCP */
 	BG_MMAP_SEND,		/* send(2) from the mapping + CONSUME */
 	BG_SPLICE_TCP,		/* splice ring -> pipe -> socket */
@@ -132,9 +135,11 @@ struct bctx {
 	struct zcdev_ring cmap;	/* the consumer's mapping (mmap gets) */
 	void *meta;		/* BMAP_META: the meta page alone */
 	int hop[2];		/* ring -> hop -> sink */
+	int hop2[2];		/* tee: hop -> hop2 -> sink2 */
 	int in[2];		/* the pipe splice and vmsplice put from */
 	size_t hop_len, in_len;
 	int sink;		/* /dev/null or, verifying, a memfd */
+	int sink2;		/* the second output of the x2 rows: the same */
 	int tx;			/* the TCP sender, or -1 */
 	pid_t rx_pid;		/* the receiver, or 0 */
 	int rx_res;		/* its word when it is done, or -1 */

@@ -60,6 +60,10 @@ const struct bpath bpaths[] = {
 	  false, ALL_MAPS, "get:read", "splice-out" },
 	{ "get:sendfile-null", "get sendfile >null", BS_GET, 0,
 	  BG_SENDFILE_NULL, false, ALL_MAPS, "get:read", "sendfile" },
+	{ "get:read-null2", "get read+write >2 null", BS_GET, 0,
+	  BG_READ_NULL2, false, ALL_MAPS, "get:read-null2", NULL },
+	{ "get:tee-null", "get splice+tee >2 null", BS_GET, 0, BG_TEE_NULL,
+	  false, ALL_MAPS, "get:read-null2", NULL },
 	{ "get:read-send", "get read+send >tcp", BS_GET, 0, BG_READ_SEND, false,
 	  ALL_MAPS, "get:read-send", NULL },
 	{ "get:mmap-send", "get mmap+send >tcp", BS_GET, 0, BG_MMAP_SEND, false,
@@ -260,16 +264,21 @@ static int check_bytes(struct bctx *c, const char *got, size_t n)
 			 (unsigned long long)(c->get_off + i));
 }
 
-/* n bytes landed in the sink by splice or sendfile. */
-static int sink_landed(struct bctx *c, size_t n)
+/* n bytes landed in the sink fd by splice or sendfile. */
+static int fd_landed(struct bctx *c, int sink, size_t n)
 {
 	if (!c->verify)
 		return 0;
 	/* Verifying: the sink is a memfd; read it back and rewind it. */
-	if (pread(c->sink, c->buf, n, 0) != (ssize_t)n ||
-	    lseek(c->sink, 0, SEEK_SET) < 0)
+	if (pread(sink, c->buf, n, 0) != (ssize_t)n ||
+	    lseek(sink, 0, SEEK_SET) < 0)
 		return bctx_fail(c, "read back memfd");
 	return check_bytes(c, c->buf, n);
+}
+
+static int sink_landed(struct bctx *c, size_t n)
+{
+	return fd_landed(c, c->sink, n);
 }
 
 /* ---- the calls ---- */
@@ -420,6 +429,42 @@ static int splice_via_hop(struct bctx *c, int out, size_t n, const char *what)
 	return 0;
 }
 
+/*
+ * One lend, two readers: device -> hop, tee(2) hop -> hop2 (references,
+ * no copy), then each pipe to its sink, in pieces the hop holds. hop2 is
+ * the hop's size and empty at every tee, so a tee takes all the hop has.
+ */
+static int tee_via_hops(struct bctx *c, size_t n)
+{
+	while (n) {
+		ssize_t r = SYS(splice(c->rfd, NULL, c->hop[1], NULL,
+				       MIN(n, c->hop_len), SPLICE_F_MOVE));
+		ssize_t t;
+
+		if (r <= 0) {
+			if (!r)
+				errno = 0;
+			return bctx_fail(c, "splice ring -> pipe%s",
+					 r ? "" : ": no data");
+		}
+		t = SYS(tee(c->hop[0], c->hop2[1], r, 0));
+		if (t != r) {
+			if (t >= 0)
+				errno = 0;
+			return bctx_fail(c, "tee pipe -> pipe%s",
+					 t >= 0 ? ": short" : "");
+		}
+		if (splice_all(c, c->hop2[0], c->sink2, r, "pipe -> sink 2") ||
+		    fd_landed(c, c->sink2, r) ||
+		    splice_all(c, c->hop[0], c->sink, r, "pipe -> sink") ||
+		    fd_landed(c, c->sink, r))
+			return -1;
+		c->get_off += r;
+		n -= r;
+	}
+	return 0;
+}
+
 static int sendfile_all(struct bctx *c, int out, size_t n)
 {
 	while (n) {
@@ -435,7 +480,8 @@ static int sendfile_all(struct bctx *c, int out, size_t n)
 	return 0;
 }
 
-static int read_all(struct bctx *c, size_t n, bool send)
+/* Read, then send to the socket (send), write to both sinks (two) or neither. */
+static int read_all(struct bctx *c, size_t n, bool send, bool two)
 {
 	while (n) {
 		ssize_t r = SYS(read(c->rfd, c->buf, n));
@@ -447,6 +493,9 @@ static int read_all(struct bctx *c, size_t n, bool send)
 		}
 		if (send && write_all(c->tx, c->buf, r))
 			return bctx_fail(c, "send");
+		if (two && (write_all(c->sink, c->buf, r) ||
+			    write_all(c->sink2, c->buf, r)))
+			return bctx_fail(c, "write to /dev/null");
 		if (!send && c->verify && check_bytes(c, c->buf, r))
 			return -1;
 		c->get_off += r;
@@ -464,9 +513,13 @@ int bget_call(struct bctx *c, enum bget m, size_t n)
 	switch (m) {
 	case BG_READ:
 	case BG_READ_SEND:
+	case BG_READ_NULL2:
 		/* read_all() moves get_off itself, a piece at a time. */
-		ret = read_all(c, n, m == BG_READ_SEND);
+		ret = read_all(c, n, m == BG_READ_SEND, m == BG_READ_NULL2);
 		return ret;
+	case BG_TEE_NULL:
+		/* So does tee_via_hops(). */
+		return tee_via_hops(c, n);
 	case BG_MMAP:
 	case BG_MMAP_SEND:
 		if (!c->cmap.data) {
@@ -813,7 +866,8 @@ static bool put_hops(enum bput m, bool pipe)
 
 static bool get_hops(enum bget m, bool pipe)
 {
-	return !pipe && (m == BG_SPLICE_NULL || m == BG_SPLICE_TCP);
+	return !pipe && (m == BG_SPLICE_NULL || m == BG_SPLICE_TCP ||
+			 m == BG_TEE_NULL);
 }
 
 static bool get_tcp(enum bget m)
@@ -914,6 +968,7 @@ int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 	c->verify = verify;
 	c->wfd = c->rfd = c->ctl = c->sink = c->tx = c->rx_res = -1;
 	c->hop[0] = c->hop[1] = c->in[0] = c->in[1] = -1;
+	c->hop2[0] = c->hop2[1] = c->sink2 = -1;
 	atomic_store(&xfer_abort, 0);
 	pm = bctx_put_path(c);
 	gm = bctx_get_path(c);
@@ -962,10 +1017,26 @@ int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 		if (open_pipe(c->hop, c->chunk, &c->hop_len))
 			return bctx_fail(c, "pipe");
 	}
+	if (gm == BG_TEE_NULL) {
+		size_t got2;
+
+		/* As large as the hop: one tee takes all the hop holds. */
+		if (open_pipe(c->hop2, c->hop_len, &got2))
+			return bctx_fail(c, "pipe");
+		c->hop_len = MIN(c->hop_len, got2);
+	}
 	c->sink = env->devnull;
-	if (verify && (gm == BG_SPLICE_NULL || gm == BG_SENDFILE_NULL)) {
+	if (gm == BG_READ_NULL2 || gm == BG_TEE_NULL)
+		c->sink2 = env->devnull;
+	if (verify && (gm == BG_SPLICE_NULL || gm == BG_SENDFILE_NULL ||
+		       gm == BG_TEE_NULL)) {
 		c->sink = memfd_create("zcdev-bench", MFD_CLOEXEC);
 		if (c->sink < 0)
+			return bctx_fail(c, "memfd_create");
+	}
+	if (verify && gm == BG_TEE_NULL) {
+		c->sink2 = memfd_create("zcdev-bench-2", MFD_CLOEXEC);
+		if (c->sink2 < 0)
 			return bctx_fail(c, "memfd_create");
 	}
 	if (get_tcp(gm) && tcp_open(c))
@@ -988,13 +1059,17 @@ void bctx_close(struct bctx *c)
 	for (i = 0; i < 2; i++) {
 		if (c->hop[i] >= 0)
 			close(c->hop[i]);
+		if (c->hop2[i] >= 0)
+			close(c->hop2[i]);
 		if (c->in[i] >= 0)
 			close(c->in[i]);
-		c->hop[i] = c->in[i] = -1;
+		c->hop[i] = c->hop2[i] = c->in[i] = -1;
 	}
 	if (c->sink >= 0 && c->sink != c->env->devnull)
 		close(c->sink);
-	c->sink = -1;
+	if (c->sink2 >= 0 && c->sink2 != c->env->devnull)
+		close(c->sink2);
+	c->sink = c->sink2 = -1;
 	if (c->wfd >= 0)
 		close(c->wfd);
 	if (c->rfd >= 0)
