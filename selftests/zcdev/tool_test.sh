@@ -227,12 +227,12 @@ t_counters() {
 	grep -q "zcdev copied 0, by reference 0, in place $((2 * size)) bytes" "$tmp/stdout"
 }
 
-# Every row (36 per call size, 3 call sizes) verified byte for byte.
+# Every row (42 per call size, 3 call sizes) verified byte for byte.
 t_bench() {
 	expect_rc 0 timeout 300 "$zc" bench --size 1M --repeat 1 --json || return 1
 	cat "$tmp/stdout"
 	[ "$(wc -l < "$tmp/stdout")" = 1 ] || return 1
-	[ "$(grep -o '"ok":true' "$tmp/stdout" | wc -l)" = 108 ] || return 1
+	[ "$(grep -o '"ok":true' "$tmp/stdout" | wc -l)" = 126 ] || return 1
 	! grep -q '"ok":false' "$tmp/stdout"
 }
 
@@ -500,7 +500,7 @@ xobj() {
 # mapping; a splice in steals the pipe's pages.
 t_explain() {
 	expect_rc 0 timeout 120 "$zc" explain --chunk 16K --map none,mapped --json \
-		read splice-null write splice || return 1
+		read splice-null read-null2 tee-null write splice || return 1
 	cat "$tmp/stdout"
 	xobj get:read none | grep -q '"copied_bytes":16384,"by_ref_bytes":0,' &&
 		xobj get:splice-null none |
@@ -508,6 +508,10 @@ t_explain() {
 		xobj get:splice-null mapped | grep -q '"lent_ptes_left":0,' &&
 		xobj get:splice-null mapped |
 		grep -Eq '"ptes_zapped":([4-9]|[1-9][0-9]+),.*"copied_bytes":0,"by_ref_bytes":16384,' &&
+		xobj get:read-null2 none | grep -q '"copied_bytes":16384,"by_ref_bytes":0,' &&
+		xobj get:tee-null none |
+		grep -q '"copied_bytes":0,"by_ref_bytes":16384,.*"pages_spliced_out":4,' &&
+		xobj get:tee-null mapped | grep -q '"lent_ptes_left":0,' &&
 		xobj put:write none | grep -q '"copied_bytes":16384,"by_ref_bytes":0,' &&
 		xobj put:splice none |
 		grep -q '"copied_bytes":0,"by_ref_bytes":16384,.*"pages_stolen_in":4,'
@@ -888,6 +892,129 @@ tcase bench_odd_chunk_finishes t_bench_odd_chunk
 tcase bench_explain_deadline_fails_rows t_bench_deadline
 tcase empty_selections_are_usage_errors t_empty_selections
 tcase explain_caps_chunk_at_ring t_explain_caps_chunk
+
+
+# ---- issue 20: get --method tee, one lend and two readers ----
+
+stat_field() {
+	"$zc" stats | awk -v f="$1" '$1 == f { print $2 }'
+}
+
+# put in one process, get -m tee to two new files in another: both are
+# the input, and the ring lent every byte and copied none out.
+t_get_tee() {
+	rm -f "$tmp/out" "$tmp/out2"
+	"$zc" reset || return 1
+	s0=$(stat_field bytes_spliced_out)
+	r0=$(stat_field bytes_read_copy)
+	c0=$(stat_field bytes_spliced_out_copied)
+	p0=$(stat_field pages_spliced_out)
+	exec 3> "$dev" || return 1
+	timeout 120 "$zc" get --method tee --tee-to "$tmp/out2" "$tmp/out" 3>&- 2> "$tmp/err" &
+	pid=$!
+	timeout 120 "$zc" put "$tmp/in" 3>&-
+	rc=$?
+	exec 3>&-
+	wait "$pid" || { cat "$tmp/err"; rc=1; }
+	[ "$rc" = 0 ] && cmp "$tmp/in" "$tmp/out" && cmp "$tmp/in" "$tmp/out2" || return 1
+	s=$(($(stat_field bytes_spliced_out) - s0))
+	p=$(($(stat_field pages_spliced_out) - p0))
+	echo "spliced out $s bytes in $p pages; read copied $(($(stat_field bytes_read_copy) - r0)), splice copied $(($(stat_field bytes_spliced_out_copied) - c0))"
+	[ "$s" = "$size" ] && [ "$p" -ge $((size / 4096)) ] &&
+		[ "$(stat_field bytes_read_copy)" = "$r0" ] &&
+		[ "$(stat_field bytes_spliced_out_copied)" = "$c0" ]
+}
+
+# Both outputs pipes: standard output into cat, FILE2 a FIFO.
+t_get_tee_pipes() {
+	fill_ring 200000 || return 1
+	rm -f "$tmp/fifo" "$tmp/out" "$tmp/out2"
+	mkfifo "$tmp/fifo" || return 1
+	cat "$tmp/fifo" > "$tmp/out2" &
+	cp=$!
+	{ timeout 60 "$zc" get --method tee --tee-to "$tmp/fifo" 2> "$tmp/err"; echo $? > "$tmp/rc"; } |
+		cat > "$tmp/out"
+	wait "$cp"
+	[ "$(cat "$tmp/rc")" = 0 ] || { cat "$tmp/err"; return 1; }
+	cmp "$tmp/small" "$tmp/out" && cmp "$tmp/small" "$tmp/out2" && [ "$(used)" = 0 ]
+}
+
+# Bad input: a usage error (2) or exit 1, and nothing taken or created.
+t_get_tee_refusals() {
+	fill_ring 5000 || return 1
+	rm -f "$tmp/out" "$tmp/out2"
+	expect_rc 2 "$zc" get --method tee "$tmp/out" || return 1
+	grep -q 'tee needs --tee-to' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	expect_rc 2 "$zc" get --tee-to "$tmp/out2" "$tmp/out" || return 1
+	grep -q -- '--tee-to is for --method tee' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	expect_rc 2 "$zc" get --method tee --tee-to - "$tmp/out" || return 1
+	expect_rc 2 "$zc" copy --method write:tee "$tmp/in" "$tmp/out" || return 1
+	grep -q 'tee is for' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	# FILE2 exists: refused, and the FILE this get created is gone again.
+	printf 'precious bytes\n' > "$tmp/out2"
+	expect_rc 1 "$zc" get --method tee --tee-to "$tmp/out2" "$tmp/out" || return 1
+	cat "$tmp/err"
+	grep -q 'exists' "$tmp/err" && [ ! -e "$tmp/out" ] &&
+		[ "$(cat "$tmp/out2")" = 'precious bytes' ] || return 1
+	rm -f "$tmp/out2"
+	"$zc" get --method tee --tee-to "$tmp/out2" >> "$tmp/app" 2> "$tmp/err"
+	rc=$?
+	[ "$rc" = 1 ] && grep -q 'open for appending' "$tmp/err" && [ ! -e "$tmp/out2" ] ||
+		{ echo "get -m tee >> FILE: exit $rc"; cat "$tmp/err"; return 1; }
+	expect_rc 1 "$zc" get --method tee --tee-to /dev/full "$tmp/out" || return 1
+	grep -q 'No space left on device' "$tmp/err" && [ ! -e "$tmp/out" ] || { cat "$tmp/err"; return 1; }
+	[ "$(used)" = 5000 ] || { echo "took $((5000 - $(used))) bytes"; return 1; }
+	"$zc" reset
+}
+
+# The second output's disk fills: get stops, exit 1, nothing lost; both
+# outputs have the same bytes, and they and the ring's rest are the input.
+t_get_tee_disk_fills() {
+	small_fs 64k || return 1
+	fill_ring 200000 || return 1
+	rm -f "$tmp/out"
+	timeout 20 "$zc" get --method tee --tee-to "$tmp/fs/out2" "$tmp/out" 2> "$tmp/err"
+	rc=$?
+	rest_of_ring "$tmp/rest" || return 1
+	cat "$tmp/err"
+	echo "exit $rc, wrote $(wc -c < "$tmp/out") and $(wc -c < "$tmp/fs/out2"), left $(wc -c < "$tmp/rest")"
+	[ "$rc" = 1 ] && grep -q 'No space left on device' "$tmp/err" &&
+		grep -q "bytes were written to $tmp/fs/out2; it lost nothing" "$tmp/err" &&
+		cmp "$tmp/out" "$tmp/fs/out2" &&
+		cat "$tmp/out" "$tmp/rest" | cmp - "$tmp/small" || return 1
+	umount "$tmp/fs"
+}
+
+# The second output's reader leaves halfway: the first output still gets
+# every byte taken from the ring, and get says what each output got. The
+# reader stops reading, then leaves: get is then blocked in a splice into
+# the full FIFO (48K calls, so that a call's end rarely meets the FIFO's
+# 64K: then bytes of the call are lost to it and get says how many) or,
+# at a call's end, in the check before the next one (nothing lost).
+t_get_tee_reader_leaves() {
+	fill_ring 200000 || return 1
+	rm -f "$tmp/fifo" "$tmp/out"
+	mkfifo "$tmp/fifo" || return 1
+	{ head -c 70000 > "$tmp/out2"; sleep 2; } < "$tmp/fifo" &
+	hp=$!
+	timeout 20 "$zc" get --method tee --chunk 48K --tee-to "$tmp/fifo" "$tmp/out" 2> "$tmp/err"
+	rc=$?
+	wait "$hp"
+	rest_of_ring "$tmp/rest" || return 1
+	cat "$tmp/err"
+	echo "exit $rc, wrote $(wc -c < "$tmp/out"), left $(wc -c < "$tmp/rest")"
+	[ "$rc" = 1 ] && grep -q 'Broken pipe' "$tmp/err" &&
+		grep -Eq "bytes (taken from the ring were lost to|were written to) $tmp/fifo" "$tmp/err" &&
+		grep -q "bytes were written to $tmp/out; it lost nothing" "$tmp/err" &&
+		cat "$tmp/out" "$tmp/rest" | cmp - "$tmp/small" &&
+		cmp "$tmp/out2" "$(head_of "$tmp/small" 70000)"
+}
+
+tcase get_tee_both_outputs_exact t_get_tee
+tcase get_tee_into_pipes t_get_tee_pipes
+tcase get_tee_refusals_take_nothing t_get_tee_refusals
+tcase get_tee_second_disk_fills t_get_tee_disk_fills
+tcase get_tee_second_reader_leaves t_get_tee_reader_leaves
 
 
 # ---- issue 23: several rings ----
