@@ -624,6 +624,20 @@ static int lookup_or_die(const struct cmd *c, const char *const *names,
 }
 
 /*
+ * Remove @path, which this get created, only if it is still the file @fd
+ * has open: opening a FIFO can block for as long as its reader waits,
+ * and meanwhile the name may have come to mean somebody else's file.
+ */
+static void unlink_made(const char *path, int fd)
+{
+	struct stat a, b;
+
+	if (!lstat(path, &a) && !fstat(fd, &b) && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino)
+		unlink(path);
+}
+
+/*
  * get --method tee's outputs: FILE2 is opened after FILE and both are
  * checked before a byte leaves the ring; if FILE2 is refused, a FILE
  * this get created is removed again, so that bad input changes nothing.
@@ -647,14 +661,14 @@ static int open_tee_output(const char *path, const char *name,
 		/* Two writers of one file or FIFO would interleave the copies. */
 		errmsg("%s and %s are the same file (nothing was taken from the ring)",
 		       name, path2);
-		close(io2);
 		if (made2)
-			unlink(path2);
+			unlink_made(path2, io2);
+		close(io2);
 		io2 = -1;
 	}
 refused:
 	if (io2 < 0 && made)
-		unlink(path);
+		unlink_made(path, io);
 	return io2;
 }
 

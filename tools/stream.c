@@ -380,6 +380,16 @@ static size_t pipe_drain(int pfd, struct sink *k, size_t n)
 			break;
 		}
 		r = SYS(splice(pfd, NULL, k->fd, NULL, n - done, SPLICE_F_MOVE));
+		if (r < 0 && errno == EAGAIN) {
+			/*
+			 * An output another process made non-blocking: these
+			 * bytes have left the ring, so wait for room.
+			 */
+			struct pollfd out = { .fd = k->fd, .events = POLLOUT };
+
+			if (SYS(poll(&out, 1, -1)) >= 0)
+				continue;
+		}
 		if (r <= 0) {
 			if (!r)
 				errno = EIO;
@@ -439,6 +449,34 @@ static int sink_held(struct side *s, const char *p, size_t n, bool from_pipe)
  * mmap, sendfile and a direct splice take only what the output took.
  * tee holds bytes in its pipes for both outputs: each is checked so.
  */
+/*
+ * tee's bytes wait in its own pipes until an output pipe takes them, and
+ * a pipe takes whole buffers into free slots, which only an empty pipe
+ * can promise: so a step waits for the output to empty and takes at most
+ * its size less a page (an unaligned tail spreads over one buffer more).
+ * A reader that stops, or a signal, then finds no byte that left the ring
+ * with nowhere to go.
+ */
+static int tee_pipe_room(struct side *s, struct sink *k, size_t *want)
+{
+	/* No events: wakes for POLLERR (the reader gone) or after 1 ms. */
+	struct pollfd pfd = { .fd = k->fd };
+	int sz, queued;
+
+	while (!ioctl(k->fd, FIONREAD, &queued) && queued > 0) {
+		if (SYS(poll(&pfd, 1, 1)) < 0)
+			return side_fail(s, "poll output");
+		if (pfd.revents & POLLERR) {
+			errno = EPIPE;
+			return side_fail(s, "write %s", k->name ? k->name : "output");
+		}
+	}
+	sz = fcntl(k->fd, F_GETPIPE_SZ);
+	if (sz > 0)
+		*want = MIN(*want, (size_t)MAX(sz - 4096, 1));
+	return 0;
+}
+
 static int sink_room(struct side *s, struct sink *k, size_t *want)
 {
 	struct pollfd pfd = { .fd = k->fd, .events = POLLOUT };
@@ -459,6 +497,8 @@ static int sink_room(struct side *s, struct sink *k, size_t *want)
 			errno = EPIPE;
 			return side_fail(s, "write %s", k->name ? k->name : "output");
 		}
+		if (s->method == GET_TEE)
+			return tee_pipe_room(s, k, want);
 		if (s->method != GET_READ)
 			return 0;
 		sz = fcntl(k->fd, F_GETPIPE_SZ);

@@ -900,6 +900,35 @@ stat_field() {
 	"$zc" stats | awk -v f="$1" '$1 == f { print $2 }'
 }
 
+# tee's bytes wait in its own pipes: when the reader of an output pipe
+# stalls and a signal comes, no byte may have left the ring with nowhere
+# to go (each step takes only what an empty output pipe holds).
+t_get_tee_signal_stalled_reader() {
+	for sig in TERM INT; do
+		fill_ring 200000 || return 1
+		rm -f "$tmp/fifo" "$tmp/out2"
+		mkfifo "$tmp/fifo" || return 1
+		{ dd bs=4096 count=1 2> /dev/null; sleep 4; cat; } < "$tmp/fifo" > "$tmp/out" &
+		rp=$!
+		timeout 20 "$zc" get --method tee --tee-to "$tmp/out2" > "$tmp/fifo" 2> "$tmp/err" &
+		gp=$!
+		sleep 1
+		kill -"$sig" "$gp"
+		wait "$gp"
+		rc=$?
+		wait "$rp"
+		rest_of_ring "$tmp/rest" || return 1
+		echo "SIG$sig: exit $rc, wrote $(wc -c < "$tmp/out") and $(wc -c < "$tmp/out2"), left $(wc -c < "$tmp/rest")"
+		[ "$rc" = 1 ] || { cat "$tmp/err"; return 1; }
+		if grep -q 'were lost' "$tmp/err"; then
+			cat "$tmp/err"
+			return 1
+		fi
+		account "$tmp/small" "$tmp/out" "$tmp/rest" "$rc" 0 || return 1
+		account "$tmp/small" "$tmp/out2" "$tmp/rest" "$rc" 0 || return 1
+	done
+}
+
 # put in one process, get -m tee to two new files in another: both are
 # the input, and the ring lent every byte and copied none out.
 t_get_tee() {
@@ -1011,6 +1040,7 @@ t_get_tee_reader_leaves() {
 }
 
 tcase get_tee_both_outputs_exact t_get_tee
+tcase get_tee_signal_stalled_reader_exact t_get_tee_signal_stalled_reader
 tcase get_tee_into_pipes t_get_tee_pipes
 tcase get_tee_refusals_take_nothing t_get_tee_refusals
 tcase get_tee_second_disk_fills t_get_tee_disk_fills
