@@ -15,7 +15,9 @@
 #                     built from the newest lane's source)
 #   ZCDEV_NEWEST      pin the newest lane to this release (e.g. 7.3.4+deb13-amd64)
 #   V=1               stream the guest console to the terminal
-#   ZCDEV_TIMEOUT     seconds one boot may take (default 900)
+#   ZCDEV_TIMEOUT     seconds one boot may take (default 900; the debug
+#                     lane, whose KASAN kernel runs every test 2-4x slower
+#                     under TCG, gets twice as long)
 #   ZCDEV_ACCEL       kvm or tcg: skip the KVM probe
 #   ZCDEV_GUEST_HANG  1: the guest hangs after loading the module (to see
 #                     the timeout at work; use a short ZCDEV_TIMEOUT)
@@ -110,12 +112,14 @@ boot() {
 	pack_initramfs "$dir/initramfs.cpio.gz" "$ko" mode=check "hang=${ZCDEV_GUEST_HANG:-}"
 	rm -f "$vfile"
 	set_qemu_cmd "$v" "$dir/initramfs.cpio.gz" "$vfile" -serial stdio -- "$kernel_cmdline"
-	say "$s: booting $v (timeout ${timeout_s}s, console: ${log#"$top"/})"
+	local limit=$timeout_s
+	[ "$s" != debug ] || limit=$((timeout_s * 2))
+	say "$s: booting $v (timeout ${limit}s, console: ${log#"$top"/})"
 	if [ -n "${V:-}" ]; then
-		timeout --foreground -k 10 "$timeout_s" "${qemu_cmd[@]}" < /dev/null 2>&1 |
+		timeout --foreground -k 10 "$limit" "${qemu_cmd[@]}" < /dev/null 2>&1 |
 			tee "$log" || rc=${PIPESTATUS[0]}
 	else
-		timeout --foreground -k 10 "$timeout_s" "${qemu_cmd[@]}" < /dev/null \
+		timeout --foreground -k 10 "$limit" "${qemu_cmd[@]}" < /dev/null \
 			> "$log" 2>&1 || rc=$?
 	fi
 
@@ -126,7 +130,7 @@ boot() {
 
 	if [ -z "$verdict" ]; then
 		if [ "$rc" = 124 ]; then
-			why="timed out after ${timeout_s}s"
+			why="timed out after ${limit}s"
 		else
 			why="the guest stopped early: a kernel crash or panic"
 		fi
