@@ -13,6 +13,7 @@
 #ifndef __ASSEMBLY__
 
 #include <linux/mm.h>
+#include <linux/slab.h>
 
 /*
  * 6.3 made vma->vm_flags read-only and added accessors that take the
@@ -43,6 +44,15 @@ static inline unsigned long zcdev_page_flags(const struct page *page)
 	return page->flags;
 #endif
 }
+
+/*
+ * Newer kernels (Debian's 6.12 and later) have typed allocators
+ * (kzalloc_obj() and kin) that size the allocation from the pointer's
+ * type, and checkpatch asks for them; 6.1 spells the size out.
+ */
+#ifndef kzalloc_obj
+#define kzalloc_obj(P, gfp)	kzalloc(sizeof(P), gfp)
+#endif
 
 #endif /* __ASSEMBLY__ */
 #endif /* _ZCDEV_COMPAT_H */

@@ -19,6 +19,8 @@ static long zcdev_get_info(struct zcdev *zd, void __user *argp)
 	info.max_ring_pages = zcdev_max_ring_pages;
 	info.meta_offset = ZCDEV_META_OFFSET;
 	info.data_offset = PAGE_SIZE;
+	info.ring = zd->id;
+	info.max_total_pages = READ_ONCE(zcdev_max_total_pages);
 	mutex_lock(&zd->ring_lock);
 	info.ring_pages = zd->nr_pages;
 	info.ring_bytes = zcdev_ring_bytes(zd->nr_pages);

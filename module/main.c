@@ -3,22 +3,26 @@
  * zcdev: /dev/zcdev, a kernel page ring that user space fills and drains
  * through every Linux data path side by side. Start reading at
  * zcdev_fops below: each entry leads to one path, and each path to the
- * page it copies, maps or moves.
+ * page it copies, maps or moves. control.c makes more rings than the one,
+ * each a device of its own (/dev/zcdevN) with the same zcdev_fops.
  */
 
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
-#include <linux/mount.h>
 #include <linux/poll.h>
-#include <linux/pseudo_fs.h>
 
 #include "zcdev.h"
 
 static unsigned int ring_pages = 256;
 module_param(ring_pages, uint, 0444);
 MODULE_PARM_DESC(ring_pages,
-		 "Pages in the ring at load time, in pages of PAGE_SIZE bytes: 0 to max_ring_pages (default 256, 1 MiB of 4 KiB pages)");
+		 "Pages in each ring when it is made (at load or by /dev/zcdev-control), in pages of PAGE_SIZE bytes: 0 to max_ring_pages (default 256, 1 MiB of 4 KiB pages)");
+
+static unsigned int devices = 1;
+module_param(devices, uint, 0444);
+MODULE_PARM_DESC(devices,
+		 "Rings made at load: /dev/zcdev, then /dev/zcdev1 and on; 0 to 1024 (default 1; /dev/zcdev-control adds and removes more)");
 
 /*
  * max_ring_pages is checked when it is set: a bound the ring's own arrays
@@ -49,7 +53,17 @@ unsigned int zcdev_max_ring_pages = 65536;
 module_param_cb(max_ring_pages, &zcdev_max_ring_pages_ops,
 		&zcdev_max_ring_pages, 0444);
 MODULE_PARM_DESC(max_ring_pages,
-		 "Upper bound on the ring for load and ZCDEV_IOC_RESIZE, in pages of PAGE_SIZE bytes: 0 to 1048576 (default 65536, 256 MiB of 4 KiB pages)");
+		 "Upper bound on each ring for load and ZCDEV_IOC_RESIZE, in pages of PAGE_SIZE bytes: 0 to 1048576 (default 65536, 256 MiB of 4 KiB pages)");
+
+/*
+ * The pages of all rings together. Read-only once loaded, like the other
+ * bounds: a bound lowered under rings already bigger would leave them
+ * past it.
+ */
+unsigned int zcdev_max_total_pages = 262144;
+module_param_named(max_total_pages, zcdev_max_total_pages, uint, 0444);
+MODULE_PARM_DESC(max_total_pages,
+		 "Upper bound on the pages of all rings together, for load, ZCDEV_IOC_RESIZE and ZCDEV_CTL_ADD, in pages of PAGE_SIZE bytes (default 262144, 1 GiB of 4 KiB pages)");
 
 /*
  * mode is checked when it is set, like max_ring_pages: the misc core
@@ -75,21 +89,24 @@ static const struct kernel_param_ops zcdev_mode_ops = {
 	.get = param_get_ushort,
 };
 
-static ushort mode = 0600;
-module_param_cb(mode, &zcdev_mode_ops, &mode, 0444);
+ushort zcdev_mode = 0600;
+module_param_cb(mode, &zcdev_mode_ops, &zcdev_mode, 0444);
 MODULE_PARM_DESC(mode,
-		 "Permission bits (octal) of /dev/zcdev when no udev rule sets them: 0000 to 0777 (default 0600)");
-
-/* "zcdv": the magic of the internal filesystem that holds our one inode. */
-#define ZCDEV_FS_MAGIC 0x7a636476
-
-/* The one device; splice.c's pipe buffers find it here. */
-struct zcdev zcdev_dev;
+		 "Permission bits (octal) of every ring's node and /dev/zcdev-control when no udev rule sets them: 0000 to 0777 (default 0600)");
 
 static int zcdev_open(struct inode *inode, struct file *file)
 {
-	/* misc_open() left our miscdevice here. */
+	/* misc_open() left our miscdevice here, and holds misc_mtx. */
 	struct zcdev *zd = container_of(file->private_data, struct zcdev, misc);
+
+	/* A ring being removed takes no new file (control.c). */
+	spin_lock(&zcdev_open_lock);
+	if (zd->dying) {
+		spin_unlock(&zcdev_open_lock);
+		return -ENODEV;
+	}
+	zd->opens++;
+	spin_unlock(&zcdev_open_lock);
 
 	file->private_data = zd;
 	/* Every open shares one address_space: see struct zcdev. */
@@ -124,6 +141,10 @@ static int zcdev_release(struct inode *inode, struct file *file)
 		wake_up_interruptible_poll(&zd->readq, EPOLLHUP);
 		kill_fasync(&zd->fasync_readers, SIGIO, POLL_HUP);
 	}
+	/* Last: the ring may be removed from here on. */
+	spin_lock(&zcdev_open_lock);
+	zd->opens--;
+	spin_unlock(&zcdev_open_lock);
 	return 0;
 }
 
@@ -190,7 +211,7 @@ static int zcdev_fasync(int fd, struct file *file, int on)
  * kernel's sendfile() (splice_direct_to_actor()) refuses an input without
  * FMODE_LSEEK; splice.c makes sure it then loses no byte.
  */
-static const struct file_operations zcdev_fops = {
+const struct file_operations zcdev_fops = {
 	.owner = THIS_MODULE,
 	.open = zcdev_open,
 	.release = zcdev_release,
@@ -206,24 +227,8 @@ static const struct file_operations zcdev_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 };
 
-static int zcdev_init_fs_context(struct fs_context *fc)
-{
-	return init_pseudo(fc, ZCDEV_FS_MAGIC) ? 0 : -ENOMEM;
-}
-
-/*
- * No .owner: a kernel mount of a filesystem with an owner pins that module,
- * and this one is unmounted by our own exit routine.
- */
-static struct file_system_type zcdev_fs_type = {
-	.name = "zcdev",
-	.init_fs_context = zcdev_init_fs_context,
-	.kill_sb = kill_anon_super,
-};
-
 static int __init zcdev_init(void)
 {
-	struct zcdev *zd = &zcdev_dev;
 	int ret;
 
 	if (ring_pages > zcdev_max_ring_pages) {
@@ -231,61 +236,30 @@ static int __init zcdev_init(void)
 		       ring_pages, zcdev_max_ring_pages);
 		return -EINVAL;
 	}
-
-	mutex_init(&zd->produce_lock);
-	mutex_init(&zd->consume_lock);
-	mutex_init(&zd->ring_lock);
-	mutex_init(&zd->resize_lock);
-	init_waitqueue_head(&zd->readq);
-	init_waitqueue_head(&zd->writeq);
-
-	zd->mnt = kern_mount(&zcdev_fs_type);
-	if (IS_ERR(zd->mnt))
-		return PTR_ERR(zd->mnt);
-	zd->inode = alloc_anon_inode(zd->mnt->mnt_sb);
-	if (IS_ERR(zd->inode)) {
-		ret = PTR_ERR(zd->inode);
-		goto err_unmount;
+	if (devices > ZCDEV_MAX_RINGS) {
+		pr_err("devices=%u is above %u\n", devices, ZCDEV_MAX_RINGS);
+		return -EINVAL;
+	}
+	if ((u64)devices * ring_pages > zcdev_max_total_pages) {
+		pr_err("devices=%u rings of ring_pages=%u are above max_total_pages=%u\n",
+		       devices, ring_pages, zcdev_max_total_pages);
+		return -EINVAL;
 	}
 
-	ret = zcdev_ring_init(zd, ring_pages);
+	ret = zcdev_control_init(devices, ring_pages);
 	if (ret)
-		goto err_put_inode;
-
-	zd->misc.minor = MISC_DYNAMIC_MINOR;
-	zd->misc.name = KBUILD_MODNAME;
-	zd->misc.fops = &zcdev_fops;
-	zd->misc.mode = mode;
-	zd->misc.groups = zcdev_groups;
-	ret = misc_register(&zd->misc);
-	if (ret)
-		goto err_free_ring;
-
-	zcdev_debugfs_init(zd);
-	pr_info("version %s, %u pages of %lu bytes\n", ZCDEV_VERSION,
-		ring_pages, PAGE_SIZE);
+		return ret;
+	pr_info("version %s, %u ring%s of %u pages of %lu bytes\n",
+		ZCDEV_VERSION, devices, devices == 1 ? "" : "s", ring_pages,
+		PAGE_SIZE);
 	return 0;
-
-err_free_ring:
-	zcdev_ring_free(zd);
-err_put_inode:
-	iput(zd->inode);
-err_unmount:
-	kern_unmount(zd->mnt);
-	return ret;
 }
 
 static void __exit zcdev_exit(void)
 {
-	struct zcdev *zd = &zcdev_dev;
+	zcdev_control_exit();
 
-	zcdev_debugfs_exit(zd);
-	misc_deregister(&zd->misc);
-	zcdev_ring_free(zd);
-	iput(zd->inode);
-	kern_unmount(zd->mnt);
-
-	/* Every page the ring ever took must have been given back. */
+	/* Every page a ring ever took must have been given back. */
 	WARN(zcdev_pages_live(), "zcdev: %ld ring pages leaked\n",
 	     zcdev_pages_live());
 }

@@ -15,9 +15,10 @@
 #include "trace.h"
 
 /*
- * Data pages the ring owns right now, over every resize, swap and steal:
- * it is what ZCDEV_IOC_GET_STATS reports as pages_held, and it must be 0
- * once the module has freed its ring (zcdev_exit() checks).
+ * Data pages all rings own right now, over every resize, swap and steal:
+ * it must be 0 once the module has freed its rings (zcdev_exit() checks).
+ * Each ring counts its own too, which ZCDEV_IOC_GET_STATS reports as
+ * pages_held.
  */
 static atomic_long_t zcdev_pages;
 
@@ -27,25 +28,55 @@ long zcdev_pages_live(void)
 }
 
 /*
+ * The pages of every ring's layout together (sum of nr_pages), bound by
+ * max_total_pages: what one user of the control device and RESIZE can
+ * make the module hold, whatever the number of rings. Pages a pipe keeps
+ * past a swap are the pipe's, charged to whoever made the ring (memcg),
+ * and not counted here.
+ */
+static atomic_long_t zcdev_total_pages;
+
+/* A ring goes from @old_nr pages to @new_nr: -ENOSPC past the bound. */
+int zcdev_total_pages_reserve(u32 old_nr, u32 new_nr)
+{
+	long delta = (long)new_nr - (long)old_nr;
+	long cur = atomic_long_read(&zcdev_total_pages);
+
+	if (delta <= 0) {
+		atomic_long_add(delta, &zcdev_total_pages);
+		return 0;
+	}
+	do {
+		if (cur + delta > READ_ONCE(zcdev_max_total_pages))
+			return -ENOSPC;
+	} while (!atomic_long_try_cmpxchg(&zcdev_total_pages, &cur,
+					  cur + delta));
+	return 0;
+}
+
+/*
  * Ring pages are zeroed: free space is visible through the mapping, and
  * must never show what the page held before the kernel gave it to us.
  * They are charged to the memory cgroup of the task that asks for them
  * (GFP_KERNEL_ACCOUNT), like a pipe's pages: a ring is memory a user
  * chose to use. @extra adds flags for the caller, see zcdev_alloc_pages().
  */
-struct page *zcdev_page_alloc(gfp_t extra)
+struct page *zcdev_page_alloc(struct zcdev *zd, gfp_t extra)
 {
 	struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO | extra);
 
-	if (page)
+	if (page) {
 		atomic_long_inc(&zcdev_pages);
+		atomic_long_inc(&zd->pages_held);
+	}
 	return page;
 }
 
 /* A page stolen from a pipe joins the ring with the reference it came with. */
-void zcdev_page_adopt(struct page *page)
+void zcdev_page_adopt(struct zcdev *zd, struct page *page)
 {
 	atomic_long_inc(&zcdev_pages);
+	atomic_long_inc(&zd->pages_held);
 }
 
 /*
@@ -62,9 +93,10 @@ bool zcdev_page_poisoned(struct page *page)
 }
 
 /* Drop the ring's reference; a pipe or a mapping may still hold others. */
-void zcdev_page_put(struct page *page)
+void zcdev_page_put(struct zcdev *zd, struct page *page)
 {
 	atomic_long_dec(&zcdev_pages);
+	atomic_long_dec(&zd->pages_held);
 	put_page(page);
 }
 
@@ -86,17 +118,17 @@ static void zcdev_publish(struct zcdev *zd)
 	smp_store_release(&zd->meta->head, zd->head);
 }
 
-static void zcdev_free_pages(struct page **pages, u32 nr)
+static void zcdev_free_pages(struct zcdev *zd, struct page **pages, u32 nr)
 {
 	u32 i;
 
 	for (i = 0; i < nr; i++)
 		if (pages[i])
-			zcdev_page_put(pages[i]);
+			zcdev_page_put(zd, pages[i]);
 	kvfree(pages);
 }
 
-static struct page **zcdev_alloc_pages(u32 nr)
+static struct page **zcdev_alloc_pages(struct zcdev *zd, u32 nr)
 {
 	struct page **pages;
 	u32 i;
@@ -117,10 +149,10 @@ static struct page **zcdev_alloc_pages(u32 nr)
 		if (fatal_signal_pending(current))
 			pages[i] = NULL;
 		else
-			pages[i] = zcdev_page_alloc(__GFP_RETRY_MAYFAIL |
+			pages[i] = zcdev_page_alloc(zd, __GFP_RETRY_MAYFAIL |
 						    __GFP_NOWARN);
 		if (!pages[i]) {
-			zcdev_free_pages(pages, i);
+			zcdev_free_pages(zd, pages, i);
 			return NULL;
 		}
 	}
@@ -154,7 +186,7 @@ int zcdev_ring_init(struct zcdev *zd, u32 nr_pages)
 	zd->meta->abi_version = ZCDEV_ABI_VERSION;
 	zd->meta->page_size = PAGE_SIZE;
 
-	zd->pages = zcdev_alloc_pages(nr_pages);
+	zd->pages = zcdev_alloc_pages(zd, nr_pages);
 	if (!zd->pages)
 		goto err_free_meta;
 	zd->lent = zcdev_bitmaps_alloc(nr_pages, GFP_KERNEL_ACCOUNT);
@@ -169,16 +201,16 @@ int zcdev_ring_init(struct zcdev *zd, u32 nr_pages)
 	return 0;
 
 err_free_pages:
-	zcdev_free_pages(zd->pages, nr_pages);
+	zcdev_free_pages(zd, zd->pages, nr_pages);
 err_free_meta:
 	__free_page(zd->meta_page);
 	return -ENOMEM;
 }
 
-/* Only after the last file and mapping are gone (the module refcount). */
+/* Only after the last file and mapping are gone (control.c). */
 void zcdev_ring_free(struct zcdev *zd)
 {
-	zcdev_free_pages(zd->pages, zd->nr_pages);
+	zcdev_free_pages(zd, zd->pages, zd->nr_pages);
 	kvfree(zd->lent);
 	__free_page(zd->meta_page);
 }
@@ -346,7 +378,7 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 	if (ret != -EBUSY)
 		return ret;
 
-	page = zcdev_page_alloc(0);
+	page = zcdev_page_alloc(zd, 0);
 	if (!page)
 		return -ENOMEM;
 	/*
@@ -362,8 +394,8 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 	zd->pages[slot] = page;
 	clear_bit(slot, zd->lent);
 	zd->stats.page_swaps++;
-	trace_zcdev_page_swap(slot, page_ref_count(old) - 1);
-	zcdev_page_put(old);
+	trace_zcdev_page_swap(zd->id, slot, page_ref_count(old) - 1);
+	zcdev_page_put(zd, old);
 	return 0;
 }
 
@@ -582,10 +614,19 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	 * Allocate before locking the ends: producers and consumers go on
 	 * while the pages are found and charged.
 	 */
-	ret = -ENOMEM;
-	pages = zcdev_alloc_pages(nr_pages);
-	if (!pages)
+	/*
+	 * max_total_pages bounds ring sizes: the larger of the two counts
+	 * until the old layout is freed, so that nothing another ring
+	 * reserves meanwhile depends on this resize succeeding.
+	 */
+	old_nr = READ_ONCE(zd->nr_pages);
+	ret = zcdev_total_pages_reserve(old_nr, max(old_nr, nr_pages));
+	if (ret)
 		goto out_resize;
+	ret = -ENOMEM;
+	pages = zcdev_alloc_pages(zd, nr_pages);
+	if (!pages)
+		goto err_unreserve;
 	lent = zcdev_bitmaps_alloc(nr_pages, GFP_KERNEL_ACCOUNT |
 				   __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 	if (!lent)
@@ -611,7 +652,6 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 				zd->tail, zd->head - zd->tail);
 	old_pages = zd->pages;
 	old_lent = zd->lent;
-	old_nr = zd->nr_pages;
 	zd->pages = pages;
 	zd->lent = lent;
 	zd->mapped = zcdev_mapped_bitmap(lent, nr_pages);
@@ -621,15 +661,16 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	mutex_unlock(&zd->ring_lock);
 
 	zcdev_unmap_all(zd, old_pages, old_nr);
-	trace_zcdev_resize(old_nr, nr_pages, zd->generation);
+	trace_zcdev_resize(zd->id, old_nr, nr_pages, zd->generation);
 	zcdev_unlock_ends(zd);
 	zcdev_wake_all(zd);
 	/*
 	 * Nothing reaches the old pages now but pipes, which hold their own
 	 * references: free them with the ends unlocked.
 	 */
-	zcdev_free_pages(old_pages, old_nr);
+	zcdev_free_pages(zd, old_pages, old_nr);
 	kvfree(old_lent);
+	zcdev_total_pages_reserve(max(old_nr, nr_pages), nr_pages);
 	mutex_unlock(&zd->resize_lock);
 	return 0;
 
@@ -639,7 +680,9 @@ err_unlock:
 err_free_lent:
 	kvfree(lent);
 err_free_pages:
-	zcdev_free_pages(pages, nr_pages);
+	zcdev_free_pages(zd, pages, nr_pages);
+err_unreserve:
+	zcdev_total_pages_reserve(max(old_nr, nr_pages), old_nr);
 out_resize:
 	mutex_unlock(&zd->resize_lock);
 	return ret;
@@ -664,7 +707,8 @@ int zcdev_ring_reset(struct zcdev *zd)
 	zcdev_publish(zd);
 	mutex_unlock(&zd->ring_lock);
 	unmap_mapping_range(zcdev_mapping(zd), PAGE_SIZE, 0, 1);
-	trace_zcdev_resize(zd->nr_pages, zd->nr_pages, zd->generation);
+	trace_zcdev_resize(zd->id, zd->nr_pages, zd->nr_pages,
+			   zd->generation);
 	zcdev_unlock_ends(zd);
 	zcdev_wake_all(zd);
 	return 0;
@@ -686,7 +730,7 @@ int zcdev_ring_produce(struct zcdev *zd, u64 bytes)
 	} else if (bytes) {
 		zd->stats.bytes_produced_mmap += bytes;
 		zcdev_ring_advance_head(zd, bytes);
-		trace_zcdev_xfer_produce(bytes, 0, 0);
+		trace_zcdev_xfer_produce(zd->id, bytes, 0, 0);
 	}
 	mutex_unlock(&zd->ring_lock);
 	mutex_unlock(&zd->produce_lock);
@@ -707,7 +751,7 @@ int zcdev_ring_consume(struct zcdev *zd, u64 bytes)
 	} else if (bytes) {
 		zd->stats.bytes_consumed_mmap += bytes;
 		zcdev_ring_advance_tail(zd, bytes);
-		trace_zcdev_xfer_consume(bytes, 0, 0);
+		trace_zcdev_xfer_consume(zd->id, bytes, 0, 0);
 	}
 	mutex_unlock(&zd->ring_lock);
 	mutex_unlock(&zd->consume_lock);

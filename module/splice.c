@@ -60,15 +60,28 @@ static bool zcdev_is_direct_pipe(struct pipe_inode_info *pipe)
 }
 
 /*
- * buf->private: the length the buffer was lent with, and whether it is a
- * copy. What the output took is that length less buf->len: outputs take
- * from the front and either advance offset and shrink len (splice_to_socket,
- * splice_from_pipe) or zero len of a buffer they took whole
- * (iter_file_splice_write); what is left when the pipe is released is
- * what they did not take.
+ * buf->private: the length the buffer was lent with, whether it is a
+ * copy, and the number of the ring that lent it (the buffer operations
+ * are shared by every ring). What the output took is that length less
+ * buf->len: outputs take from the front and either advance offset and
+ * shrink len (splice_to_socket, splice_from_pipe) or zero len of a buffer
+ * they took whole (iter_file_splice_write); what is left when the pipe is
+ * released is what they did not take.
  */
 #define ZCDEV_BUF_LEN_MASK	(2 * PAGE_SIZE - 1)
 #define ZCDEV_BUF_COPIED	(2 * PAGE_SIZE)
+#define ZCDEV_BUF_RING_SHIFT	(PAGE_SHIFT + 2)
+static_assert(ZCDEV_MAX_RINGS <= 1UL << (BITS_PER_LONG - ZCDEV_BUF_RING_SHIFT));
+
+/*
+ * The ring a direct buffer came from. It is still there: the sendfile()
+ * that lent the buffer holds the ring's file until the buffer is gone,
+ * and a ring is removed only when no file has it open.
+ */
+static struct zcdev *zcdev_direct_buf_ring(struct pipe_buffer *buf)
+{
+	return zcdev_ring_lookup(buf->private >> ZCDEV_BUF_RING_SHIFT);
+}
 
 /*
  * All our buffers in the direct pipe are gone: consume what the output
@@ -101,13 +114,13 @@ static void zcdev_direct_commit(struct zcdev *zd)
 	if (unread)
 		kill_fasync(&zd->fasync_readers, SIGIO, POLL_IN);
 	if (bytes)
-		trace_zcdev_xfer_splice_out(bytes, 0, copied);
+		trace_zcdev_xfer_splice_out(zd->id, bytes, 0, copied);
 }
 
 static void zcdev_direct_buf_release(struct pipe_inode_info *pipe,
 				     struct pipe_buffer *buf)
 {
-	struct zcdev *zd = &zcdev_dev;
+	struct zcdev *zd = zcdev_direct_buf_ring(buf);
 	unsigned int lent = buf->private & ZCDEV_BUF_LEN_MASK;
 	unsigned int taken = lent - buf->len;
 
@@ -126,7 +139,7 @@ static bool zcdev_direct_buf_get(struct pipe_inode_info *pipe,
 {
 	if (!try_get_page(buf->page))
 		return false;
-	zcdev_dev.direct.bufs++;
+	zcdev_direct_buf_ring(buf)->direct.bufs++;
 	return true;
 }
 
@@ -473,7 +486,8 @@ static ssize_t zcdev_lend_give(struct zcdev *zd, struct zcdev_lend *l,
 			copied += buf.len;
 			buf.private = ZCDEV_BUF_COPIED;
 		}
-		buf.private |= buf.len;
+		buf.private |= buf.len |
+			       (unsigned long)zd->id << ZCDEV_BUF_RING_SHIFT;
 		if (direct)
 			zd->direct.bufs++;
 		/* Cannot fail: the caller checked for readers and room. */
@@ -493,7 +507,7 @@ static ssize_t zcdev_lend_give(struct zcdev *zd, struct zcdev_lend *l,
 	}
 	mutex_unlock(&zd->ring_lock);
 	if (!direct)
-		trace_zcdev_xfer_splice_out(l->len, l->nr, copied);
+		trace_zcdev_xfer_splice_out(zd->id, l->len, l->nr, copied);
 	return l->len;
 }
 
@@ -643,7 +657,7 @@ static void zcdev_splice_in_page(struct zcdev *zd, struct page *page)
 	unsigned int halves;
 	struct page *old;
 
-	zcdev_page_adopt(page);
+	zcdev_page_adopt(zd, page);
 	mutex_lock(&zd->ring_lock);
 	slot = zcdev_slot(zd, zd->head);
 	old = zd->pages[slot];
@@ -659,7 +673,7 @@ static void zcdev_splice_in_page(struct zcdev *zd, struct page *page)
 	mutex_unlock(&zd->ring_lock);
 
 	zcdev_ring_unmap_slot(zd, slot, old, halves);
-	zcdev_page_put(old);
+	zcdev_page_put(zd, old);
 
 	mutex_lock(&zd->ring_lock);
 	zd->stats.pages_stolen_in++;
@@ -704,11 +718,12 @@ static int zcdev_splice_actor(struct pipe_inode_info *pipe,
 	int ret;
 
 	/*
-	 * sendfile() from the device to itself: the bytes at tail, lent and
-	 * not yet consumed, could only be written by waiting for space that
-	 * their own consumption would free. Refused; nothing moves.
+	 * sendfile() from a ring to itself: the bytes at tail, lent and not
+	 * yet consumed, could only be written by waiting for space that
+	 * their own consumption would free. Refused; nothing moves. From
+	 * another ring they are copied (the buffer cannot be stolen).
 	 */
-	if (buf->ops == &zcdev_direct_buf_ops)
+	if (buf->ops == &zcdev_direct_buf_ops && zcdev_direct_buf_ring(buf) == zd)
 		return -EINVAL;
 	if (mutex_lock_interruptible(&zd->produce_lock))
 		return -ERESTARTSYS;
@@ -745,7 +760,7 @@ static int zcdev_splice_actor(struct pipe_inode_info *pipe,
 			unlock_page(buf->page);
 			zcdev_splice_in_page(zd, buf->page);
 			ret = PAGE_SIZE;
-			trace_zcdev_xfer_splice_in(ret, 1, 0);
+			trace_zcdev_xfer_splice_in(zd->id, ret, 1, 0);
 			goto out;
 		}
 		unlock_page(buf->page);
@@ -757,7 +772,7 @@ static int zcdev_splice_actor(struct pipe_inode_info *pipe,
 out:
 	mutex_unlock(&zd->produce_lock);
 	if (ret > 0 && !steal)
-		trace_zcdev_xfer_splice_in(ret, 0, ret);
+		trace_zcdev_xfer_splice_in(zd->id, ret, 0, ret);
 	return ret;
 }
 

@@ -14,7 +14,7 @@ void zcdev_stats_snapshot(struct zcdev *zd, struct zcdev_stats *st)
 	mutex_lock(&zd->ring_lock);
 	*st = zd->stats;
 	mutex_unlock(&zd->ring_lock);
-	st->pages_held = zcdev_pages_live();
+	st->pages_held = atomic_long_read(&zd->pages_held);
 	memset(st->reserved, 0, sizeof(st->reserved));
 }
 
@@ -47,7 +47,7 @@ DEFINE_SHOW_ATTRIBUTE(zcdev_stats);
 void zcdev_debugfs_init(struct zcdev *zd)
 {
 	/* debugfs is optional: failures only cost the file, never the device. */
-	zd->debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
+	zd->debugfs = debugfs_create_dir(zd->name, NULL);
 	debugfs_create_file("stats", 0444, zd->debugfs, zd, &zcdev_stats_fops);
 }
 
@@ -88,6 +88,7 @@ static ssize_t name##_show(struct device *dev,				\
 }									\
 static DEVICE_ATTR_RO(name)
 
+ZCDEV_ATTR(ring, zd->id);
 ZCDEV_ATTR(ring_pages, zd->nr_pages);
 ZCDEV_ATTR(ring_bytes, zcdev_ring_bytes(zd->nr_pages));
 ZCDEV_ATTR(head, zd->head);
@@ -97,6 +98,7 @@ ZCDEV_ATTR(generation, zd->generation);
 ZCDEV_ATTR(writers, atomic_read(&zd->writers));
 
 static struct attribute *zcdev_attrs[] = {
+	&dev_attr_ring.attr,
 	&dev_attr_ring_pages.attr,
 	&dev_attr_ring_bytes.attr,
 	&dev_attr_head.attr,

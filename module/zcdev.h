@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * zcdev internals: one ring of pages shared by every open of /dev/zcdev.
+ * zcdev internals: a ring of pages shared by every open of its device node
+ * (/dev/zcdev for ring 0, /dev/zcdevN for ring N; control.c makes and
+ * removes them). Rings share nothing but the module-wide bound on their
+ * pages (max_total_pages).
  *
  * Byte positions: head and tail count bytes ever produced and consumed.
  * Position p lives in ring slot (p / PAGE_SIZE) % nr_pages at offset
@@ -34,12 +37,22 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 #include <linux/zcdev.h>
 
 struct zcdev {
 	struct miscdevice misc;
+	unsigned int id;		/* the ring's number; 0 is /dev/zcdev */
+	char name[16];			/* its node: "zcdev" or "zcdevN" */
+	/*
+	 * Open files, each mapping's included (a VMA holds its file), and
+	 * whether the ring is being removed: both under zcdev_open_lock, so
+	 * a removal and an open never both succeed (control.c).
+	 */
+	unsigned int opens;
+	bool dying;
 
 	/*
 	 * An inode of our own whose i_mapping every open file uses as its
@@ -77,6 +90,7 @@ struct zcdev {
 	 */
 	unsigned long *mapped;
 	struct zcdev_stats stats;
+	atomic_long_t pages_held;	/* data pages this ring owns */
 
 	struct page *meta_page;
 	struct zcdev_ring_meta *meta;
@@ -113,8 +127,8 @@ struct zcdev {
 	struct dentry *debugfs;
 };
 
-extern struct zcdev zcdev_dev;
 extern unsigned int zcdev_max_ring_pages;
+extern unsigned int zcdev_max_total_pages;
 
 /*
  * The largest max_ring_pages accepted at load: 4 GiB of 4 KiB pages. The
@@ -188,11 +202,22 @@ void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes);
 void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes);
 int zcdev_wait_readable(struct zcdev *zd, bool nonblock);
 int zcdev_wait_writable(struct zcdev *zd, bool nonblock);
-struct page *zcdev_page_alloc(gfp_t extra);
-void zcdev_page_adopt(struct page *page);
-void zcdev_page_put(struct page *page);
+struct page *zcdev_page_alloc(struct zcdev *zd, gfp_t extra);
+void zcdev_page_adopt(struct zcdev *zd, struct page *page);
+void zcdev_page_put(struct zcdev *zd, struct page *page);
 long zcdev_pages_live(void);
+int zcdev_total_pages_reserve(u32 old_nr, u32 new_nr);
 bool zcdev_page_poisoned(struct page *page);
+
+/* main.c */
+extern const struct file_operations zcdev_fops;
+extern ushort zcdev_mode;
+
+/* control.c */
+extern spinlock_t zcdev_open_lock;
+struct zcdev *zcdev_ring_lookup(unsigned int id);
+int zcdev_control_init(unsigned int rings, u32 ring_pages);
+void zcdev_control_exit(void);
 
 /* rw.c */
 ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to);

@@ -158,7 +158,9 @@ int zcdev_claim(int fd, enum zcdev_role role)
 	X(max_ring_pages)	\
 	X(meta_offset)		\
 	X(data_offset)		\
-	X(ring_bytes)
+	X(ring_bytes)		\
+	X(ring)			\
+	X(max_total_pages)
 
 const struct zcdev_field zcdev_info_fields[] = {
 	ZCDEV_INFO_FIELDS(INFO_FIELD)
