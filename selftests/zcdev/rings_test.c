@@ -954,6 +954,174 @@ TEST_F(rings, resize_past_max_total_pages_is_enospc)
 	ASSERT_EQ(0, zt_resize(fd, self->ring_pages));
 }
 
+/* ---- rings made at load: the devices parameter ---- */
+
+static bool module_loaded(void)
+{
+	char line[256];
+	bool found = false;
+	FILE *f = fopen("/proc/modules", "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "zcdev ", strlen("zcdev "));
+	fclose(f);
+	return found;
+}
+
+/* O_NONBLOCK: fail at once instead of waiting; never O_TRUNC (a forced unload). */
+static int unload_module(void)
+{
+	return syscall(__NR_delete_module, "zcdev", O_NONBLOCK);
+}
+
+static int load_module(const char *ko, const char *params)
+{
+	int fd = open(ko, O_RDONLY | O_CLOEXEC);
+	int ret, err;
+
+	if (fd < 0)
+		return -1;
+	ret = syscall(__NR_finit_module, fd, params, 0);
+	err = errno;
+	close(fd);
+	errno = err;
+	return ret;
+}
+
+FIXTURE(reload) {
+	const char *ko;
+	bool reloaded;		/* the module runs with this test's parameters */
+	int fds[MAX_FDS];
+	int nfds;
+};
+
+FIXTURE_SETUP(reload)
+{
+	self->ko = getenv("ZCDEV_KO");
+	ASSERT_TRUE(module_loaded());
+}
+
+/* Back to the module as the other programs know it: loaded with its defaults. */
+FIXTURE_TEARDOWN(reload)
+{
+	for (int i = 0; i < self->nfds; i++)
+		close(self->fds[i]);
+	if (!self->reloaded)
+		return;
+	if (module_loaded())
+		EXPECT_EQ(0, unload_module()) TH_LOG("teardown: unload: %s", strerror(errno));
+	EXPECT_EQ(0, load_module(self->ko, "")) {
+		TH_LOG("teardown: loading %s again: %s", self->ko, strerror(errno));
+	}
+	EXPECT_EQ(0, wait_node(0, true));
+}
+
+static int reload_open(FIXTURE_DATA(reload) *self, int ring)
+{
+	int fd = ring_open(ring, O_RDWR | O_NONBLOCK);
+
+	if (fd >= 0 && self->nfds < MAX_FDS)
+		self->fds[self->nfds++] = fd;
+	return fd;
+}
+
+/*
+ * devices=3 makes rings 0, 1 and 2 at load, each of ring_pages pages;
+ * with max_total_pages=40 and ring_pages=8, two more fit (the second
+ * exactly), a third does not (ENOSPC), a RESIZE past the bound fails,
+ * and pages given back make room again. The unload takes every ring,
+ * those made at load and at run time alike.
+ */
+TEST_F(reload, devices_and_max_total_pages_at_load)
+{
+	static const int pages = 8, bound = 40;
+	char params[96];
+	struct zcdev_info info;
+	uint64_t v, total;
+	int fd[3], ctl;
+
+	if (geteuid() != 0)
+		SKIP(return, "reloading the module needs root");
+	if (!self->ko || !*self->ko)
+		SKIP(return, "ZCDEV_KO does not name the module to load again");
+	ASSERT_EQ(0, access(self->ko, R_OK)) TH_LOG("%s: %s", self->ko, strerror(errno));
+
+	ASSERT_EQ(0, unload_module()) TH_LOG("unload: %s", strerror(errno));
+	self->reloaded = true;
+
+	/* Three rings of 8 pages cannot fit in 16: the load fails. */
+	snprintf(params, sizeof(params), "devices=3 ring_pages=%d max_total_pages=%d",
+		 pages, 2 * pages);
+	EXPECT_EQ(-1, load_module(self->ko, params)) TH_LOG("%s loaded", params);
+	if (module_loaded()) {
+		count_rings(&total);
+		EXPECT_GE(2 * pages, total);
+		ASSERT_EQ(0, unload_module());
+	}
+
+	snprintf(params, sizeof(params), "devices=3 ring_pages=%d max_total_pages=%d",
+		 pages, bound);
+	ASSERT_EQ(0, load_module(self->ko, params)) TH_LOG("%s: %s", params, strerror(errno));
+	ASSERT_EQ(0, param_u64("devices", &v));
+	EXPECT_EQ(3, v);
+	ASSERT_EQ(0, param_u64("max_total_pages", &v));
+	EXPECT_EQ((uint64_t)bound, v);
+	for (int r = 0; r < 3; r++) {
+		fd[r] = reload_open(self, r);
+		ASSERT_LE(0, fd[r]) TH_LOG("ring %d: %s", r, strerror(errno));
+		ASSERT_EQ(0, zt_info(fd[r], &info));
+		EXPECT_EQ((uint32_t)r, info.ring);
+		EXPECT_EQ((uint32_t)pages, info.ring_pages);
+		EXPECT_EQ((uint32_t)bound, info.max_total_pages);
+		ASSERT_EQ(0, ring_attr(r, "ring", &v));
+		EXPECT_EQ((uint64_t)r, v);
+	}
+	EXPECT_EQ(3, count_rings(&total));
+	EXPECT_EQ(3 * pages, total);
+
+	ctl = open(CONTROL_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl);
+	self->fds[self->nfds++] = ctl;
+	EXPECT_EQ(3, ctl_add(ctl, -1));		/* 32 pages */
+	EXPECT_EQ(4, ctl_add(ctl, -1));		/* 40: exactly the bound */
+	EXPECT_EQ(-1, ctl_add(ctl, -1));
+	EXPECT_EQ(ENOSPC, errno) TH_LOG("ADD past max_total_pages: %s", strerror(errno));
+	EXPECT_EQ(-1, ctl_add(ctl, 9));
+	EXPECT_EQ(ENOSPC, errno);
+	EXPECT_EQ(5, count_rings(&total));
+	EXPECT_EQ((uint64_t)bound, total);
+
+	/* RESIZE past the bound: ENOSPC, and the ring keeps its size. */
+	EXPECT_EQ(-1, zt_resize(fd[1], pages + 1));
+	EXPECT_EQ(ENOSPC, errno) TH_LOG("RESIZE past max_total_pages: %s", strerror(errno));
+	ASSERT_EQ(0, zt_info(fd[1], &info));
+	EXPECT_EQ((uint32_t)pages, info.ring_pages);
+
+	/* Pages given back make room: for a ring, then for a RESIZE. */
+	ASSERT_EQ(0, zt_resize(fd[1], 0));
+	EXPECT_EQ(5, ctl_add(ctl, -1));
+	EXPECT_EQ(0, ctl_remove(ctl, 4));
+	EXPECT_EQ(0, zt_resize(fd[0], 2 * pages)) TH_LOG("RESIZE to the bound: %s", strerror(errno));
+	EXPECT_EQ(-1, zt_resize(fd[0], 2 * pages + 1));
+	EXPECT_EQ(ENOSPC, errno);
+	count_rings(&total);
+	EXPECT_EQ((uint64_t)bound, total);
+	EXPECT_EQ(0, ctl_remove(ctl, 3));
+
+	/* Nothing open: the unload takes rings 0, 1, 2 and 5 and the control device. */
+	for (int i = 0; i < self->nfds; i++)
+		close(self->fds[i]);
+	self->nfds = 0;
+	ASSERT_EQ(0, unload_module()) TH_LOG("unload with four rings: %s", strerror(errno));
+	for (int r = 0; r < 6; r++) {
+		EXPECT_EQ(0, wait_node(r, false)) TH_LOG("ring %d's node outlived the module", r);
+		EXPECT_FALSE(ring_in_sysfs(r));
+	}
+	EXPECT_EQ(0, wait_path(CONTROL_PATH, false));
+}
+
 /* ---- the acceptance case: two streams while rings come and go ---- */
 
 /* Bytes per ring: $ZCDEV_RINGS_BYTES (a number, with K, M or G), or this. */
