@@ -357,6 +357,7 @@ FIXTURE(rings) {
 	int nmaps;
 	pid_t kids[MAX_KIDS];
 	int nkids;
+	int *churn_ring;		/* a ring a killed process may have left */
 	bool ring0_at_risk;		/* the test asked to remove ring 0 */
 };
 
@@ -452,6 +453,8 @@ FIXTURE_TEARDOWN(rings)
 	self->nmaps = self->nfds = self->nkids = 0;
 	if (self->ctl < 0)
 		return;
+	if (self->churn_ring && *self->churn_ring > 0 && self->nmine < MAX_MINE)
+		self->mine[self->nmine++] = *self->churn_ring;
 	/*
 	 * A ring's last file may close a moment after its process is
 	 * reaped (a pipe or a socket may hold it): try again for a while.
@@ -461,11 +464,13 @@ FIXTURE_TEARDOWN(rings)
 		double end = now_s() + NODE_WAIT_MS / 1000.0;
 		int ret;
 
-		while ((ret = ctl_remove(self->ctl, ring)) && errno == EBUSY &&
+		int err = 0;
+
+		while ((ret = ctl_remove(self->ctl, ring)) && (err = errno) == EBUSY &&
 		       now_s() < end)
 			usleep(10000);
 		EXPECT_EQ(0, ret) {
-			TH_LOG("teardown: cannot remove ring %d: %s", ring, strerror(errno));
+			TH_LOG("teardown: cannot remove ring %d: %s", ring, strerror(err));
 		}
 		self->nmine--;
 	}
@@ -1142,6 +1147,7 @@ struct stream_shared {
 	uint64_t produced[2], consumed[2];
 	uint64_t spliced_in_ops, write_ops;
 	uint64_t cycles, busy_refusals;
+	int churn_ring;			/* the churn's ring of the moment, or 0 */
 };
 
 static void sfail(struct stream_shared *sh, const char *fmt, ...)
@@ -1359,11 +1365,94 @@ static int consume_b(struct stream_shared *sh, size_t ps)
 }
 
 /*
- * The third party: add a ring (the lowest free, or an explicit high
- * number), check it is new, empty and its own, use it, remove it; again
- * until told to stop. A and B are busy the whole time: ADD of their
- * numbers is EEXIST, REMOVE is EBUSY, and neither may disturb them.
+ * One cycle of the third party: add a ring (the lowest free, or an
+ * explicit high number), check it is new, empty and its own, use it,
+ * remove it. A and B are busy the whole time: ADD of their numbers is
+ * EEXIST, REMOVE is EBUSY, and neither may disturb them. 0, or -1 after
+ * sfail(); the ring it made is removed either way (sh->churn_ring names
+ * it meanwhile, for the teardown should this process be killed).
  */
+static int churn_cycle(struct stream_shared *sh, int ctl, uint8_t *buf, size_t ps,
+		       uint64_t cycle)
+{
+	long want = cycle % 4 == 3 ? ZCDEV_MAX_RINGS - 1 - (long)(cycle / 4 % 16) : -1;
+	int n, fd = -1, busy = sh->ring[cycle % 2], ret = -1;
+	uint64_t pos = 0, rpos = 0;
+	struct zcdev_info info;
+	struct zcdev_stats st;
+
+	if (want == sh->ring[S_A] || want == sh->ring[S_B])
+		want = -1;
+	n = ctl_add(ctl, want);
+	if (n < 0) {
+		sfail(sh, "churn: ADD(%ld) in cycle %" PRIu64 ": %s", want, cycle,
+		      strerror(errno));
+		return -1;
+	}
+	__atomic_store_n(&sh->churn_ring, n, __ATOMIC_SEQ_CST);
+	if (n == 0 || n == sh->ring[S_A] || n == sh->ring[S_B] || (want >= 0 && n != want)) {
+		sfail(sh, "churn: ADD(%ld) gave ring %d (A is %d, B %d)", want, n,
+		      sh->ring[S_A], sh->ring[S_B]);
+		if (n == sh->ring[S_A] || n == sh->ring[S_B])
+			n = -1;		/* not ours to remove */
+		goto out;
+	}
+	errno = 0;
+	if (ctl_add(ctl, busy) != -1 || errno != EEXIST) {
+		sfail(sh, "churn: ADD(%d), a streaming ring: %s", busy,
+		      errno ? strerror(errno) : "made it again");
+		goto out;
+	}
+	errno = 0;
+	if (ctl_remove(ctl, busy) != -1 || errno != EBUSY) {
+		sfail(sh, "churn: REMOVE(%d), a streaming ring: %s", busy,
+		      errno ? strerror(errno) : "removed it");
+		goto out;
+	}
+	__atomic_add_fetch(&sh->busy_refusals, 1, __ATOMIC_RELAXED);
+
+	fd = ring_open(n, O_RDWR | O_NONBLOCK);
+	if (fd < 0) {
+		sfail(sh, "churn: open ring %d: %s", n, strerror(errno));
+		goto out;
+	}
+	if (zt_info(fd, &info)) {
+		sfail(sh, "churn: GET_INFO on ring %d: %s", n, strerror(errno));
+		goto out;
+	}
+	if (info.ring != (uint32_t)n) {
+		sfail(sh, "churn: ring %d says it is ring %u", n, info.ring);
+		goto out;
+	}
+	if (zt_stats(fd, &st) || zcdev_stats_in(&st) || zcdev_stats_out(&st)) {
+		sfail(sh, "churn: new ring %d has counted bytes already", n);
+		goto out;
+	}
+	if (read(fd, buf, 1) != -1 || errno != EAGAIN) {
+		sfail(sh, "churn: new ring %d is not empty", n);
+		goto out;
+	}
+	if (info.ring_pages && (put_stream(fd, n, &pos, ps + n) ||
+				get_stream(fd, n, &rpos, pos) != -1)) {
+		sfail(sh, "churn: ring %d gave back the wrong bytes", n);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (n >= 0 && ctl_remove(ctl, n)) {
+		if (!ret)
+			sfail(sh, "churn: REMOVE(%d) after its last close: %s", n,
+			      strerror(errno));
+		ret = -1;
+	} else {
+		__atomic_store_n(&sh->churn_ring, 0, __ATOMIC_SEQ_CST);
+	}
+	return ret;
+}
+
+/* Add and remove rings until the parent says stop, or anything fails. */
 static int churn(struct stream_shared *sh, size_t ps)
 {
 	int ctl = open(CONTROL_PATH, O_RDWR | O_CLOEXEC);
@@ -1376,70 +1465,8 @@ static int churn(struct stream_shared *sh, size_t ps)
 	}
 	while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED) &&
 	       !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED)) {
-		long want = cycles % 4 == 3 ? ZCDEV_MAX_RINGS - 1 - (long)(cycles / 4 % 16) : -1;
-		struct zcdev_info info;
-		struct zcdev_stats st;
-		uint64_t pos = 0, rpos = 0;
-		int n, fd, busy = sh->ring[cycles % 2];
-
-		if (want == sh->ring[S_A] || want == sh->ring[S_B])
-			want = -1;
-		n = ctl_add(ctl, want);
-		if (n < 0) {
-			sfail(sh, "churn: ADD(%ld) in cycle %" PRIu64 ": %s", want, cycles,
-			      strerror(errno));
+		if (churn_cycle(sh, ctl, buf, ps, cycles))
 			return 1;
-		}
-		if (n == 0 || n == sh->ring[S_A] || n == sh->ring[S_B] ||
-		    (want >= 0 && n != want)) {
-			sfail(sh, "churn: ADD(%ld) gave ring %d (A is %d, B %d)", want, n,
-			      sh->ring[S_A], sh->ring[S_B]);
-			return 1;
-		}
-		if (ctl_add(ctl, busy) != -1 || errno != EEXIST) {
-			sfail(sh, "churn: ADD(%d), a streaming ring: %s", busy,
-			      strerror(errno));
-			return 1;
-		}
-		if (ctl_remove(ctl, busy) != -1 || errno != EBUSY) {
-			sfail(sh, "churn: REMOVE(%d), a streaming ring: %s", busy,
-			      errno ? strerror(errno) : "removed");
-			return 1;
-		}
-		sh->busy_refusals++;
-
-		fd = ring_open(n, O_RDWR | O_NONBLOCK);
-		if (fd < 0) {
-			sfail(sh, "churn: open ring %d: %s", n, strerror(errno));
-			return 1;
-		}
-		if (zt_info(fd, &info)) {
-			sfail(sh, "churn: GET_INFO on ring %d: %s", n, strerror(errno));
-			return 1;
-		}
-		if (info.ring != (uint32_t)n) {
-			sfail(sh, "churn: ring %d says it is ring %u", n, info.ring);
-			return 1;
-		}
-		if (zt_stats(fd, &st) || zcdev_stats_in(&st) || zcdev_stats_out(&st)) {
-			sfail(sh, "churn: new ring %d has counted bytes already", n);
-			return 1;
-		}
-		if (read(fd, buf, 1) != -1 || errno != EAGAIN) {
-			sfail(sh, "churn: new ring %d is not empty", n);
-			return 1;
-		}
-		if (info.ring_pages && (put_stream(fd, n, &pos, ps + n) ||
-					get_stream(fd, n, &rpos, pos) != -1)) {
-			sfail(sh, "churn: ring %d gave back the wrong bytes", n);
-			return 1;
-		}
-		close(fd);
-		if (ctl_remove(ctl, n)) {
-			sfail(sh, "churn: REMOVE(%d) after its last close: %s", n,
-			      strerror(errno));
-			return 1;
-		}
 		__atomic_store_n(&sh->cycles, ++cycles, __ATOMIC_RELAXED);
 		/* Leave the streams most of the CPU. */
 		usleep(2000);
@@ -1484,9 +1511,11 @@ TEST_F_TIMEOUT(rings, two_streams_while_rings_come_and_go, STREAM_TIMEOUT)
 		ASSERT_LT(0, sh->ring[s]) TH_LOG("ADD(-1): %s", strerror(errno));
 		/*
 		 * Held open by this process until the end: the churn's REMOVE
-		 * of a streaming ring must be EBUSY to the last byte.
+		 * of a streaming ring must be EBUSY to the last byte. For
+		 * writing: a consumer that opens before its producer must wait
+		 * for bytes, not see the end of the stream.
 		 */
-		hold[s] = open_ring(self, sh->ring[s], O_RDONLY | O_NONBLOCK);
+		hold[s] = open_ring(self, sh->ring[s], O_RDWR | O_NONBLOCK);
 		ASSERT_LE(0, hold[s]);
 		ASSERT_EQ(0, zt_stats(hold[s], &st0[s]));
 	}
@@ -1496,6 +1525,7 @@ TEST_F_TIMEOUT(rings, two_streams_while_rings_come_and_go, STREAM_TIMEOUT)
 	fflush(stdout);
 	fflush(stderr);
 
+	self->churn_ring = &sh->churn_ring;
 	start = last_report = now_s();
 	for (int i = 0; i < 5; i++) {
 		pid_t pid = fork();
@@ -1534,13 +1564,26 @@ TEST_F_TIMEOUT(rings, two_streams_while_rings_come_and_go, STREAM_TIMEOUT)
 			      " of %" PRIu64 " bytes", STREAM_DEADLINE,
 			      sh->consumed[S_A], sh->consumed[S_B], sh->total);
 		if (sh->failed) {
-			for (int i = 0; i < 5; i++)
+			/*
+			 * The streams may be blocked for good: kill them. The
+			 * churn never blocks and removes its ring on the way
+			 * out; kill it only if it does not end by itself.
+			 */
+			for (int i = 0; i < 5; i++) {
+				double end = now_s() + 10;
+
+				while (i == 4 && self->kids[i] > 0 && now_s() < end) {
+					if (waitpid(self->kids[i], NULL, WNOHANG) == self->kids[i])
+						self->kids[i] = 0;
+					else
+						usleep(10000);
+				}
 				if (self->kids[i] > 0) {
 					kill(self->kids[i], SIGKILL);
 					waitpid(self->kids[i], NULL, 0);
-					self->kids[i] = 0;
-					running--;
 				}
+				self->kids[i] = 0;
+			}
 			break;
 		}
 		if (t - last_report >= 60) {
@@ -1586,6 +1629,7 @@ TEST_F_TIMEOUT(rings, two_streams_while_rings_come_and_go, STREAM_TIMEOUT)
 	EXPECT_EQ(sh->total, d.bytes_written_copy);
 	EXPECT_EQ(sh->total, d.bytes_read_copy);
 	fflush(stdout);
+	self->churn_ring = NULL;
 	munmap(sh, sizeof(*sh));
 }
 
