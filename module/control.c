@@ -164,7 +164,7 @@ static int zcdev_ring_destroy(struct zcdev *zd)
 }
 
 /* ZCDEV_CTL_ADD: @nr, or the lowest free number when @nr is -1. */
-static long zcdev_ctl_add(long nr)
+static long zcdev_ctl_add(int nr)
 {
 	unsigned long id;
 	int ret;
@@ -189,7 +189,7 @@ static long zcdev_ctl_add(long nr)
 }
 
 /* ZCDEV_CTL_REMOVE */
-static long zcdev_ctl_remove(long nr)
+static long zcdev_ctl_remove(int nr)
 {
 	struct zcdev *zd;
 	int ret;
@@ -206,8 +206,12 @@ static long zcdev_ctl_remove(long nr)
 static long zcdev_control_ioctl(struct file *file, unsigned int cmd,
 				unsigned long arg)
 {
-	/* By value, as loop-control takes its numbers: -1 arrives as such. */
-	long nr = (long)arg;
+	/*
+	 * By value and an int, as loop-control takes its numbers: a C
+	 * caller's ioctl(fd, ZCDEV_CTL_ADD, -1) passes an int, whose upper
+	 * bits in the register are not defined.
+	 */
+	int nr = (int)arg;
 
 	switch (cmd) {
 	case ZCDEV_CTL_ADD:
@@ -219,22 +223,11 @@ static long zcdev_control_ioctl(struct file *file, unsigned int cmd,
 	}
 }
 
-#ifdef CONFIG_COMPAT
-/* A 32-bit -1 must stay -1, not become 4294967295. */
-static long zcdev_control_compat_ioctl(struct file *file, unsigned int cmd,
-				       unsigned long arg)
-{
-	return zcdev_control_ioctl(file, cmd, (long)(int)arg);
-}
-#endif
-
 static const struct file_operations zcdev_control_fops = {
 	.owner = THIS_MODULE,
 	.open = nonseekable_open,
 	.unlocked_ioctl = zcdev_control_ioctl,
-#ifdef CONFIG_COMPAT
-	.compat_ioctl = zcdev_control_compat_ioctl,
-#endif
+	.compat_ioctl = zcdev_control_ioctl,	/* numbers, not pointers */
 	.llseek = noop_llseek,
 };
 

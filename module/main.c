@@ -22,7 +22,7 @@ MODULE_PARM_DESC(ring_pages,
 static unsigned int devices = 1;
 module_param(devices, uint, 0444);
 MODULE_PARM_DESC(devices,
-		 "Rings made at load: /dev/zcdev, then /dev/zcdev1 and on; 0 to 1024 (default 1; /dev/zcdev-control adds and removes more)");
+		 "Rings made at load: /dev/zcdev, then /dev/zcdev1 and on; 0 to 64 (default 1; /dev/zcdev-control adds and removes more)");
 
 /*
  * max_ring_pages is checked when it is set: a bound the ring's own arrays

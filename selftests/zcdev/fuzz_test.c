@@ -927,7 +927,8 @@ static void op_wellformed(struct fz_thread *t)
 				info.meta_offset != 0 || info.max_ring_pages != G.max_pages ||
 				info.ring_bytes != (uint64_t)info.ring_pages * G.ps ||
 				info.ring_pages > info.max_ring_pages ||
-				info.reserved[0] || info.reserved[2]))
+				info.reserved[0] || info.reserved[2] ||
+				info.max_total_pages < info.ring_pages))
 			violation(t, "GET_INFO: abi %u page %u pages %u max %u bytes %llu",
 				  info.abi_version, info.page_size, info.ring_pages,
 				  info.max_ring_pages, (unsigned long long)info.ring_bytes);

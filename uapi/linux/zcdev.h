@@ -101,21 +101,23 @@ struct zcdev_ring_meta {
  * (/sys/class/misc/zcdevN); the pages of all rings together are bound by
  * the module parameter max_total_pages. The module makes `devices` rings at
  * load (default 1); /dev/zcdev-control adds and removes them at run time,
- * as /dev/loop-control does for loop devices. The argument is the ring's
- * number, passed by value, not a pointer:
+ * as /dev/loop-control does for loop devices. At most ZCDEV_MAX_RINGS
+ * rings: each is a misc device, and Linux 6.1 has 128 dynamic misc minors
+ * for every driver together. The argument is the ring's number, passed by
+ * value, not a pointer:
  *
- *   ZCDEV_CTL_ADD     number, or -1 for the lowest free one; returns the
+ *   ZCDEV_CTL_ADD     number (an int), or -1 for the lowest free; returns the
  *                     number. The new ring has the module's ring_pages.
  *                     EEXIST: that ring exists; EINVAL: number out of range
  *                     (0 to ZCDEV_MAX_RINGS - 1); ENOSPC: its pages would
- *                     pass max_total_pages.
+ *                     pass max_total_pages, or every number is taken.
  *   ZCDEV_CTL_REMOVE  number. EBUSY while any file has it open (a mapping
  *                     keeps its file open); ENODEV: no such ring. Pages a
  *                     pipe or socket still holds are theirs and outlive the
  *                     ring, as they outlive the module.
  */
 #define ZCDEV_CONTROL_NAME	"zcdev-control"
-#define ZCDEV_MAX_RINGS		1024
+#define ZCDEV_MAX_RINGS		64
 #define ZCDEV_CTL_ADD		_IO(ZCDEV_IOC_MAGIC, 0x10)
 #define ZCDEV_CTL_REMOVE	_IO(ZCDEV_IOC_MAGIC, 0x11)
 
