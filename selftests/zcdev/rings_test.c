@@ -55,7 +55,7 @@
 #define NODE_WAIT_MS	5000
 
 /* What one test may hold at once; the teardown undoes all of it. */
-#define MAX_MINE	16
+#define MAX_MINE	(ZCDEV_MAX_RINGS + 4)
 #define MAX_FDS		16
 #define MAX_MAPS	8
 #define MAX_KIDS	8
@@ -571,8 +571,15 @@ TEST_F(rings, add_lowest_free_then_remove)
 	EXPECT_EQ(-1, ctl_remove(self->ctl, n));
 	EXPECT_EQ(ENODEV, errno);
 
-	/* Its number is free again: the lowest, as before. */
-	ASSERT_EQ(n, add_ring(self, -1));
+	/*
+	 * Its number is free again: the lowest, as before. Asked for with a
+	 * 32-bit -1 this time: the number is an int, and a C caller's
+	 * ioctl(fd, ZCDEV_CTL_ADD, -1) may leave the upper half of the
+	 * register zero.
+	 */
+	ASSERT_EQ(n, add_ring(self, (long)0xffffffffUL)) {
+		TH_LOG("ADD(0xffffffff): %s", strerror(errno));
+	}
 	ASSERT_EQ(0, wait_node(n, true));
 	fd = open_ring(self, n, O_RDWR | O_NONBLOCK);
 	ASSERT_LE(0, fd);
@@ -631,6 +638,45 @@ TEST_F(rings, out_of_range_is_einval)
 		}
 	}
 	EXPECT_EQ(before, count_rings(NULL));
+}
+
+/*
+ * With every number from 0 to ZCDEV_MAX_RINGS - 1 taken, ADD(-1) is
+ * ENOSPC and an explicit number EEXIST; one ring removed, its number is
+ * the one ADD(-1) gives.
+ */
+TEST_F(rings, all_numbers_taken_is_enospc)
+{
+	uint64_t max_total, total;
+	int free_nr, added = 0, mid = -1;
+
+	ASSERT_EQ(0, param_u64("max_total_pages", &max_total));
+	free_nr = ZCDEV_MAX_RINGS - count_rings(&total);
+	ASSERT_LT(0, free_nr);
+	if (total + free_nr * self->ring_pages > max_total)
+		SKIP(return, "max_total_pages %" PRIu64 " cannot hold %d more rings of %"
+		     PRIu64 " pages", max_total, free_nr, self->ring_pages);
+
+	for (int i = 0; i < free_nr; i++) {
+		int n = add_ring(self, -1);
+
+		ASSERT_LT(0, n) TH_LOG("ADD(-1) number %d of %d: %s", i + 1, free_nr,
+				       strerror(errno));
+		added++;
+		if (i == free_nr / 2)
+			mid = n;
+	}
+	EXPECT_EQ(-1, add_ring(self, -1));
+	EXPECT_EQ(ENOSPC, errno) TH_LOG("ADD(-1) with every number taken: %s", strerror(errno));
+	EXPECT_EQ(-1, add_ring(self, ZCDEV_MAX_RINGS - 1));
+	EXPECT_EQ(EEXIST, errno);
+	EXPECT_EQ(ZCDEV_MAX_RINGS, count_rings(NULL));
+	ksft_print_msg("%d rings added, %d in all\n", added, ZCDEV_MAX_RINGS);
+
+	/* A node for each: the last one made is there. */
+	EXPECT_EQ(0, wait_node(self->mine[self->nmine - 1], true));
+	ASSERT_EQ(0, remove_ring(self, mid));
+	EXPECT_EQ(mid, add_ring(self, -1));
 }
 
 /*
@@ -1161,6 +1207,7 @@ struct stream_shared {
 	uint64_t spliced_in_ops, write_ops;
 	uint64_t cycles, busy_refusals;
 	int churn_ring;			/* the churn's ring of the moment, or 0 */
+	double start, took[2];		/* CLOCK_MONOTONIC; seconds each stream took */
 };
 
 static void sfail(struct stream_shared *sh, const char *fmt, ...)
@@ -1267,6 +1314,7 @@ static int consume_a(struct stream_shared *sh, size_t ps)
 		pos += got;
 		__atomic_store_n(&sh->consumed[S_A], pos, __ATOMIC_RELAXED);
 	}
+	sh->took[S_A] = now_s() - sh->start;
 	close(fd);
 	return 0;
 }
@@ -1373,6 +1421,7 @@ static int consume_b(struct stream_shared *sh, size_t ps)
 		pos += n;
 		__atomic_store_n(&sh->consumed[S_B], pos, __ATOMIC_RELAXED);
 	}
+	sh->took[S_B] = now_s() - sh->start;
 	close(fd);
 	return 0;
 }
@@ -1539,7 +1588,7 @@ TEST_F_TIMEOUT(rings, two_streams_while_rings_come_and_go, STREAM_TIMEOUT)
 	fflush(stderr);
 
 	self->churn_ring = &sh->churn_ring;
-	start = last_report = now_s();
+	start = last_report = sh->start = now_s();
 	for (int i = 0; i < 5; i++) {
 		pid_t pid = fork();
 
@@ -1612,11 +1661,16 @@ TEST_F_TIMEOUT(rings, two_streams_while_rings_come_and_go, STREAM_TIMEOUT)
 	self->nkids = 0;
 	secs = now_s() - start;
 
-	ksft_print_msg("%.1f s: %.1f MiB/s per ring; %" PRIu64 " add/remove cycles, "
-		       "%" PRIu64 " ADD/REMOVE refused on the streaming rings; ring B: %"
-		       PRIu64 " writes, %" PRIu64 " splices in\n", secs,
-		       sh->consumed[S_A] / 1048576.0 / secs, sh->cycles,
-		       sh->busy_refusals, sh->write_ops, sh->spliced_in_ops);
+	ksft_print_msg("%.1f s: ring %d %.0f MiB in %.1f s (%.1f MiB/s), ring %d %.0f MiB "
+		       "in %.1f s (%.1f MiB/s); %" PRIu64 " add/remove cycles, %" PRIu64
+		       " ADD/REMOVE refused on the streaming rings; ring %d: %" PRIu64
+		       " writes, %" PRIu64 " splices in\n", secs,
+		       sh->ring[S_A], sh->consumed[S_A] / 1048576.0, sh->took[S_A],
+		       sh->took[S_A] ? sh->consumed[S_A] / 1048576.0 / sh->took[S_A] : 0,
+		       sh->ring[S_B], sh->consumed[S_B] / 1048576.0, sh->took[S_B],
+		       sh->took[S_B] ? sh->consumed[S_B] / 1048576.0 / sh->took[S_B] : 0,
+		       sh->cycles, sh->busy_refusals, sh->ring[S_B], sh->write_ops,
+		       sh->spliced_in_ops);
 	fflush(stdout);
 	ASSERT_FALSE(sh->failed) TH_LOG("%s", sh->msg);
 	EXPECT_EQ(sh->total, sh->consumed[S_A]);
