@@ -1055,6 +1055,8 @@ FIXTURE(reload) {
 	bool reloaded;		/* the module runs with this test's parameters */
 	int fds[MAX_FDS];
 	int nfds;
+	void *map;		/* a meta page mapped, or NULL */
+	size_t map_len;
 };
 
 FIXTURE_SETUP(reload)
@@ -1066,6 +1068,8 @@ FIXTURE_SETUP(reload)
 /* Back to the module as the other programs know it: loaded with its defaults. */
 FIXTURE_TEARDOWN(reload)
 {
+	if (self->map)
+		munmap(self->map, self->map_len);
 	for (int i = 0; i < self->nfds; i++)
 		close(self->fds[i]);
 	if (!self->reloaded)
@@ -1101,9 +1105,12 @@ static int reload_open(FIXTURE_DATA(reload) *self, int ring)
 TEST_F(reload, devices_and_max_total_pages_at_load)
 {
 	static const int pages = 8, bound = 40;
-	char params[96];
+	const struct zcdev_ring_meta *meta;
+	size_t ps = sysconf(_SC_PAGESIZE);
+	uint64_t v, total, gen, pos = 0, rpos = 0;
+	struct zcdev_stats st;
 	struct zcdev_info info;
-	uint64_t v, total;
+	char params[96];
 	int fd[3], ctl;
 
 	if (geteuid() != 0)
@@ -1157,11 +1164,26 @@ TEST_F(reload, devices_and_max_total_pages_at_load)
 	EXPECT_EQ(5, count_rings(&total));
 	EXPECT_EQ((uint64_t)bound, total);
 
-	/* RESIZE past the bound: ENOSPC, and the ring keeps its size. */
+	/*
+	 * RESIZE past the bound: ENOSPC, and nothing changes: not the size,
+	 * the pages, the generation, nor the bytes waiting in the ring.
+	 */
+	ASSERT_EQ(0, put_stream(fd[1], 1, &pos, ps + 1));
+	meta = mmap(NULL, ps, PROT_READ, MAP_SHARED, fd[1], ZCDEV_META_OFFSET);
+	ASSERT_NE(MAP_FAILED, meta);
+	self->map = (void *)meta;
+	self->map_len = ps;
+	gen = __atomic_load_n(&meta->generation, __ATOMIC_ACQUIRE);
 	EXPECT_EQ(-1, zt_resize(fd[1], pages + 1));
 	EXPECT_EQ(ENOSPC, errno) TH_LOG("RESIZE past max_total_pages: %s", strerror(errno));
 	ASSERT_EQ(0, zt_info(fd[1], &info));
 	EXPECT_EQ((uint32_t)pages, info.ring_pages);
+	ASSERT_EQ(0, zt_stats(fd[1], &st));
+	EXPECT_EQ((uint64_t)pages, st.pages_held);
+	EXPECT_EQ(gen, __atomic_load_n(&meta->generation, __ATOMIC_ACQUIRE));
+	munmap(self->map, ps);
+	self->map = NULL;
+	EXPECT_EQ(-1, get_stream(fd[1], 1, &rpos, pos));
 
 	/* Pages given back make room: for a ring, then for a RESIZE. */
 	ASSERT_EQ(0, zt_resize(fd[1], 0));
