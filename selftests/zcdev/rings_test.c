@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -925,6 +926,70 @@ TEST_F(rings, bytes_stats_and_heads_stay_in_their_ring)
 	close(p[1]);
 }
 
+/*
+ * sendfile() from one ring into another moves ring A's bytes, in order,
+ * into ring B: out of A's counters, into B's, copied (A's page cannot be
+ * stolen: it is still A's). From a ring into itself it is EINVAL, and the
+ * ring keeps its bytes.
+ */
+TEST_F(rings, sendfile_between_rings_copies)
+{
+	uint64_t apos = 0, arpos = 0, bpos = 0, sent = 0, len;
+	struct zcdev_stats a0, b0, a1, b1, d;
+	int a, b, afd, bfd;
+
+	ASSERT_LE(8, self->ring_pages) TH_LOG("the module's ring_pages is below 8");
+	a = add_ring(self, -1);
+	ASSERT_LT(0, a) TH_LOG("ADD(-1): %s", strerror(errno));
+	b = add_ring(self, -1);
+	ASSERT_LT(0, b) TH_LOG("ADD(-1): %s", strerror(errno));
+	afd = open_ring(self, a, O_RDWR | O_NONBLOCK);
+	ASSERT_LE(0, afd);
+	bfd = open_ring(self, b, O_RDWR | O_NONBLOCK);
+	ASSERT_LE(0, bfd);
+
+	len = 5 * self->ps + 77;
+	ASSERT_EQ(0, put_stream(afd, a, &apos, len));
+	ASSERT_EQ(0, zt_stats(afd, &a0));
+	ASSERT_EQ(0, zt_stats(bfd, &b0));
+	while (sent < len) {
+		ssize_t n = sendfile(bfd, afd, NULL, len - sent);
+
+		ASSERT_LT(0, n) TH_LOG("sendfile ring %d -> ring %d after %" PRIu64
+				       " bytes: %s", a, b, sent, n ? strerror(errno) : "0");
+		sent += n;
+	}
+	/* B holds A's stream, from its first byte; A is empty. */
+	ASSERT_EQ(-1, get_stream(bfd, a, &bpos, len));
+	{
+		uint8_t byte;
+
+		EXPECT_EQ(-1, read(afd, &byte, 1));
+		EXPECT_EQ(EAGAIN, errno);
+		EXPECT_EQ(-1, read(bfd, &byte, 1));
+		EXPECT_EQ(EAGAIN, errno);
+	}
+	ASSERT_EQ(0, zt_stats(afd, &a1));
+	ASSERT_EQ(0, zt_stats(bfd, &b1));
+	zcdev_stats_delta(&a0, &a1, &d);
+	EXPECT_EQ(len, zcdev_stats_out(&d));
+	EXPECT_EQ(0, zcdev_stats_in(&d));
+	EXPECT_EQ(self->ring_pages, a1.pages_held);
+	zcdev_stats_delta(&b0, &b1, &d);
+	EXPECT_EQ(len, zcdev_stats_in(&d));
+	EXPECT_EQ(len, d.bytes_spliced_in_copied);
+	EXPECT_EQ(0, d.pages_stolen_in);
+	EXPECT_EQ(len, d.bytes_read_copy);
+	EXPECT_EQ(self->ring_pages, b1.pages_held);
+
+	/* Into itself: refused, and the bytes stay. */
+	arpos = apos;
+	ASSERT_EQ(0, put_stream(afd, a, &apos, 2 * self->ps));
+	EXPECT_EQ(-1, sendfile(afd, afd, NULL, 2 * self->ps));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(-1, get_stream(afd, a, &arpos, 2 * self->ps));
+}
+
 /* ---- max_total_pages ---- */
 
 /*
@@ -1196,9 +1261,20 @@ TEST_F(reload, devices_and_max_total_pages_at_load)
 	EXPECT_EQ((uint64_t)bound, total);
 	EXPECT_EQ(0, ctl_remove(ctl, 3));
 
-	/* Nothing open: the unload takes rings 0, 1, 2 and 5 and the control device. */
+	/* Any ring open, not only ring 0, holds the module. */
 	for (int i = 0; i < self->nfds; i++)
-		close(self->fds[i]);
+		if (self->fds[i] != fd[2])
+			close(self->fds[i]);
+	self->fds[0] = fd[2];
+	self->nfds = 1;
+	EXPECT_EQ(-1, unload_module()) TH_LOG("unloaded with ring 2 open");
+	EXPECT_TRUE(errno == EWOULDBLOCK || errno == EBUSY) {
+		TH_LOG("unload with ring 2 open: %s", strerror(errno));
+	}
+	ASSERT_TRUE(module_loaded());
+
+	/* Nothing open: the unload takes rings 0, 1, 2 and 5 and the control device. */
+	close(fd[2]);
 	self->nfds = 0;
 	ASSERT_EQ(0, unload_module()) TH_LOG("unload with four rings: %s", strerror(errno));
 	for (int r = 0; r < 6; r++) {
