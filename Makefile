@@ -4,9 +4,10 @@
 # is user space or a wrapper around the QEMU rig in selftests/qemu/.
 #
 #   make [module]        build module/zcdev.ko against KDIR
-#   make tools           static tools/zcdev and the examples/ (all on libzcdev)
+#   make tools           static tools/zcdev and the examples/ (all on libzcdev,
+#                        linked with pkg-config as a user's program is)
 #   make lib             libzcdev: tools/lib/libzcdev.so.0 (and the file it
-#                        names), libzcdev.a, libzcdev.pc
+#                        names), libzcdev.a, libzcdev.pc, libzcdev-uninstalled.pc
 #   make selftests       static test programs in selftests/zcdev/
 #   make man-check       the manual pages in man/ render with no warning
 #   make check           build, boot and test on every lane in KERNELS (QEMU)
@@ -49,12 +50,13 @@ SHELL := /bin/bash
 # TOOLS_STATIC= builds a dynamically linked tool (debian/rules does, and
 # adds Debian's CPPFLAGS, CFLAGS and LDFLAGS through the environment).
 TOOLS_STATIC ?= -static
-TOOLS_CFLAGS := $(TOOLS_STATIC) -O2 -Wall -Wextra -I uapi -pthread
+TOOLS_CFLAGS := $(TOOLS_STATIC) -O2 -Wall -Wextra -pthread
 TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"'
 TOOLS_SRCS := $(wildcard tools/*.c)
-# The libzcdev the tool links: the static archive, or (debian/rules)
-# TOOLS_LIBZCDEV=tools/lib/libzcdev.so, the shared library by its SONAME.
-TOOLS_LIBZCDEV ?= $(LIBZCDEV_A)
+# The libzcdev the tool links: static, the archive (pkg-config --static);
+# dynamic, the shared library by its SONAME.
+TOOLS_LIBZCDEV = $(if $(TOOLS_STATIC),$(LIBZCDEV_A),$(LIBZCDEV_SO))
+TOOLS_PC_STATIC = $(if $(TOOLS_STATIC),--static)
 EXAMPLES := $(basename $(wildcard examples/*.c))
 
 .PHONY: all module tools lib examples selftests check check-pristine run bench style sparse clean distclean version
@@ -80,9 +82,10 @@ tools: tools/zcdev examples
 #
 # A shared library whose SONAME is libzcdev.so.$(LIBZCDEV_SOVERSION), exporting
 # only the API of its header (the version script tools/lib/libzcdev.map:
-# every symbol in version node LIBZCDEV_0), a static archive and a
-# pkg-config file. LIBZCDEV_SOVERSION changes only when the ABI breaks; the
-# file's name carries the release line's minor and patch.
+# version node LIBZCDEV_0, then one per release line that added symbols),
+# a static archive and a pkg-config file. LIBZCDEV_SOVERSION changes only
+# when the ABI breaks; the file's name carries the release line's minor
+# and patch.
 LIBZCDEV_SOVERSION := 0
 LIBZCDEV_SONAME := libzcdev.so.$(LIBZCDEV_SOVERSION)
 LIBZCDEV_REALNAME := $(LIBZCDEV_SONAME).$(word 2,$(subst ., ,$(RELEASE))).$(word 3,$(subst ., ,$(RELEASE)))
@@ -92,9 +95,25 @@ LIBZCDEV_MAP := tools/lib/libzcdev.map
 LIBZCDEV_SO := tools/lib/libzcdev.so
 LIBZCDEV_A := tools/lib/libzcdev.a
 LIBZCDEV_PC := tools/lib/libzcdev.pc
+LIBZCDEV_UPC := tools/lib/libzcdev-uninstalled.pc
 LIB_CFLAGS := -O2 -Wall -Wextra -I uapi -DZCDEV_VERSION='"$(VERSION)"'
 LIBZCDEV_OUT := tools/lib/$(LIBZCDEV_REALNAME) tools/lib/$(LIBZCDEV_SONAME) \
-		$(LIBZCDEV_SO) $(LIBZCDEV_A) $(LIBZCDEV_PC)
+		$(LIBZCDEV_SO) $(LIBZCDEV_A) $(LIBZCDEV_PC) $(LIBZCDEV_UPC)
+
+# The tool, the examples and the selftests take libzcdev's flags from
+# pkg-config, as a program of one's own does from the installed
+# libzcdev.pc: here PKG_CONFIG_PATH is tools/lib, where pkg-config finds
+# libzcdev-uninstalled.pc (and prefers it to libzcdev.pc, made for
+# PREFIX). PKG_CONFIG_DISABLE_UNINSTALLED in the environment would turn
+# that preference off: it is not passed on.
+PKG_CONFIG ?= pkg-config
+LIBZCDEV_PKG_CONFIG := PKG_CONFIG_PATH=tools/lib $(PKG_CONFIG)
+unexport PKG_CONFIG_DISABLE_UNINSTALLED
+# A recipe's first line where pkg-config is used: without it, the
+# compiler would only say that libzcdev.h is missing.
+need_pkg_config = @command -v $(firstword $(PKG_CONFIG)) > /dev/null || { \
+	echo "$@: $(firstword $(PKG_CONFIG)) is not installed: the tool, the examples and the" \
+	     "selftests take libzcdev's flags from it (Debian: apt install pkgconf)"; exit 1; }
 
 lib: $(LIBZCDEV_OUT)
 
@@ -125,20 +144,38 @@ $(LIBZCDEV_PC): tools/lib/libzcdev.pc.in FORCE
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
 	if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
+# The .pc of the library in this tree (paths relative to the file, so
+# the same file serves wherever the tree is), for the tree's own
+# programs. It changes only with the version, which changes no flag: the
+# programs have it as an order-only prerequisite (a make in a root without
+# git, where the version is VERSION's, relinks nothing).
+$(LIBZCDEV_UPC): tools/lib/libzcdev-uninstalled.pc.in FORCE
+	sed -e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
+	if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
 .PHONY: FORCE
 FORCE:
 
-# Each example also builds alone with the line at its top.
+# Each example also builds alone with the line at its top (against an
+# installed libzcdev). Static, like the tool: the rig's guests run them
+# without the library installed.
 examples: $(EXAMPLES)
 
-examples/%: examples/%.c $(LIBZCDEV_A) $(LIBZCDEV_H) uapi/linux/zcdev.h
-	$(CC) -static -O2 -Wall -Wextra -I uapi -I tools/lib -o $@ $< $(LIBZCDEV_A)
+examples/%: examples/%.c $(LIBZCDEV_A) $(LIBZCDEV_H) uapi/linux/zcdev.h | $(LIBZCDEV_UPC)
+	$(need_pkg_config)
+	$(CC) -static -O2 -Wall -Wextra $$($(LIBZCDEV_PKG_CONFIG) --cflags libzcdev) \
+		-o $@ $< $$($(LIBZCDEV_PKG_CONFIG) --libs --static libzcdev)
 
-tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h) $(LIBZCDEV_H) $(TOOLS_LIBZCDEV) uapi/linux/zcdev.h VERSION
+tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h) $(LIBZCDEV_H) $(TOOLS_LIBZCDEV) \
+	     uapi/linux/zcdev.h VERSION | $(LIBZCDEV_UPC)
 	$(if $(TOOLS_SRCS),,$(error no tools/*.c to build tools/zcdev from))
-	$(CC) $(TOOLS_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_SRCS) $(TOOLS_LIBZCDEV)
+	$(need_pkg_config)
+	$(CC) $(TOOLS_CFLAGS) $(CPPFLAGS) $(CFLAGS) $$($(LIBZCDEV_PKG_CONFIG) --cflags libzcdev) \
+		$(LDFLAGS) -o $@ $(TOOLS_SRCS) $$($(LIBZCDEV_PKG_CONFIG) --libs $(TOOLS_PC_STATIC) libzcdev)
 
-selftests:
+# The selftests link the archive through the same .pc (selftests/zcdev/Makefile).
+selftests: $(LIBZCDEV_A) $(LIBZCDEV_UPC)
+	$(need_pkg_config)
 	$(MAKE) -C selftests
 
 check:
@@ -326,10 +363,12 @@ install-man:
 uninstall-man:
 	$(foreach p,$(MAN_PAGES),rm -f $(DESTDIR)$(MANDIR)/man$(patsubst .%,%,$(suffix $(p)))/$(notdir $(p));)
 
-# The rule gives /dev/zcdev to group zcdev; the sysusers.d entry declares
-# the group, and on the running system (no DESTDIR) the group is created
-# now, by systemd-sysusers or else groupadd, and udev re-applies the rule
-# to a device that already exists. uninstall-udev keeps the group: files
+# The rule gives every ring's node to group zcdev (the control device
+# stays root's);
+# the sysusers.d entry declares the group, and on the running system (no
+# DESTDIR) the group is created now, by systemd-sysusers or else groupadd,
+# and udev re-applies the rule to the devices that already exist (zcdev*:
+# every ring). uninstall-udev keeps the group: files
 # may belong to it, and a later install finds it again.
 install-udev:
 	$(call install_dirs,$(UDEVRULESDIR) $(SYSUSERSDIR))
@@ -343,7 +382,7 @@ ifeq ($(DESTDIR),)
 	fi
 	if command -v udevadm >/dev/null && [ -d /run/udev ]; then \
 		udevadm control --reload && \
-		udevadm trigger --action=change --subsystem-match=misc --sysname-match=zcdev; \
+		udevadm trigger --action=change --subsystem-match=misc --sysname-match='zcdev*'; \
 	fi
 endif
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-// cc -O2 -I../uapi -I../tools/lib -o mmap_consumer mmap_consumer.c ../tools/lib/zcdev.c
+// cc -O2 -o mmap_consumer mmap_consumer.c $(pkg-config --cflags --libs libzcdev)
 /*
  * mmap consumer: map the ring read-only, write(2) the bytes between tail
  * and head straight from the ring pages to stdout, and release them with
- * ZCDEV_IOC_CONSUME. zcdev copies nothing, but write(2) copies each byte
+ * zcdev_consume(). zcdev copies nothing, but write(2) copies each byte
  * once into the output (a pipe's page, a socket buffer, the page cache):
  * what mmap saves is the copy read(2) from the device would make.
  *
@@ -19,11 +19,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libzcdev.h"
+#include <libzcdev.h>
 
 int main(void)
 {
@@ -56,7 +55,7 @@ int main(void)
 		uint64_t tail = __atomic_load_n(&meta->tail, __ATOMIC_ACQUIRE);
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t n;
-		__u64 len;
+		int ret;
 
 		if (head == tail) {
 			if (hup)
@@ -77,9 +76,9 @@ int main(void)
 			perror("write stdout");
 			return 1;	/* nothing released: the bytes stay in the ring */
 		}
-		len = n;
-		if (ioctl(fd, ZCDEV_IOC_CONSUME, &len)) {
-			perror("ZCDEV_IOC_CONSUME");
+		ret = zcdev_consume(fd, n);
+		if (ret) {
+			fprintf(stderr, "zcdev_consume: %s\n", strerror(-ret));
 			return 1;
 		}
 		total += n;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-// cc -O2 -I../uapi -I../tools/lib -o mmap_producer mmap_producer.c ../tools/lib/zcdev.c
+// cc -O2 -o mmap_producer mmap_producer.c $(pkg-config --cflags --libs libzcdev)
 /*
  * mmap producer: map the ring, read(2) stdin straight into its pages and
- * commit each run with ZCDEV_IOC_PRODUCE. zcdev copies nothing, but the
+ * commit each run with zcdev_produce(). zcdev copies nothing, but the
  * byte is still copied once: read(2) copies it from the input (the page
  * cache of FILE) into the ring page. What mmap saves is the second copy
  * that write(2) into the device would make (docs/copies.md).
@@ -18,11 +18,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libzcdev.h"
+#include <libzcdev.h>
 
 int main(void)
 {
@@ -57,7 +56,7 @@ int main(void)
 		uint64_t room = info.ring_bytes - (head - tail);
 		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 		ssize_t n;
-		__u64 len;
+		int ret;
 
 		if (__atomic_load_n(&meta->generation, __ATOMIC_ACQUIRE) != gen) {
 			fprintf(stderr, "the ring was reset or resized\n");
@@ -81,9 +80,9 @@ int main(void)
 		}
 		if (!n)
 			break;
-		len = n;
-		if (ioctl(fd, ZCDEV_IOC_PRODUCE, &len)) {
-			perror("ZCDEV_IOC_PRODUCE");
+		ret = zcdev_produce(fd, n);
+		if (ret) {
+			fprintf(stderr, "zcdev_produce: %s\n", strerror(-ret));
 			return 1;
 		}
 		total += n;

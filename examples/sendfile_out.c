@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// cc -O2 -I../uapi -I../tools/lib -o sendfile_out sendfile_out.c ../tools/lib/zcdev.c
+// cc -O2 -o sendfile_out sendfile_out.c $(pkg-config --cflags --libs libzcdev)
 /*
  * sendfile: one call lends ring pages to stdout through the kernel's own
  * pipe (current->splice_pipe), with no pipe of ours. To zcdev it is a
@@ -23,7 +23,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "libzcdev.h"
+#include <libzcdev.h>
 
 /* What stdout does with a page reference, and the CPU copies it makes. */
 static const char *out_kind(int fd, int *copies)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// cc -O2 -I../uapi -I../tools/lib -o splice_in_move splice_in_move.c ../tools/lib/zcdev.c
+// cc -O2 -o splice_in_move splice_in_move.c $(pkg-config --cflags --libs libzcdev)
 /*
  * splice in with SPLICE_F_MOVE: bytes written into a pipe with write(2)
  * sit in pages that belong to the pipe alone (anon_pipe_buf_ops), so when
@@ -26,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "libzcdev.h"
+#include <libzcdev.h>
 
 #define CHUNK (16 * 4096)
 

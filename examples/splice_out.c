@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// cc -O2 -I../uapi -I../tools/lib -o splice_out splice_out.c ../tools/lib/zcdev.c
+// cc -O2 -o splice_out splice_out.c $(pkg-config --cflags --libs libzcdev)
 /*
  * splice out: lend the ring's pages to a pipe by reference, then splice
  * the pipe to stdout. zcdev copies nothing (bytes_spliced_out, not
@@ -29,7 +29,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "libzcdev.h"
+#include <libzcdev.h>
 
 /* What stdout does with a page reference, and the CPU copies it makes. */
 static const char *out_kind(int fd, int *copies)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// cc -O2 -I../uapi -I../tools/lib -o vmsplice_gift vmsplice_gift.c ../tools/lib/zcdev.c
+// cc -O2 -o vmsplice_gift vmsplice_gift.c $(pkg-config --cflags --libs libzcdev)
 /*
  * vmsplice with SPLICE_F_GIFT, then splice into the ring with
  * SPLICE_F_MOVE. vmsplice puts references to our pages into the pipe, no
@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libzcdev.h"
+#include <libzcdev.h>
 
 #define CHUNK (16 * 4096)
 

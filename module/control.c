@@ -61,15 +61,19 @@ struct zcdev *zcdev_ring_lookup(unsigned int id)
 	return xa_load(&zcdev_rings, id);
 }
 
-/* Make ring @id (free in zcdev_rings) with the load-time size. */
-static int zcdev_ring_create(unsigned int id)
+/*
+ * Ring @id (free in zcdev_rings), with the load-time size, in the registry
+ * but with no device yet: nothing can open it, so it is freed with
+ * zcdev_ring_delete() if what follows fails.
+ */
+static struct zcdev *zcdev_ring_new(unsigned int id)
 {
 	struct zcdev *zd;
 	int ret;
 
 	ret = zcdev_total_pages_reserve(0, zcdev_new_ring_pages);
 	if (ret)
-		return ret;
+		return ERR_PTR(ret);
 	ret = -ENOMEM;
 	zd = kzalloc_obj(*zd, GFP_KERNEL);
 	if (!zd)
@@ -103,20 +107,8 @@ static int zcdev_ring_create(unsigned int id)
 	ret = xa_insert(&zcdev_rings, id, zd, GFP_KERNEL);
 	if (ret)
 		goto err_free_ring;
+	return zd;
 
-	zd->misc.minor = MISC_DYNAMIC_MINOR;
-	zd->misc.name = zd->name;
-	zd->misc.fops = &zcdev_fops;
-	zd->misc.mode = zcdev_mode;
-	zd->misc.groups = zcdev_groups;
-	ret = misc_register(&zd->misc);
-	if (ret)
-		goto err_erase;
-	zcdev_debugfs_init(zd);
-	return 0;
-
-err_erase:
-	xa_erase(&zcdev_rings, id);
 err_free_ring:
 	zcdev_ring_free(zd);
 err_put_inode:
@@ -125,6 +117,51 @@ err_free:
 	kfree(zd);
 err_unreserve:
 	zcdev_total_pages_reserve(zcdev_new_ring_pages, 0);
+	return ERR_PTR(ret);
+}
+
+/* Undo zcdev_ring_new(): no device, or its device deregistered, no file. */
+static void zcdev_ring_delete(struct zcdev *zd)
+{
+	u32 nr_pages = zd->nr_pages;
+
+	xa_erase(&zcdev_rings, zd->id);
+	zcdev_ring_free(zd);
+	iput(zd->inode);
+	WARN(atomic_long_read(&zd->pages_held),
+	     "zcdev: ring %u leaked %ld pages\n", zd->id,
+	     atomic_long_read(&zd->pages_held));
+	kfree(zd);
+	zcdev_total_pages_reserve(nr_pages, 0);
+}
+
+/* The ring's node: from here on it can be opened. */
+static int zcdev_ring_register(struct zcdev *zd)
+{
+	int ret;
+
+	zd->misc.minor = MISC_DYNAMIC_MINOR;
+	zd->misc.name = zd->name;
+	zd->misc.fops = &zcdev_fops;
+	zd->misc.mode = zcdev_mode;
+	zd->misc.groups = zcdev_groups;
+	ret = misc_register(&zd->misc);
+	if (ret)
+		return ret;
+	zcdev_debugfs_init(zd);
+	return 0;
+}
+
+static int zcdev_ring_create(unsigned int id)
+{
+	struct zcdev *zd = zcdev_ring_new(id);
+	int ret;
+
+	if (IS_ERR(zd))
+		return PTR_ERR(zd);
+	ret = zcdev_ring_register(zd);
+	if (ret)
+		zcdev_ring_delete(zd);
 	return ret;
 }
 
@@ -135,8 +172,6 @@ err_unreserve:
  */
 static int zcdev_ring_destroy(struct zcdev *zd)
 {
-	u32 nr_pages;
-
 	lockdep_assert_held(&zcdev_control_lock);
 
 	spin_lock(&zcdev_open_lock);
@@ -151,15 +186,7 @@ static int zcdev_ring_destroy(struct zcdev *zd)
 	/* Waits out a misc_open() in flight, which then found it dying. */
 	misc_deregister(&zd->misc);
 	zcdev_debugfs_exit(zd);
-	xa_erase(&zcdev_rings, zd->id);
-	nr_pages = zd->nr_pages;
-	zcdev_ring_free(zd);
-	iput(zd->inode);
-	WARN(atomic_long_read(&zd->pages_held),
-	     "zcdev: ring %u leaked %ld pages\n", zd->id,
-	     atomic_long_read(&zd->pages_held));
-	kfree(zd);
-	zcdev_total_pages_reserve(nr_pages, 0);
+	zcdev_ring_delete(zd);
 	return 0;
 }
 
@@ -213,6 +240,9 @@ static long zcdev_control_ioctl(struct file *file, unsigned int cmd,
 	 */
 	int nr = (int)arg;
 
+	/* Making and removing rings is a write, as on loop-control's node. */
+	if (!(file->f_mode & FMODE_WRITE))
+		return -EBADF;
 	switch (cmd) {
 	case ZCDEV_CTL_ADD:
 		return zcdev_ctl_add(nr);
@@ -231,10 +261,16 @@ static const struct file_operations zcdev_control_fops = {
 	.llseek = noop_llseek,
 };
 
+/*
+ * Root's alone whatever the rings' mode is, as /dev/loop-control is:
+ * whoever may add rings may pin max_total_pages of memory, and whoever
+ * may remove them may take another user's idle ring away.
+ */
 static struct miscdevice zcdev_control = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = ZCDEV_CONTROL_NAME,
 	.fops = &zcdev_control_fops,
+	.mode = 0600,
 };
 
 /* Unload: no file is open (each pins the module), so every ring goes. */
@@ -249,9 +285,18 @@ static void zcdev_rings_destroy_all(void)
 	mutex_unlock(&zcdev_control_lock);
 }
 
+/*
+ * Nothing may fail once a node exists: a node can be opened as soon as
+ * it is registered, even while the module is still loading, and a load
+ * that then failed would free the code under that open file. So every
+ * ring is allocated first, the control device registered next (the last
+ * step that can fail the load), and a ring whose own registration fails
+ * afterwards is only missing, with a warning, as loop_init() does.
+ */
 int zcdev_control_init(unsigned int rings, u32 ring_pages)
 {
-	unsigned int id;
+	struct zcdev *zd;
+	unsigned long id;
 	int ret;
 
 	zcdev_new_ring_pages = ring_pages;
@@ -260,20 +305,30 @@ int zcdev_control_init(unsigned int rings, u32 ring_pages)
 		return PTR_ERR(zcdev_mnt);
 
 	mutex_lock(&zcdev_control_lock);
-	for (id = 0, ret = 0; id < rings && !ret; id++)
-		ret = zcdev_ring_create(id);
-	mutex_unlock(&zcdev_control_lock);
-	if (ret)
-		goto err_destroy;
-
-	zcdev_control.mode = zcdev_mode;
+	for (id = 0, ret = 0; id < rings; id++) {
+		zd = zcdev_ring_new(id);
+		if (IS_ERR(zd)) {
+			ret = PTR_ERR(zd);
+			goto err_delete;
+		}
+	}
 	ret = misc_register(&zcdev_control);
 	if (ret)
-		goto err_destroy;
+		goto err_delete;
+	xa_for_each(&zcdev_rings, id, zd) {
+		ret = zcdev_ring_register(zd);
+		if (ret) {
+			pr_warn("ring %lu: no device node (%d)\n", id, ret);
+			zcdev_ring_delete(zd);
+		}
+	}
+	mutex_unlock(&zcdev_control_lock);
 	return 0;
 
-err_destroy:
-	zcdev_rings_destroy_all();
+err_delete:
+	xa_for_each(&zcdev_rings, id, zd)
+		zcdev_ring_delete(zd);
+	mutex_unlock(&zcdev_control_lock);
 	kern_unmount(zcdev_mnt);
 	return ret;
 }

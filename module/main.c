@@ -92,7 +92,7 @@ static const struct kernel_param_ops zcdev_mode_ops = {
 ushort zcdev_mode = 0600;
 module_param_cb(mode, &zcdev_mode_ops, &zcdev_mode, 0444);
 MODULE_PARM_DESC(mode,
-		 "Permission bits (octal) of every ring's node and /dev/zcdev-control when no udev rule sets them: 0000 to 0777 (default 0600)");
+		 "Permission bits (octal) of every ring's node when no udev rule sets them: 0000 to 0777 (default 0600; /dev/zcdev-control is always 0600)");
 
 static int zcdev_open(struct inode *inode, struct file *file)
 {

@@ -394,7 +394,7 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 	zd->pages[slot] = page;
 	clear_bit(slot, zd->lent);
 	zd->stats.page_swaps++;
-	trace_zcdev_page_swap(zd->id, slot, page_ref_count(old) - 1);
+	trace_zcdev_page_swap(slot, page_ref_count(old) - 1, zd->id);
 	zcdev_page_put(zd, old);
 	return 0;
 }
@@ -661,7 +661,7 @@ int zcdev_ring_resize(struct zcdev *zd, u32 nr_pages)
 	mutex_unlock(&zd->ring_lock);
 
 	zcdev_unmap_all(zd, old_pages, old_nr);
-	trace_zcdev_resize(zd->id, old_nr, nr_pages, zd->generation);
+	trace_zcdev_resize(old_nr, nr_pages, zd->generation, zd->id);
 	zcdev_unlock_ends(zd);
 	zcdev_wake_all(zd);
 	/*
@@ -707,8 +707,8 @@ int zcdev_ring_reset(struct zcdev *zd)
 	zcdev_publish(zd);
 	mutex_unlock(&zd->ring_lock);
 	unmap_mapping_range(zcdev_mapping(zd), PAGE_SIZE, 0, 1);
-	trace_zcdev_resize(zd->id, zd->nr_pages, zd->nr_pages,
-			   zd->generation);
+	trace_zcdev_resize(zd->nr_pages, zd->nr_pages, zd->generation,
+			   zd->id);
 	zcdev_unlock_ends(zd);
 	zcdev_wake_all(zd);
 	return 0;
@@ -730,7 +730,7 @@ int zcdev_ring_produce(struct zcdev *zd, u64 bytes)
 	} else if (bytes) {
 		zd->stats.bytes_produced_mmap += bytes;
 		zcdev_ring_advance_head(zd, bytes);
-		trace_zcdev_xfer_produce(zd->id, bytes, 0, 0);
+		trace_zcdev_xfer_produce(bytes, 0, 0, zd->id);
 	}
 	mutex_unlock(&zd->ring_lock);
 	mutex_unlock(&zd->produce_lock);
@@ -751,7 +751,7 @@ int zcdev_ring_consume(struct zcdev *zd, u64 bytes)
 	} else if (bytes) {
 		zd->stats.bytes_consumed_mmap += bytes;
 		zcdev_ring_advance_tail(zd, bytes);
-		trace_zcdev_xfer_consume(zd->id, bytes, 0, 0);
+		trace_zcdev_xfer_consume(bytes, 0, 0, zd->id);
 	}
 	mutex_unlock(&zd->ring_lock);
 	mutex_unlock(&zd->consume_lock);

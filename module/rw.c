@@ -69,7 +69,7 @@ static void zcdev_read_commit(struct zcdev *zd, size_t bytes)
 	zd->stats.bytes_read_copy += bytes;
 	zcdev_ring_advance_tail(zd, bytes);
 	mutex_unlock(&zd->ring_lock);
-	trace_zcdev_xfer_read(zd->id, bytes, 0, bytes);
+	trace_zcdev_xfer_read(bytes, 0, bytes, zd->id);
 }
 
 /*
@@ -165,7 +165,7 @@ static void zcdev_write_commit(struct zcdev *zd, size_t bytes)
 	zd->stats.bytes_written_copy += bytes;
 	zcdev_ring_advance_head(zd, bytes);
 	mutex_unlock(&zd->ring_lock);
-	trace_zcdev_xfer_write(zd->id, bytes, 0, bytes);
+	trace_zcdev_xfer_write(bytes, 0, bytes, zd->id);
 }
 
 /*

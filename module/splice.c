@@ -114,7 +114,7 @@ static void zcdev_direct_commit(struct zcdev *zd)
 	if (unread)
 		kill_fasync(&zd->fasync_readers, SIGIO, POLL_IN);
 	if (bytes)
-		trace_zcdev_xfer_splice_out(zd->id, bytes, 0, copied);
+		trace_zcdev_xfer_splice_out(bytes, 0, copied, zd->id);
 }
 
 static void zcdev_direct_buf_release(struct pipe_inode_info *pipe,
@@ -507,7 +507,7 @@ static ssize_t zcdev_lend_give(struct zcdev *zd, struct zcdev_lend *l,
 	}
 	mutex_unlock(&zd->ring_lock);
 	if (!direct)
-		trace_zcdev_xfer_splice_out(zd->id, l->len, l->nr, copied);
+		trace_zcdev_xfer_splice_out(l->len, l->nr, copied, zd->id);
 	return l->len;
 }
 
@@ -718,12 +718,16 @@ static int zcdev_splice_actor(struct pipe_inode_info *pipe,
 	int ret;
 
 	/*
-	 * sendfile() from a ring to itself: the bytes at tail, lent and not
-	 * yet consumed, could only be written by waiting for space that
-	 * their own consumption would free. Refused; nothing moves. From
-	 * another ring they are copied (the buffer cannot be stolen).
+	 * sendfile() from a ring, to itself or to another: the bytes at the
+	 * source's tail stay lent until the output has taken them, so its
+	 * consumers wait meanwhile. Into the same ring they could only be
+	 * written by waiting for space their own consumption would free;
+	 * two rings sending into each other, both full, would each wait for
+	 * the other's lend. Refused; nothing moves. splice() through a pipe
+	 * of one's own moves ring to ring (those buffers are consumed at
+	 * once).
 	 */
-	if (buf->ops == &zcdev_direct_buf_ops && zcdev_direct_buf_ring(buf) == zd)
+	if (buf->ops == &zcdev_direct_buf_ops)
 		return -EINVAL;
 	if (mutex_lock_interruptible(&zd->produce_lock))
 		return -ERESTARTSYS;
@@ -760,7 +764,7 @@ static int zcdev_splice_actor(struct pipe_inode_info *pipe,
 			unlock_page(buf->page);
 			zcdev_splice_in_page(zd, buf->page);
 			ret = PAGE_SIZE;
-			trace_zcdev_xfer_splice_in(zd->id, ret, 1, 0);
+			trace_zcdev_xfer_splice_in(ret, 1, 0, zd->id);
 			goto out;
 		}
 		unlock_page(buf->page);
@@ -772,7 +776,7 @@ static int zcdev_splice_actor(struct pipe_inode_info *pipe,
 out:
 	mutex_unlock(&zd->produce_lock);
 	if (ret > 0 && !steal)
-		trace_zcdev_xfer_splice_in(zd->id, ret, 0, ret);
+		trace_zcdev_xfer_splice_in(ret, 0, ret, zd->id);
 	return ret;
 }
 

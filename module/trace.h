@@ -14,28 +14,32 @@
 
 #include <linux/tracepoint.h>
 
-/* Every event says which ring: 0 is /dev/zcdev, N is /dev/zcdevN. */
+/*
+ * Every event ends with the ring it happened on (0 is /dev/zcdev, N is
+ * /dev/zcdevN): last, so the fields that were there before it keep their
+ * offsets and their order for existing readers.
+ */
 DECLARE_EVENT_CLASS(zcdev_xfer,
-		    TP_PROTO(u32 ring, u64 bytes, u32 pages_moved,
-			     u64 bytes_copied),
-		    TP_ARGS(ring, bytes, pages_moved, bytes_copied),
-		    TP_STRUCT__entry(__field(u32, ring)
-				     __field(u64, bytes)
+		    TP_PROTO(u64 bytes, u32 pages_moved, u64 bytes_copied,
+			     u32 ring),
+		    TP_ARGS(bytes, pages_moved, bytes_copied, ring),
+		    TP_STRUCT__entry(__field(u64, bytes)
 				     __field(u32, pages_moved)
-				     __field(u64, bytes_copied)),
-		    TP_fast_assign(__entry->ring = ring;
-				   __entry->bytes = bytes;
+				     __field(u64, bytes_copied)
+				     __field(u32, ring)),
+		    TP_fast_assign(__entry->bytes = bytes;
 				   __entry->pages_moved = pages_moved;
-				   __entry->bytes_copied = bytes_copied;),
-		    TP_printk("ring=%u bytes=%llu pages_moved=%u bytes_copied=%llu",
-			      __entry->ring, __entry->bytes,
-			      __entry->pages_moved, __entry->bytes_copied));
+				   __entry->bytes_copied = bytes_copied;
+				   __entry->ring = ring;),
+		    TP_printk("bytes=%llu pages_moved=%u bytes_copied=%llu ring=%u",
+			      __entry->bytes, __entry->pages_moved,
+			      __entry->bytes_copied, __entry->ring));
 
 #define ZCDEV_XFER_EVENT(name)						\
 	DEFINE_EVENT(zcdev_xfer, zcdev_xfer_##name,			\
-		     TP_PROTO(u32 ring, u64 bytes, u32 pages_moved,	\
-			      u64 bytes_copied),			\
-		     TP_ARGS(ring, bytes, pages_moved, bytes_copied))
+		     TP_PROTO(u64 bytes, u32 pages_moved, u64 bytes_copied, \
+			      u32 ring),				\
+		     TP_ARGS(bytes, pages_moved, bytes_copied, ring))
 
 ZCDEV_XFER_EVENT(write);
 ZCDEV_XFER_EVENT(read);
@@ -46,32 +50,32 @@ ZCDEV_XFER_EVENT(splice_in);
 
 /* A slot got a fresh page because a pipe still held the old one. */
 TRACE_EVENT(zcdev_page_swap,
-	    TP_PROTO(u32 ring, unsigned int slot, int other_refs),
-	    TP_ARGS(ring, slot, other_refs),
-	    TP_STRUCT__entry(__field(u32, ring)
-			     __field(unsigned int, slot)
-			     __field(int, other_refs)),
-	    TP_fast_assign(__entry->ring = ring;
-			   __entry->slot = slot;
-			   __entry->other_refs = other_refs;),
-	    TP_printk("ring=%u slot=%u other_refs=%d", __entry->ring,
-		      __entry->slot, __entry->other_refs));
+	    TP_PROTO(unsigned int slot, int other_refs, u32 ring),
+	    TP_ARGS(slot, other_refs, ring),
+	    TP_STRUCT__entry(__field(unsigned int, slot)
+			     __field(int, other_refs)
+			     __field(u32, ring)),
+	    TP_fast_assign(__entry->slot = slot;
+			   __entry->other_refs = other_refs;
+			   __entry->ring = ring;),
+	    TP_printk("slot=%u other_refs=%d ring=%u", __entry->slot,
+		      __entry->other_refs, __entry->ring));
 
 /* A resize or a reset: every mapping was zapped. */
 TRACE_EVENT(zcdev_resize,
-	    TP_PROTO(u32 ring, u32 old_pages, u32 new_pages, u64 generation),
-	    TP_ARGS(ring, old_pages, new_pages, generation),
-	    TP_STRUCT__entry(__field(u32, ring)
-			     __field(u32, old_pages)
+	    TP_PROTO(u32 old_pages, u32 new_pages, u64 generation, u32 ring),
+	    TP_ARGS(old_pages, new_pages, generation, ring),
+	    TP_STRUCT__entry(__field(u32, old_pages)
 			     __field(u32, new_pages)
-			     __field(u64, generation)),
-	    TP_fast_assign(__entry->ring = ring;
-			   __entry->old_pages = old_pages;
+			     __field(u64, generation)
+			     __field(u32, ring)),
+	    TP_fast_assign(__entry->old_pages = old_pages;
 			   __entry->new_pages = new_pages;
-			   __entry->generation = generation;),
-	    TP_printk("ring=%u pages=%u->%u generation=%llu", __entry->ring,
+			   __entry->generation = generation;
+			   __entry->ring = ring;),
+	    TP_printk("pages=%u->%u generation=%llu ring=%u",
 		      __entry->old_pages, __entry->new_pages,
-		      __entry->generation));
+		      __entry->generation, __entry->ring));
 
 #endif /* _ZCDEV_TRACE_H */
 

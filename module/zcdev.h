@@ -55,11 +55,11 @@ struct zcdev {
 	bool dying;
 
 	/*
-	 * An inode of our own whose i_mapping every open file uses as its
-	 * f_mapping: one address_space, so unmap_mapping_range() reaches the
-	 * mappings of every open, whichever device node it came through.
+	 * An inode of the ring's own whose i_mapping every open file of it
+	 * uses as its f_mapping: one address_space, so unmap_mapping_range()
+	 * reaches the mappings of every open, whichever node it came through,
+	 * and no other ring's.
 	 */
-	struct vfsmount *mnt;
 	struct inode *inode;
 
 	struct mutex resize_lock;	/* one RESIZE at a time */

@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -326,7 +325,7 @@ static bool cc_read(struct ccost *cc, const struct zcdev_info *info,
 
 	wfd = dev_open(O_RDWR, &di);
 	rfd = wfd < 0 ? -1 : dev_open(O_RDONLY, &di);
-	if (rfd < 0 || ioctl(wfd, ZCDEV_IOC_RESET))
+	if (rfd < 0 || zcdev_reset(wfd))
 		goto out;
 	cc->read_ns = cc_read_one(wfd, rfd, buf, page, cc->clock_ns);
 	cc->read16_ns = cc_read_one(wfd, rfd, buf, 16 * page, cc->clock_ns);

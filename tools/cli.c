@@ -107,6 +107,16 @@ size_t parse_chunk(const struct cmd *c, const char *arg)
 	return v;
 }
 
+int parse_ring(const struct cmd *c, const char *arg)
+{
+	uint32_t v;
+
+	if (parse_u32(arg, &v) || v >= ZCDEV_MAX_RINGS)
+		usage_error(c, "bad ring number '%s' (0 to %d)", arg,
+			    ZCDEV_MAX_RINGS - 1);
+	return v;
+}
+
 double parse_timeout(const struct cmd *c, const char *arg)
 {
 	char *end;
@@ -131,13 +141,26 @@ const char *sysfs_path(char *buf, size_t len, const char *rest)
 	return buf;
 }
 
-const char *dev_path(void)
+/* -r N: set once, before the command runs. */
+static char ring_dev[32];
+
+void dev_select_ring(int nr)
 {
-	return zcdev_path();
+	if (zcdev_ring_path(nr, ring_dev, sizeof(ring_dev)) < 0)
+		ring_dev[0] = '\0';
 }
 
-/* The first line of a sysfs file, or "" if it cannot be read. */
-static const char *sysfs_read(const char *rest, char *val, size_t len)
+bool dev_ring_selected(void)
+{
+	return ring_dev[0];
+}
+
+const char *dev_path(void)
+{
+	return ring_dev[0] ? ring_dev : zcdev_path();
+}
+
+const char *sysfs_read(const char *rest, char *val, size_t len)
 {
 	char path[512];
 	ssize_t n;
@@ -183,8 +206,15 @@ static const char *signature_enforced(void)
 	return NULL;
 }
 
-/* What a file that is not a character device is, for a message. */
-static const char *file_kind(mode_t mode)
+bool node_in_sysfs(const char *node)
+{
+	char rest[128], val[32];
+
+	snprintf(rest, sizeof(rest), "class/misc/%s/dev", node);
+	return *sysfs_read(rest, val, sizeof(val));
+}
+
+const char *file_kind(mode_t mode)
 {
 	switch (mode & S_IFMT) {
 	case S_IFDIR:
@@ -203,12 +233,48 @@ static const char *file_kind(mode_t mode)
 	return "not a character device";
 }
 
+bool module_loaded(void)
+{
+	char val[64];
+
+	return *sysfs_read("module/zcdev/initstate", val, sizeof(val));
+}
+
+int module_missing(const char *path)
+{
+	const char *why;
+
+	errmsg("%s not found: is the zcdev module loaded? (sudo modprobe zcdev; from a source tree: sudo insmod module/zcdev.ko)",
+	       path);
+	why = signature_enforced();
+	if (why)
+		errmsg("%s here, so an unsigned zcdev.ko is refused (\"Key was rejected by service\"): sign it ('make sign') and enroll the key ('mokutil --import'), or install it with DKMS, which signs with its enrolled key",
+		       why);
+	return EXIT_NODEV;
+}
+
+/* The ring whose node path is, or -1: a missing one is worth naming. */
+static int path_ring(const char *path)
+{
+	size_t n = strlen(ZCDEV_DEFAULT_PATH);
+	char buf[32];
+	uint32_t nr;
+
+	if (strncmp(path, ZCDEV_DEFAULT_PATH, n))
+		return -1;
+	if (!path[n])
+		return 0;
+	if (parse_u32(path + n, &nr) || nr >= ZCDEV_MAX_RINGS ||
+	    zcdev_ring_path(nr, buf, sizeof(buf)) < 0 || strcmp(buf, path))
+		return -1;
+	return nr;
+}
+
 int dev_error(int err, const struct zcdev_info *info)
 {
 	const char *path = dev_path();
-	const char *why;
 	struct stat st;
-	char val[64];
+	int nr;
 
 	/*
 	 * Whatever the open said (EISDIR, ENXIO for a FIFO nobody reads),
@@ -224,17 +290,18 @@ int dev_error(int err, const struct zcdev_info *info)
 	case -ENXIO:
 	case -ENODEV:
 		/* ENXIO/ENODEV: a node is there but no driver behind it. */
-		if (*sysfs_read("module/zcdev/initstate", val, sizeof(val))) {
-			errmsg("%s not found, although the zcdev module is loaded: is ZCDEV_DEV right? (the module's node is /dev/zcdev)",
+		if (!module_loaded())
+			return module_missing(path);
+		nr = path_ring(path);
+		if (nr >= 0 && node_in_sysfs(strrchr(path, '/') + 1))
+			errmsg("%s not found, although ring %d exists (sysfs class/misc/%s): is devtmpfs mounted on /dev?",
+			       path, nr, strrchr(path, '/') + 1);
+		else if (nr >= 0)
+			errmsg("%s not found: ring %d does not exist ('zcdev rings' lists the rings, 'zcdev ring-add %d' adds it)",
+			       path, nr, nr);
+		else
+			errmsg("%s not found, although the zcdev module is loaded: is ZCDEV_DEV right? (the rings' nodes are /dev/zcdev and /dev/zcdevN: 'zcdev rings')",
 			       path);
-			return EXIT_NODEV;
-		}
-		errmsg("%s not found: is the zcdev module loaded? (sudo modprobe zcdev; from a source tree: sudo insmod module/zcdev.ko)",
-		       path);
-		why = signature_enforced();
-		if (why)
-			errmsg("%s here, so an unsigned zcdev.ko is refused (\"Key was rejected by service\"): sign it ('make sign') and enroll the key ('mokutil --import'), or install it with DKMS, which signs with its enrolled key",
-			       why);
 		return EXIT_NODEV;
 	case -ENOTTY:
 		errmsg("%s: not a zcdev device", path);
@@ -250,7 +317,7 @@ int dev_error(int err, const struct zcdev_info *info)
 
 int dev_open(int flags, struct zcdev_info *info)
 {
-	int fd = zcdev_open(NULL, flags, info);
+	int fd = zcdev_open(dev_path(), flags, info);
 
 	return fd < 0 ? -dev_error(fd, info) : fd;
 }

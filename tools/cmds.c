@@ -20,7 +20,10 @@
 const char info_help[] =
 "usage: zcdev info [--json]\n"
 "\n"
-"Print the ring geometry and ABI version (ZCDEV_IOC_GET_INFO).\n"
+"Print the ring geometry and ABI version (ZCDEV_IOC_GET_INFO): the ring's\n"
+"number, its pages and bytes, and max_total_pages, the bound on the pages\n"
+"of all rings together. When there are several rings, a last line (a\n"
+"\"rings\" array in JSON) lists their numbers.\n"
 "\n"
 "  -j, --json   one JSON object\n";
 
@@ -37,9 +40,10 @@ const char resize_help[] =
 "usage: zcdev resize PAGES\n"
 "\n"
 "Change the ring to PAGES pages (ZCDEV_IOC_RESIZE). Fails if the unread\n"
-"bytes would not fit, or above max_ring_pages (see 'zcdev info'). Mappings\n"
-"of pages that no longer exist fault SIGBUS from then on; 0 tears the\n"
-"whole ring down.\n";
+"bytes would not fit, above max_ring_pages, or if the pages of all rings\n"
+"together would pass max_total_pages (see 'zcdev info'). Mappings of pages\n"
+"that no longer exist fault SIGBUS from then on; 0 tears the whole ring\n"
+"down.\n";
 
 const char reset_help[] =
 "usage: zcdev reset\n"
@@ -146,7 +150,7 @@ static void no_more_args(const struct cmd *c, int argc, char **argv)
 /* ---- info, stats ---- */
 
 static void show_fields(bool json, const void *base,
-			const struct zcdev_field *f)
+			const struct zcdev_field *f, bool rings)
 {
 	struct json j = { .f = stdout };
 
@@ -154,6 +158,8 @@ static void show_fields(bool json, const void *base,
 		json_begin(&j, NULL, '{');
 		json_str(&j, "device", dev_path());
 		json_fields(&j, base, f);
+		if (rings)
+			show_rings(&j);
 		json_end(&j, '}');
 		putchar('\n');
 		return;
@@ -162,6 +168,8 @@ static void show_fields(bool json, const void *base,
 	for (; f->name; f++)
 		printf("%-24s %llu\n", f->name,
 		       (unsigned long long)zcdev_field_get(base, f));
+	if (rings)
+		show_rings(NULL);
 }
 
 static const struct option json_opts[] = {
@@ -185,12 +193,12 @@ static int show_cmd(const struct cmd *c, int argc, char **argv, bool stats)
 	if (fd < 0)
 		return -fd;
 	if (!stats) {
-		show_fields(json, &info, zcdev_info_fields);
+		show_fields(json, &info, zcdev_info_fields, true);
 	} else if ((err = zcdev_get_stats(fd, &st))) {
 		errmsg("ZCDEV_IOC_GET_STATS: %s", strerror(-err));
 		ret = EXIT_FAIL;
 	} else {
-		show_fields(json, &st, zcdev_stats_fields);
+		show_fields(json, &st, zcdev_stats_fields, false);
 	}
 	close(fd);
 	return ret;
@@ -242,7 +250,9 @@ int cmd_resize(const struct cmd *c, int argc, char **argv)
 		errmsg("resize to %u pages: %s%s", pages, strerror(-err),
 		       err == -EBUSY ? " (the unread bytes would not fit)" :
 		       err == -EINVAL && pages > info.max_ring_pages ?
-		       " (above max_ring_pages)" : "");
+		       " (above max_ring_pages)" :
+		       err == -ENOSPC ? " (the rings' pages together would pass max_total_pages)" :
+		       "");
 		ret = EXIT_FAIL;
 	}
 	close(fd);

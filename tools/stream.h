@@ -18,7 +18,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
-#include "lib/libzcdev.h"
+#include <libzcdev.h>
 #include "util.h"
 
 #define DEFAULT_CHUNK	(64u << 10)

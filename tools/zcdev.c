@@ -17,7 +17,7 @@
 #include "bench.h"
 
 static const char main_help[] =
-"usage: zcdev [-h|--help] [-V|--version] COMMAND [ARGS]\n"
+"usage: zcdev [-h|--help] [-V|--version] [-r N|--ring N] COMMAND [ARGS]\n"
 "\n"
 "Drive /dev/zcdev, a kernel page ring (a byte stream, like a FIFO whose\n"
 "buffer is visible) that can be filled and drained through every Linux\n"
@@ -35,20 +35,30 @@ static const char main_help[] =
 "  bench [OPTIONS]             every path side by side, with memcpy and pipe\n"
 "                              references measured in the same run\n"
 "  explain [PATH...]           what one call of each path does to the ring\n"
+"  rings [--json]              the rings: number, device, pages, use\n"
+"  ring-add [N]                add ring N, or the lowest free one\n"
+"  ring-remove N               remove ring N (not while it is open)\n"
 "\n"
 "'zcdev COMMAND --help' describes each command.\n"
 "\n"
+"options:\n"
+"  -r, --ring N   the ring the command uses: 0 is /dev/zcdev, N is\n"
+"                 /dev/zcdevN (instead of ZCDEV_DEV)\n"
+"\n"
 "environment:\n"
-"  ZCDEV_DEV    the device to use (default /dev/zcdev; empty means unset)\n"
-"  ZCDEV_SYSFS  where sysfs is (default /sys), for --version and hints\n"
+"  ZCDEV_DEV      the device to use (default /dev/zcdev; empty means unset)\n"
+"  ZCDEV_CONTROL  the control device of ring-add and ring-remove (default\n"
+"                 /dev/zcdev-control; empty means unset)\n"
+"  ZCDEV_SYSFS    where sysfs is (default /sys), for --version, rings and\n"
+"                 hints\n"
 "\n"
 "exit status:\n"
 "  0  success\n"
 "  1  runtime failure (stderr says what failed), a write error on stdout,\n"
 "     or a copy whose DST is not exactly SRC\n"
 "  2  usage error: nothing was opened\n"
-"  3  device missing, not a zcdev device, or ABI version mismatch: no file\n"
-"     was touched\n";
+"  3  device (or control device) missing, not a zcdev device, or ABI\n"
+"     version mismatch: no file was touched\n";
 
 static const struct cmd cmds[] = {
 	{ "info",	cmd_info,	info_help },
@@ -60,6 +70,9 @@ static const struct cmd cmds[] = {
 	{ "copy",	cmd_copy,	copy_help },
 	{ "bench",	cmd_bench,	bench_help },
 	{ "explain",	cmd_explain,	explain_help },
+	{ "rings",	cmd_rings,	rings_help },
+	{ "ring-add",	cmd_ring_add,	ring_add_help },
+	{ "ring-remove", cmd_ring_remove, ring_remove_help },
 	{ NULL }
 };
 
@@ -86,7 +99,7 @@ static int show_version(void)
 		mod[n > 0 ? n : 0] = '\0';
 		mod[strcspn(mod, "\n")] = '\0';
 	}
-	fd = zcdev_open(NULL, O_RDONLY, &info);
+	fd = zcdev_open(dev_path(), O_RDONLY, &info);
 	if (fd >= 0)
 		close(fd);
 	if (!*mod && fd < 0 && fd != -EPROTO) {
@@ -157,13 +170,45 @@ static void on_sigbus(int sig)
 	_exit(EXIT_FAIL);
 }
 
+/*
+ * -r N, -rN, --ring N or --ring=N ahead of everything else: ring N's
+ * device for the command (the last one counts). Returns how many
+ * arguments it took.
+ */
+static int ring_option(int argc, char **argv)
+{
+	const char *a = argv[1], *val;
+	int took = 1;
+
+	if (!strcmp(a, "-r") || !strcmp(a, "--ring")) {
+		if (argc < 3)
+			usage_error(&top, "option '%s' needs an argument", a);
+		val = argv[2];
+		took = 2;
+	} else if (!strncmp(a, "--ring=", 7)) {
+		val = a + 7;
+	} else if (!strncmp(a, "-r", 2) && a[2]) {
+		val = a + 2;
+	} else {
+		return 0;
+	}
+	dev_select_ring(parse_ring(&top, val));
+	return took;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus };
 	const struct cmd *c;
+	int took;
 
 	hold_std_fds();
 	atexit(check_stdout);
+	while (argc > 1 && (took = ring_option(argc, argv))) {
+		argv[took] = argv[0];
+		argv += took;
+		argc -= took;
+	}
 	if (argc < 2)
 		usage_error(&top, "missing COMMAND");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -183,6 +228,12 @@ int main(int argc, char **argv)
 			usage_error(&top, "unknown option '%s'", argv[1]);
 		usage_error(&top, "unknown command '%s'", argv[1]);
 	}
+	/* These would ignore -r: refuse it rather than seem to obey. */
+	if (dev_ring_selected() && c->fn == cmd_rings)
+		usage_error(&top, "rings takes no -r: it lists every ring");
+	if (dev_ring_selected() && (c->fn == cmd_ring_add || c->fn == cmd_ring_remove))
+		usage_error(&top, "%s takes no -r: give the ring's number as its argument ('zcdev %s N')",
+			    c->name, c->name);
 	sigaction(SIGBUS, &sa, NULL);
 	/* As early as can be: a stop before the handlers would be a death. */
 	if (c->fn == cmd_put || c->fn == cmd_get || c->fn == cmd_copy)

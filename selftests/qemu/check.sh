@@ -188,17 +188,26 @@ for r in $(printf '%s\n' "${lane_root[@]}" | sort -u); do
 done
 # make install into a scratch PREFIX (the parts that touch nothing
 # outside it), then make uninstall: the tree is as it was, the directories
-# that were there before included, those install made gone.
+# that were there before included, those install made gone. In between,
+# an example builds against the installed libzcdev.pc, as a user's would.
+# (ZCDEV_VERSION: the root has no git, and the tool and the library keep
+# the version build_userspace gave them.)
+# shellcheck disable=SC2016 # expanded by the root's sh
 if in_root trixie "$top" sh -ec '
 	p=$(mktemp -d) && mkdir -p "$p/bin" "$p/share/man"
 	find "$p" | sort > "$p.before"
-	make -s -C /zcdev install-tools install-headers install-man PREFIX="$p" > /dev/null
+	make -s -C /zcdev install-tools install-lib install-headers install-man PREFIX="$p" \
+		ZCDEV_VERSION="$1" > /dev/null
 	test -x "$p/bin/zcdev" && test -f "$p/include/linux/zcdev.h"
-	make -s -C /zcdev uninstall-tools uninstall-headers uninstall-man uninstall-dirs \
-		PREFIX="$p" > /dev/null
+	cc -Wall -Werror -o "$p.prog" /zcdev/examples/splice_out.c \
+		$(PKG_CONFIG_PATH="$p/lib/pkgconfig" pkg-config --cflags --libs libzcdev)
+	LD_LIBRARY_PATH="$p/lib" "$p.prog" < /dev/null 2>&1 | grep -q "open /dev/zcdev"
+	make -s -C /zcdev uninstall-tools uninstall-lib uninstall-headers uninstall-man uninstall-dirs \
+		PREFIX="$p" ZCDEV_VERSION="$1" > /dev/null
 	find "$p" | sort | diff "$p.before" -
-	rm -rf "$p" "$p.before"' > "$build/install-check.log" 2>&1; then
-	record "ok make install, make uninstall: only the directories install made are gone" host
+	rm -rf "$p" "$p.before" "$p.prog"' sh "$("$top/scripts/version.sh")" \
+	> "$build/install-check.log" 2>&1; then
+	record "ok make install, make uninstall: an example builds with the installed libzcdev.pc; only the directories install made are gone" host
 else
 	record "not ok make install, make uninstall (log: build/install-check.log)" host
 	sed 's/^/    # /' "$build/install-check.log" | head -n 10

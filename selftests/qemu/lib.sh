@@ -30,6 +30,7 @@ kernel_cmdline+=" slub_debug=FZP page_poison=1 preempt=full"
 # and checked, a tax on exactly the paths that give a lent slot a fresh
 # page) and with the kernel's own preemption model. A warning or an oops
 # still ends the run.
+# shellcheck disable=SC2034 # run.sh's, for make bench
 kernel_cmdline_bench="console=ttyS0 panic=-1 oops=panic panic_on_warn=1"
 # Under TCG a vCPU thread can go without host CPU for tens of seconds when
 # the host is busy (other guests, builds): a soft lockup detector at its
@@ -203,11 +204,17 @@ build_userspace() {
 	mkdir -p "$build"
 	ensure_root trixie
 	tar=$(root_source "${kver[newest]:-$(lane_kernel newest)}") || return 1
-	# A root made before liburing-dev joined root_pkgs gets it now.
+	# A root made before liburing-dev or pkgconf joined root_pkgs gets
+	# them now.
 	if [ ! -f "$roots/trixie/usr/include/liburing.h" ]; then
 		say "installing liburing-dev in root trixie"
 		root_apt trixie install liburing-dev > /dev/null ||
 			die "cannot install liburing-dev in root trixie"
+	fi
+	if [ ! -x "$roots/trixie/usr/bin/pkg-config" ]; then
+		say "installing pkgconf in root trixie"
+		root_apt trixie install pkgconf > /dev/null ||
+			die "cannot install pkgconf in root trixie"
 	fi
 	build_logged "$build/userspace.log" "the tool and the selftests" \
 		in_root trixie "$top" make -C /zcdev LINUX_SOURCE_TAR="$tar" \
@@ -294,7 +301,7 @@ accel_start() {
 
 probe_kvm() {
 	local v=$1 t=${ZCDEV_KVM_PROBE_TIMEOUT:-30}
-	local accel_args=(-accel kvm -cpu host) accel_cmdline= qemu_cmd
+	local accel_args=(-accel kvm -cpu host) accel_cmdline='' qemu_cmd
 	if [ ! -w /dev/kvm ]; then
 		echo "/dev/kvm is not there or not writable"
 		return 1
@@ -320,7 +327,7 @@ accel_wait() {
 	fi
 	case $accel in
 	kvm) accel_args=(-accel kvm -cpu host) accel_cmdline= ;;
-	tcg) accel_args=(-accel tcg -cpu max,-erms,-fsrm) accel_cmdline=$kernel_cmdline_tcg ;;
+	tcg) accel_args=(-accel tcg -cpu 'max,-erms,-fsrm') accel_cmdline=$kernel_cmdline_tcg ;;
 	*) die "ZCDEV_ACCEL must be kvm or tcg, not '$accel'" ;;
 	esac
 	say "accel: $accel ($why)"

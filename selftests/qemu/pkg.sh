@@ -28,11 +28,11 @@
 # The packages are built once per run and root: build/pkg/CODENAME/ keeps
 # them with a hash of the sources they came from, and a second lane on the
 # same root (or a second run with the same sources) installs those.
-# Building them the first time installs build-essential, debhelper, dh-dkms
-# and lintian into ROOT if they are missing (apt-get, network); the group
-# pulls in systemd-sysusers (systemd-standalone-sysusers where systemd is
-# not installed), autopkgtest installs autopkgtest, autodep8 and the tests'
-# dependencies (pkgconf). All of them stay in ROOT.
+# Building them the first time installs build-essential, debhelper, dh-dkms,
+# pkgconf and lintian into ROOT if they are missing (apt-get, network); the
+# group pulls in systemd-sysusers (systemd-standalone-sysusers where
+# systemd is not installed), autopkgtest installs autopkgtest, autodep8 and
+# the tests' dependencies. All of them stay in ROOT.
 #
 # The version is the host's (scripts/version.sh: git is here, not in the
 # root), stamped into the copy the root builds (scripts/version.sh --stamp).
@@ -97,6 +97,7 @@ work=$(mktemp -d "$root/tmp/zcdev-pkg.XXXXXX") || exit 2
 trap 'rm -rf "$work"' EXIT
 wroot=${work#"$root"}
 
+# shellcheck source=/dev/null # the root's, not ours
 codename=$(. "$root/etc/os-release" && echo "${VERSION_CODENAME:-unknown}")
 debs=$top/build/pkg/$codename
 
@@ -135,13 +136,14 @@ if [ -f "$debs/sources.sha1" ] && [ "$(cat "$debs/sources.sha1")" = "$hash" ] &&
 	ok "packages: built in $codename already, from these sources ($version)"
 else
 	rm -rf "$debs"
+	# (pkgconf: Build-Depends, for the tool's libzcdev flags.)
 	if ! pkg_run sh -c "cd $wroot/src && dpkg-checkbuilddeps && command -v lintian"; then
 		pkg_run apt-get install -y -q --no-install-recommends \
-			build-essential debhelper dh-dkms lintian ||
+			build-essential debhelper dh-dkms pkgconf lintian ||
 		{ pkg_run apt-get update -q &&
 		  pkg_run apt-get install -y -q --no-install-recommends \
-			build-essential debhelper dh-dkms lintian; } ||
-		notok "packages: install build-essential debhelper dh-dkms lintian in $codename"
+			build-essential debhelper dh-dkms pkgconf lintian; } ||
+		notok "packages: install build-essential debhelper dh-dkms pkgconf lintian in $codename"
 	fi
 	if build_debs "$version" "$debs"; then
 		ok "packages: make deb in $codename ($version)"
@@ -202,6 +204,7 @@ if pkg_run lintian --version; then
 	else
 		notok "lintian --pedantic -I -E: source and ${pkgs[*]} ($codename): status $rc"
 	fi
+	# shellcheck disable=SC2001 # every line of it
 	[ -z "$tags" ] || sed 's/^/# lintian: /' <<< "$tags"
 else
 	notok "lintian: not installed in $codename"
@@ -310,6 +313,7 @@ if [ -n "$modfile" ] && [ -f "$root$modfile" ]; then
 	else
 		notok "modinfo: version '$mversion' (want $version), vermagic '${vermagic%% *}' (want $kver)"
 	fi
+	# shellcheck disable=SC2001 # every line of it
 	sed 's/^/# parm /' <<< "$parms"
 	# Debian's DKMS signs what it builds with its MOK key when it can.
 	signer=$(pkg_run_out modinfo -F signer "$modfile")
@@ -325,6 +329,7 @@ if [ -n "$modfile" ] && [ -f "$root$modfile" ]; then
 	*.ko.zst) pkg_run_out zstd -qdc "$modfile" > "$out/zcdev.ko" ;;
 	*.ko.gz) pkg_run_out gzip -dc "$modfile" > "$out/zcdev.ko" ;;
 	esac
+	# shellcheck disable=SC2016 # expanded by the root's sh
 	if [ -s "$out/zcdev.ko" ] &&
 	   [ "$(pkg_run_out sh -c 't=$(mktemp --suffix=.ko) && cat > "$t" &&
 	      modinfo -F vermagic "$t"; rc=$?; rm -f "$t"; exit $rc' < "$out/zcdev.ko")" = "$vermagic" ]; then

@@ -35,6 +35,9 @@ root_pkgs+=,rsync,cpio,xz-utils,perl,python3,dkms,ca-certificates
 root_pkgs+=,build-essential,debhelper,dh-dkms,lintian
 # The io_uring selftest links liburing statically.
 root_pkgs+=,liburing-dev
+# The tool, the examples and the selftests take libzcdev's flags from
+# pkg-config (the Makefile), as the packages' build does (Build-Depends).
+root_pkgs+=,pkgconf
 
 # The engines nobody here wrote (issue 22), run in the guest by
 # selftests/zcdev/stress_ng_test.sh and trinity_test.sh: Debian's builds,
@@ -69,6 +72,7 @@ in_root() {
 	shift 2
 	[ -z "$src" ] || mkdir -p "$r/zcdev"
 	touch "$r/etc/resolv.conf"
+	# shellcheck disable=SC2016 # expanded by that sh
 	unshare --mount --pid --fork --kill-child -- /bin/sh -ec '
 		r=$1 src=$2
 		shift 2
@@ -136,6 +140,7 @@ root_engines() {
 # shared library ldd resolves for them and the dynamic loader, at their
 # paths in the trixie root, symbolic links followed inside the root.
 engine_tar() {
+	# shellcheck disable=SC2016 # expanded by the root's sh
 	in_root trixie "" sh -ec '
 		for b in "$@"; do
 			echo "$b"

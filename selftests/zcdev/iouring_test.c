@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <linux/zcdev.h>
@@ -43,15 +42,14 @@ FIXTURE(uring) {
 
 FIXTURE_SETUP(uring)
 {
-	uint32_t pages = TEST_PAGES;
 	int ret;
 
 	self->fd = zt_open(O_RDWR);
 	ASSERT_LE(0, self->fd) {
 		TH_LOG("open %s: %s", zt_dev_path(), strerror(errno));
 	}
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESIZE, &pages));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
+	ASSERT_EQ(0, zcdev_resize(self->fd, TEST_PAGES));
 	ret = io_uring_queue_init(8, &self->ring, 0);
 	if (ret == -ENOSYS || ret == -EPERM)
 		SKIP(return, "io_uring is not available: %s", strerror(-ret));
@@ -63,13 +61,11 @@ FIXTURE_SETUP(uring)
 
 FIXTURE_TEARDOWN(uring)
 {
-	uint32_t pages = DEFAULT_PAGES;
-
 	if (self->have_ring)
 		io_uring_queue_exit(&self->ring);
 	if (self->fd >= 0) {
-		ioctl(self->fd, ZCDEV_IOC_RESET);
-		ioctl(self->fd, ZCDEV_IOC_RESIZE, &pages);
+		zcdev_reset(self->fd);
+		zcdev_resize(self->fd, DEFAULT_PAGES);
 		close(self->fd);
 	}
 }

@@ -32,7 +32,8 @@ fails=0
 KTAP_SHOW_OK=${KTAP_SHOW_OK:-}
 
 # case_ NAME FUNCTION [ARGS]: one test case; its output becomes comments
-# (of a failure, or of any case with KTAP_SHOW_OK=1).
+# (of a failure, or of any case with KTAP_SHOW_OK=1). A FUNCTION that
+# returns 4 was skipped: its first line of output says why.
 case_() {
 	name=$1
 	shift
@@ -40,6 +41,8 @@ case_() {
 	if "$@" > "$tmp/log" 2>&1; then
 		echo "ok $n $name"
 		[ -z "$KTAP_SHOW_OK" ] || sed 's/^/# /' "$tmp/log"
+	elif [ $? = 4 ]; then
+		echo "ok $n $name # SKIP $(head -n 1 "$tmp/log")"
 	else
 		fails=$((fails + 1))
 		echo "not ok $n $name"

@@ -380,7 +380,7 @@ TEST_F(ring, meta_follows_write_read_produce_consume_resize_reset)
 	 * RESET drops the data: tail catches up with head, which may first
 	 * move up to a page boundary but never back.
 	 */
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	EXPECT_EQ(g + 3, meta_gen(m));
 	EXPECT_EQ(meta_head(m), meta_tail(m));
 	EXPECT_LE(h + 1500, meta_head(m));
@@ -817,7 +817,7 @@ TEST_F(ring, both_halves_producer_vs_splice_consumer_loses_nothing)
 	}
 	/* Stop the producer, and wake it if it waits for room. */
 	s.stop = true;
-	EXPECT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	EXPECT_EQ(0, zcdev_reset(self->fd));
 	ASSERT_EQ(0, pthread_join(thread, NULL));
 
 	ASSERT_EQ(NULL, fail) {
@@ -888,7 +888,7 @@ TEST_F(ring, a_trap_maps_the_pages_before_it_in_its_window)
 	if (!same_window(self, last - 1, last))
 		last--;
 	/* Nothing of the ring is mapped after a reset. */
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	ASSERT_EQ(0, pte_present(self->data + last * self->ps));
 	self->data[last * self->ps] = 1;
 	for (i = 0; i < last; i++) {
@@ -926,7 +926,7 @@ TEST_F(ring, lent_pages_between_mapped_ones_come_back_in_one_trap)
 		if (!same_window(self, b - 1, b))
 			k = b + 1;
 	seek_ring(_metadata, self, self->rb, 0);
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 
 	/* The whole ring through the mapping: every slot has a PTE. */
 	zt_fill(buf, 0, self->rb);
@@ -986,7 +986,7 @@ TEST_F(ring, pages_mapped_around_a_fault_are_zapped_when_lent)
 	 */
 	slot = same_window(self, 0, 1) ? 0 : 1;
 	seek_ring(_metadata, self, self->rb, slot * self->ps);
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	ASSERT_EQ(slot, meta_head(self->meta) / self->ps % TEST_PAGES);
 	s0 = self->data + slot * self->ps;
 	s1 = s0 + self->ps;
@@ -1316,7 +1316,7 @@ TEST_F(ring, reset_refaults_mappings_and_bumps_generation)
 
 	write_stream(_metadata, self, 100);
 	g = meta_gen(self->meta);
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	EXPECT_EQ(g + 1, meta_gen(self->meta));
 	EXPECT_EQ(meta_head(self->meta), meta_tail(self->meta));
 
@@ -1702,7 +1702,7 @@ TEST_F(ring, resize_races_a_touching_thread)
 			TH_LOG("round %u: RESIZE(%u): %s", i, pages, strerror(errno));
 		}
 		if (i % 7 == 3)
-			ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+			ASSERT_EQ(0, zcdev_reset(self->fd));
 		/*
 		 * However the scheduler interleaves us, the thread keeps
 		 * faulting between any two resizes (half a pass at least),
@@ -1791,7 +1791,7 @@ TEST_F(ring, read_into_own_mapping_completes)
 	EXPECT_LE(pages_spanned(self, dst, n), st1.mmap_faults - st0.mmap_faults);
 
 	/* Source and destination in one page: [100, 1100) -> [1100, 2100). */
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	seek_ring(_metadata, self, rb, 3 * ps + 100);
 	tail = meta_tail(self->meta);
 	write_stream(_metadata, self, n2);

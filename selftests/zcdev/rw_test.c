@@ -1822,7 +1822,7 @@ TEST_F(rw, reset_drops_unread_data)
 	PUT(self->nb, P + 10, P + 10);
 	STATS(self->fd, a);
 	STATE(s0);
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	STATE(s1);
 	EXPECT_EQ((s0.head + P - 1) / P * P, s1.head);
 	EXPECT_EQ(s1.head, s1.tail);
@@ -2170,7 +2170,7 @@ TEST_F(rw, sysfs_shows_the_ring_as_it_is)
 	EXPECT_EQ(s0.tail + 300, s1.tail);
 	EXPECT_EQ(700ULL, (unsigned long long)s1.used);
 
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	self->rpos = self->wpos;
 	STATE(s1);
 	EXPECT_EQ(s0.generation + 1, s1.generation);
@@ -2264,7 +2264,7 @@ TEST_F(rw, resize_and_reset_do_not_wait_for_sleeping_io)
 	ASSERT_LT(0, pid);
 	ASSERT_EQ(0, wait_blocked_in(pid, SYS_read));
 	ASSERT_EQ(0, set_ring(self, 8));
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	ASSERT_EQ(0, child_done(res, 100));
 	PUT(self->nb, 60, 60);
 	ASSERT_EQ(0, child_result(self, pid, res, &r));
@@ -2289,7 +2289,7 @@ TEST_F(rw, resize_and_reset_do_not_wait_for_sleeping_io)
 	pid = child_io(self, OP_WRITE, self->fd, 200, -1, -1, &res);
 	ASSERT_LT(0, pid);
 	ASSERT_EQ(0, wait_blocked_in(pid, SYS_write));
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	ASSERT_EQ(0, child_result(self, pid, res, &r));
 	ASSERT_EQ(200, r.n);
 	/* The reset dropped the full ring; the writer's bytes are what is left. */

@@ -366,7 +366,7 @@ TEST_F(ring, pinned_page_is_lent_as_a_copy)
 	(void)*(volatile uint8_t *)map;
 
 	ASSERT_EQ((int)PS, uring_read_fixed(&u, file, map, PS, 0));
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
+	ASSERT_EQ(0, zcdev_produce(self->fd, bytes));
 	self->pos += PS;
 	expect_lent_as_a_copy(_metadata, self, p[0], true);
 
@@ -478,7 +478,7 @@ TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
 	ASSERT_EQ((ssize_t)PS, w.ret) {
 		TH_LOG("process_vm_writev: %s", strerror(w.err));
 	}
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_PRODUCE, &bytes));
+	ASSERT_EQ(0, zcdev_produce(self->fd, bytes));
 	self->pos += PS;
 	expect_lent_as_a_copy(_metadata, self, p[0], true);
 

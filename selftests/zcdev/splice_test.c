@@ -211,7 +211,7 @@ TEST_F(ring, pipe_bytes_survive_overwrite_reset_and_resize)
 		ASSERT_EQ((ssize_t)ring, zt_read_all(self->fd, junk, ring));
 	}
 	ASSERT_EQ(0, zt_write_all(self->fd, junk, ring / 2));
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	ASSERT_EQ(0, zt_resize(self->fd, 4));
 	ASSERT_EQ(0, zt_resize(self->fd, 16));
 	free(junk);
@@ -419,7 +419,7 @@ TEST_F(ring, nonblocking_and_eof)
 	EXPECT_EQ(-1, splice_in(self->pipe[0], self->fd, 1, 0));
 	EXPECT_EQ(EAGAIN, errno);
 	ASSERT_EQ(1, read(self->pipe[0], &one, 1));
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 
 	/* No writer anywhere: an empty ring is end of file. */
 	ro = zt_open(O_RDONLY);

@@ -1021,7 +1021,7 @@ static void quiet_checks(struct __test_metadata *_metadata,
 	n = write(self->fd, junk, 1 + rnd(&self->rng) % sizeof(junk));
 	ASSERT_LT(0, n);
 	gen = ld(&self->meta->generation);
-	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_RESET));
+	ASSERT_EQ(0, zcdev_reset(self->fd));
 	head = ld(&self->meta->head);
 	ASSERT_EQ(head, ld(&self->meta->tail));
 	ASSERT_EQ(0, head % self->ps);
@@ -1260,7 +1260,7 @@ TEST_F_TIMEOUT(stress, mmap_producer_splice_consumer_and_a_reader, 600)
 			/* Byte by byte: the stores take a while, as a real producer's do. */
 			for (uint64_t i = 0; i < n; i++)
 				((volatile uint8_t *)m)[(head + i) % rb] = zt_byte(head + i - head0);
-			if (ioctl(self->fd, ZCDEV_IOC_PRODUCE, &n))
+			if (zcdev_produce(self->fd, n))
 				_exit(2);
 		}
 		_exit(0);

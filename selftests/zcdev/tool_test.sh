@@ -3,12 +3,14 @@
 #
 # tool_test.sh: tools/zcdev end to end on a loaded module. Usage and exit
 # codes, info/stats/resize/reset, every put and get method (alone and as
-# copy pairs), byte for byte, the copy counters, and bench. KTAP on
-# stdout; exit 4 (skip) when the device is not there. POSIX sh: runs
-# under busybox ash in the QEMU guest.
+# copy pairs), byte for byte, the copy counters, bench, and several rings
+# (rings, ring-add, ring-remove, -r). KTAP on stdout; exit 4 (skip) when
+# the device is not there. POSIX sh: runs under busybox ash in the QEMU
+# guest.
 #
 # Environment: ZCDEV (the tool; default tools/zcdev next to this tree,
-# else zcdev on PATH), ZCDEV_DEV (the device, default /dev/zcdev).
+# else zcdev on PATH), ZCDEV_DEV (the device, default /dev/zcdev),
+# ZCDEV_KO (the module, for the one case that reloads it: root only).
 
 set -u
 
@@ -47,7 +49,7 @@ tcase() {
 
 t_help() {
 	expect_rc 0 "$zc" --help && grep -q '^usage: zcdev ' "$tmp/stdout" || return 1
-	for c in info stats resize reset put get copy bench explain; do
+	for c in info stats resize reset put get copy bench explain rings ring-add ring-remove; do
 		expect_rc 0 "$zc" "$c" --help || return 1
 		grep -q "^usage: zcdev $c" "$tmp/stdout" || { echo "$c --help"; return 1; }
 		expect_rc 0 "$zc" "$c" -h || return 1
@@ -886,5 +888,287 @@ tcase bench_odd_chunk_finishes t_bench_odd_chunk
 tcase bench_explain_deadline_fails_rows t_bench_deadline
 tcase empty_selections_are_usage_errors t_empty_selections
 tcase explain_caps_chunk_at_ring t_explain_caps_chunk
+
+
+# ---- issue 23: several rings ----
+
+# The rings that exist, one number a line, from sysfs.
+sysfs_rings() {
+	for d in /sys/class/misc/zcdev /sys/class/misc/zcdev[0-9]*; do
+		[ -r "$d/ring" ] && cat "$d/ring"
+	done | sort -n
+}
+
+# The highest ring number (ZCDEV_MAX_RINGS - 1), as the tool's usage
+# error gives it.
+last_ring=$("$zc" ring-remove x 2>&1 | sed -n "s/.*bad ring number 'x' (0 to \([0-9]*\)).*/\1/p")
+
+# A number no ring has, from the top: ring-add N tests need one. (Not
+# $n: ktap.sh counts the cases in it.)
+free_ring() {
+	fr=$last_ring
+	while [ -e "/sys/class/misc/zcdev$fr" ]; do
+		fr=$((fr - 1))
+	done
+	echo "$fr"
+}
+
+# Remove the rings a case added, whatever became of the case.
+drop_rings() {
+	for r in "$@"; do
+		"$zc" ring-remove "$r" 2> /dev/null
+	done
+	return 0
+}
+
+# rings lists what sysfs has, in the table and in JSON.
+t_rings_list() {
+	expect_rc 0 "$zc" rings || return 1
+	cat "$tmp/stdout"
+	head -n 1 "$tmp/stdout" | grep -Eq '^ring +device +ring_pages +used +writers$' || return 1
+	awk 'NR > 1 { print $1 }' "$tmp/stdout" > "$tmp/tool-rings"
+	sysfs_rings > "$tmp/sys-rings"
+	diff "$tmp/sys-rings" "$tmp/tool-rings" || return 1
+	grep -Eq "^0 +/dev/zcdev +$(cat /sys/class/misc/zcdev/ring_pages) +[0-9]+ +[0-9]+$" \
+		"$tmp/stdout" || return 1
+	expect_rc 0 "$zc" rings --json || return 1
+	[ "$(wc -l < "$tmp/stdout")" = 1 ] || return 1
+	grep -Eq '^\{"rings":\[\{"ring":0,"node":"zcdev","device":"/dev/zcdev","ring_pages":[0-9]+,"used":[0-9]+,"writers":[0-9]+\}.*\]\}$' \
+		"$tmp/stdout" || { cat "$tmp/stdout"; return 1; }
+	[ "$(grep -o '"ring":' "$tmp/stdout" | wc -l)" = "$(wc -l < "$tmp/sys-rings")" ]
+}
+
+# The list comes from sysfs names and `ring` files alone: other misc
+# devices, names that are no ring's, and rings gone since are left out.
+t_rings_sysfs() {
+	f=$tmp/ringsys
+	mkdir -p "$f/module/zcdev" "$f/class/misc/zcdev-control" "$f/class/misc/zcdev07" \
+		"$f/class/misc/zcdevx" "$f/class/misc/cpu_dma_latency" "$f/class/misc/zcdev9"
+	echo live > "$f/module/zcdev/initstate"
+	for r in 0 12 3; do
+		d=$f/class/misc/zcdev$r
+		[ "$r" = 0 ] && d=$f/class/misc/zcdev
+		mkdir -p "$d"
+		echo "$r" > "$d/ring"
+		echo $((r + 16)) > "$d/ring_pages"
+		echo $((r * 100)) > "$d/used"
+		echo 1 > "$d/writers"
+	done
+	ZCDEV_SYSFS=$f expect_rc 0 "$zc" rings || return 1
+	cat "$tmp/stdout"
+	[ "$(awk 'NR > 1 { printf "%s %s %s %s %s,", $1, $2, $3, $4, $5 }' "$tmp/stdout")" = \
+		"0 /dev/zcdev 16 0 1,3 /dev/zcdev3 19 300 1,12 /dev/zcdev12 28 1200 1," ] || return 1
+	# No ring at all: the module is not loaded (exit 3), or has none (0).
+	rm -r "$f/class/misc/zcdev" "$f/class/misc/zcdev3" "$f/class/misc/zcdev12" \
+		"$f/class/misc/zcdev9"
+	ZCDEV_SYSFS=$f expect_rc 0 "$zc" rings --json || return 1
+	[ "$(cat "$tmp/stdout")" = '{"rings":[]}' ] || return 1
+	rm -r "$f/module"
+	ZCDEV_SYSFS=$f expect_rc 3 "$zc" rings || return 1
+	grep -q 'is the zcdev module loaded?' "$tmp/err"
+}
+
+# ring-add makes the lowest free ring, and ring N; -r N uses it, and its
+# bytes are its own; ring-remove takes it away.
+t_ring_add_remove() {
+	before=$(sysfs_rings | tr '\n' ' ')
+	used0=$(cat /sys/class/misc/zcdev/used)
+	expect_rc 0 "$zc" ring-add || return 1
+	rdev=$(cat "$tmp/stdout")
+	nr=${rdev#/dev/zcdev}
+	echo "ring-add: $rdev"
+	case $rdev in
+	/dev/zcdev[1-9]*) ;;
+	*) echo "ring-add printed '$rdev'"; drop_rings "$nr"; return 1 ;;
+	esac
+	# The lowest free number: every one below it was taken.
+	i=0
+	while [ "$i" -lt "$nr" ]; do
+		case " $before " in
+		*" $i "*) ;;
+		*) echo "ring $i was free, ring-add made $nr"; drop_rings "$nr"; return 1 ;;
+		esac
+		i=$((i + 1))
+	done
+	big=$(free_ring)
+	expect_rc 0 "$zc" ring-add "$big" || { drop_rings "$nr"; return 1; }
+	[ "$(cat "$tmp/stdout")" = "/dev/zcdev$big" ] || { drop_rings "$nr" "$big"; return 1; }
+	ret=1
+	while :; do
+		if [ ! -c "$rdev" ] || [ ! -c "/dev/zcdev$big" ]; then
+			echo "no node"
+			break
+		fi
+		[ "$(cat "/sys/class/misc/zcdev$big/ring")" = "$big" ] || break
+		"$zc" rings | awk 'NR > 1 { print $1 }' | grep -qx "$big" || { echo "rings lacks $big"; break; }
+		expect_rc 0 "$zc" -r "$big" info || break
+		if ! grep -Eq "^device +/dev/zcdev$big$" "$tmp/stdout" ||
+		   ! grep -Eq "^ring +$big$" "$tmp/stdout"; then
+			cat "$tmp/stdout"
+			break
+		fi
+		# Bytes through ring nr, by -r and by ZCDEV_DEV, leave ring 0 alone.
+		head -c 100000 "$tmp/in" > "$tmp/small"
+		"$zc" -r "$nr" put "$tmp/small" || break
+		[ "$(cat "/sys/class/misc/zcdev$nr/used")" = 100000 ] || break
+		rm -f "$tmp/out"
+		ZCDEV_DEV=$rdev timeout 20 "$zc" get "$tmp/out" || break
+		cmp "$tmp/small" "$tmp/out" || break
+		[ "$(cat /sys/class/misc/zcdev/used)" = "$used0" ] || { echo "ring 0 changed"; break; }
+		expect_rc 0 "$zc" ring-remove "$big" || break
+		expect_rc 0 "$zc" ring-remove "$nr" || break
+		if [ -e "$rdev" ] || [ -e "/sys/class/misc/zcdev$nr" ]; then
+			echo "$rdev is still there"
+			break
+		fi
+		[ "$(sysfs_rings | tr '\n' ' ')" = "$before" ] || break
+		ret=0
+		break
+	done
+	drop_rings "$nr" "$big"
+	return $ret
+}
+
+# A ring that is open stays: EBUSY, exit 1, and it is still there.
+t_ring_remove_busy() {
+	expect_rc 0 "$zc" ring-add || return 1
+	rdev=$(cat "$tmp/stdout")
+	nr=${rdev#/dev/zcdev}
+	exec 4< "$rdev" || { drop_rings "$nr"; return 1; }
+	expect_rc 1 "$zc" ring-remove "$nr"
+	rc=$?
+	exec 4<&-
+	if [ "$rc" != 0 ] || ! grep -q "^zcdev: ring-remove: ring $nr is open ($rdev)" "$tmp/err" ||
+	   [ ! -c "$rdev" ] || [ ! -e "/sys/class/misc/zcdev$nr" ]; then
+		cat "$tmp/err"
+		drop_rings "$nr"
+		return 1
+	fi
+	expect_rc 0 "$zc" ring-remove "$nr"
+}
+
+# The errors of the control device: each says what is wrong, changes
+# nothing, and exits 1 (the ring) or 3 (no control device).
+t_ring_errors() {
+	before=$(sysfs_rings | tr '\n' ' ')
+	expect_rc 1 "$zc" ring-add 0 || return 1
+	grep -q '^zcdev: ring-add: ring 0 exists already (/dev/zcdev)$' "$tmp/err" ||
+		{ cat "$tmp/err"; return 1; }
+	big=$(free_ring)
+	expect_rc 1 "$zc" ring-remove "$big" || return 1
+	grep -q "^zcdev: ring-remove: ring $big does not exist" "$tmp/err" || { cat "$tmp/err"; return 1; }
+	ZCDEV_CONTROL=$tmp/no-control expect_rc 3 "$zc" ring-add || return 1
+	grep -q "^zcdev: $tmp/no-control not found: is ZCDEV_CONTROL right?" "$tmp/err" ||
+		{ cat "$tmp/err"; return 1; }
+	ZCDEV_CONTROL=/dev/null expect_rc 3 "$zc" ring-remove 1 || return 1
+	grep -q '^zcdev: /dev/null: not a zcdev control device' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	# A ring is not the control device: ENOTTY, not a ring added.
+	ZCDEV_CONTROL=/dev/zcdev expect_rc 3 "$zc" ring-add || return 1
+	mkdir -p "$tmp/nosys"
+	ZCDEV_SYSFS=$tmp/nosys ZCDEV_CONTROL=$tmp/no-control expect_rc 3 "$zc" ring-add || return 1
+	grep -q "^zcdev: $tmp/no-control not found: is the zcdev module loaded?" "$tmp/err" ||
+		{ cat "$tmp/err"; return 1; }
+	[ "$(sysfs_rings | tr '\n' ' ')" = "$before" ] || { echo "rings: $before, now $(sysfs_rings)"; return 1; }
+}
+
+t_ring_usage() {
+	[ -n "$last_ring" ] || { echo "no ring range in the usage error"; return 1; }
+	for c in "ring-remove" "ring-remove -1" "ring-remove $((last_ring + 1))" "ring-remove x" \
+		 "ring-add 1 2" "ring-add -1" "ring-add 99999999999" "rings 1" "-r 2 rings" \
+		 "-r 2 ring-add" "-r 3 ring-remove 3" "-r x info" "-r -1 info" "-r $((last_ring + 1)) info" \
+		 "--ring" "-r 2"; do
+		# shellcheck disable=SC2086 # c is words
+		expect_rc 2 "$zc" $c || return 1
+		[ ! -s "$tmp/stdout" ] || { echo "$c printed: $(cat "$tmp/stdout")"; return 1; }
+	done
+	expect_rc 2 "$zc" ring-remove -1 && grep -q "bad ring number '-1' (0 to $last_ring)" "$tmp/err"
+}
+
+# -r N and ZCDEV_DEV name the same node; a ring that is not there is
+# exit 3, and the message says which ring.
+t_ring_path() {
+	expect_rc 0 "$zc" -r 0 info || return 1
+	grep -Eq '^device +/dev/zcdev$' "$tmp/stdout" && grep -Eq '^ring +0$' "$tmp/stdout" || return 1
+	expect_rc 0 "$zc" --ring=0 info --json || return 1
+	grep -q '^{"device":"/dev/zcdev",.*"ring":0,"max_total_pages":[1-9][0-9]*' "$tmp/stdout" || return 1
+	big=$(free_ring)
+	expect_rc 3 "$zc" -r "$big" info || return 1
+	grep -q "^zcdev: /dev/zcdev$big not found: ring $big does not exist" "$tmp/err" ||
+		{ cat "$tmp/err"; return 1; }
+	ZCDEV_DEV=/dev/zcdev$big expect_rc 3 "$zc" stats || return 1
+	grep -q "ring $big does not exist" "$tmp/err" || return 1
+	# -r wins over ZCDEV_DEV.
+	ZCDEV_DEV=/dev/zcdev$big expect_rc 0 "$zc" -r0 info
+}
+
+# info gives the ring's number and max_total_pages, and lists the rings
+# when there are several (a "rings" line, a "rings" array in JSON).
+t_info_rings() {
+	expect_rc 0 "$zc" info || return 1
+	grep -Eq '^max_total_pages +[1-9][0-9]*$' "$tmp/stdout" || return 1
+	[ "$(grep -Eo '^max_total_pages +[0-9]+' "$tmp/stdout" | awk '{ print $2 }')" = \
+		"$(cat /sys/module/zcdev/parameters/max_total_pages)" ] || return 1
+	if [ "$(sysfs_rings | wc -l)" = 1 ] && grep -q '^rings' "$tmp/stdout"; then
+		echo "a rings line with one ring"
+		return 1
+	fi
+	expect_rc 0 "$zc" ring-add || return 1
+	rdev=$(cat "$tmp/stdout")
+	nr=${rdev#/dev/zcdev}
+	# Not $want nor $got: expect_rc's.
+	all=$(sysfs_rings | tr '\n' ' ')
+	ret=1
+	if expect_rc 0 "$zc" info; then
+		have=$(awk '$1 == "rings" { $1 = ""; print }' "$tmp/stdout")
+		if [ "$have" != " ${all% }" ]; then
+			echo "rings '$have', sysfs has '$all'"
+		elif expect_rc 0 "$zc" -r "$nr" info --json &&
+		     grep -q "\"ring\":$nr,.*\"rings\":\[$(echo "${all% }" | tr ' ' ',')\]}$" "$tmp/stdout"; then
+			ret=0
+		fi
+		[ "$ret" = 0 ] || cat "$tmp/stdout"
+	fi
+	drop_rings "$nr"
+	return $ret
+}
+
+# devices and max_total_pages at load: the rings are there, and a ring or
+# a resize past the bound fails with ENOSPC, said as such. Reloads the
+# module (root and ZCDEV_KO), like upper_limit_test.sh, and leaves it
+# loaded with its defaults.
+t_ring_total_bound() {
+	if [ "$(id -u)" != 0 ] || [ ! -r "${ZCDEV_KO:-}" ]; then
+		echo "needs root and ZCDEV_KO (the module to reload)"
+		return 4
+	fi
+	pages=$(cat /sys/module/zcdev/parameters/ring_pages)
+	rmmod zcdev || return 1
+	insmod "$ZCDEV_KO" devices=2 max_total_pages=$((2 * pages)) || { insmod "$ZCDEV_KO"; return 1; }
+	ret=1
+	while :; do
+		[ "$(sysfs_rings | tr '\n' ' ')" = "0 1 " ] || { echo "rings: $(sysfs_rings)"; break; }
+		expect_rc 1 "$zc" ring-add || break
+		grep -q "^zcdev: ring-add: a new ring's $pages pages would take the rings together past max_total_pages ($((2 * pages)) pages)" \
+			"$tmp/err" || { cat "$tmp/err"; break; }
+		expect_rc 1 "$zc" -r 1 resize $((pages + 1)) || break
+		grep -q 'would pass max_total_pages' "$tmp/err" || { cat "$tmp/err"; break; }
+		[ "$(sysfs_rings | tr '\n' ' ')" = "0 1 " ] || break
+		ret=0
+		break
+	done
+	rmmod zcdev
+	insmod "$ZCDEV_KO" || { echo "the module does not load again"; return 1; }
+	return $ret
+}
+
+tcase rings_lists_sysfs t_rings_list
+tcase rings_from_sysfs_names_and_ring_files t_rings_sysfs
+tcase ring_add_use_remove t_ring_add_remove
+tcase ring_remove_open_ring_ebusy_exit_1 t_ring_remove_busy
+tcase ring_errors_exit_1_or_3 t_ring_errors
+tcase ring_usage_errors_exit_2 t_ring_usage
+tcase ring_option_and_missing_ring t_ring_path
+tcase info_ring_max_total_pages_rings t_info_rings
+tcase ring_devices_and_max_total_pages_at_load t_ring_total_bound
 
 ktap_end

@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "libzcdev.h"	/* libzcdev, which includes <linux/zcdev.h> */
+#include <libzcdev.h>	/* libzcdev, which includes <linux/zcdev.h> */
 
 /*
  * The metadata of fixture test F.T, whose timeout a constructor may set

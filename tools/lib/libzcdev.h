@@ -5,7 +5,8 @@
  *
  * Every function returns 0 (or a count) on success and -errno on failure,
  * with errno left set as well, and prints nothing: what to tell a person
- * is the caller's business. Build: cc -I uapi -I tools/lib ... tools/lib/zcdev.c
+ * is the caller's business. Build: cc ... $(pkg-config --cflags --libs libzcdev)
+ * (in the source tree, after make lib: PKG_CONFIG_PATH=tools/lib).
  *
  * The mmap protocol, in short (see zcdev_ring_*() below):
  *   producer: zcdev_ring_space() -> write the bytes there -> zcdev_produce()
@@ -74,6 +75,51 @@ enum zcdev_role {
 	ZCDEV_CONSUMER,
 };
 int zcdev_claim(int fd, enum zcdev_role role);
+
+/* ---- several rings ---- */
+
+#define ZCDEV_CONTROL_PATH	"/dev/" ZCDEV_CONTROL_NAME
+
+/* $ZCDEV_CONTROL if it is set and not empty, else /dev/zcdev-control. */
+const char *zcdev_control_path(void);
+
+/*
+ * The node of ring nr in buf: /dev/zcdev for ring 0, /dev/zcdevN for ring
+ * N. Returns the path's length, -EINVAL for a number outside 0 to
+ * ZCDEV_MAX_RINGS - 1, -ERANGE when it does not fit in len bytes.
+ */
+int zcdev_ring_path(int nr, char *buf, size_t len);
+
+/*
+ * ZCDEV_CTL_ADD and ZCDEV_CTL_REMOVE through zcdev_control_path().
+ * zcdev_ring_add() takes a number or -1 (the lowest free one) and returns
+ * the new ring's number; zcdev_ring_remove() returns 0. Or:
+ *   -ENOENT   no control device: the module is not loaded, or it is one
+ *             that has a single ring (a node left without its driver,
+ *             ENXIO or ENODEV from open(2), is reported as this too, so
+ *             that -ENODEV is only ever the ring's)
+ *   -ENOTTY   the path is not a zcdev control device
+ *   -EEXIST   (add) that ring exists
+ *   -EINVAL   (add) a number out of range
+ *   -ENOSPC   (add) its pages would pass the module's max_total_pages, or
+ *             (-1) every number is taken
+ *   -EBUSY    (remove) a file or a mapping has the ring open; (add) the
+ *             kernel has no misc device minor left for it
+ *   -ENODEV   (remove) no such ring, a number out of range included
+ *   any other -errno of open(2) (-EACCES, ...)
+ */
+int zcdev_ring_add(int nr);
+int zcdev_ring_remove(int nr);
+
+/*
+ * The rings that exist, from sysfs ($ZCDEV_SYSFS if it is set and not
+ * empty, else /sys): the misc devices named zcdev (ring 0) and zcdevN,
+ * numbered by their `ring` attribute where they have one. Stores up to n
+ * numbers in nrs, ascending, and returns how many rings there are, which
+ * may be more than n (0 when the module is not loaded); -errno when
+ * class/misc cannot be read.
+ */
+int zcdev_ring_list(int *nrs, size_t n);
 
 /* ---- the counters: one table for every program ---- */
 

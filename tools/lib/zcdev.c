@@ -3,8 +3,11 @@
  * libzcdev: see libzcdev.h. Nothing here prints, exits or keeps state.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +142,176 @@ int zcdev_claim(int fd, enum zcdev_role role)
 	if (errno == EAGAIN || errno == EACCES || errno == EWOULDBLOCK)
 		errno = EBUSY;
 	return neg_errno();
+}
+
+/* ---- several rings ---- */
+
+const char *zcdev_control_path(void)
+{
+	const char *p = getenv("ZCDEV_CONTROL");
+
+	return p && *p ? p : ZCDEV_CONTROL_PATH;
+}
+
+int zcdev_ring_path(int nr, char *buf, size_t len)
+{
+	int n;
+
+	if (nr < 0 || nr >= ZCDEV_MAX_RINGS) {
+		errno = EINVAL;
+		return -EINVAL;
+	}
+	n = nr ? snprintf(buf, len, "%s%d", ZCDEV_DEFAULT_PATH, nr) :
+		 snprintf(buf, len, "%s", ZCDEV_DEFAULT_PATH);
+	if ((size_t)n >= len) {
+		errno = ERANGE;
+		return -ERANGE;
+	}
+	return n;
+}
+
+/*
+ * The control device, open for one ioctl. O_NONBLOCK for the reason
+ * zcdev_open() has it. ZCDEV_CTL_REMOVE answers ENODEV for a ring that
+ * does not exist, so a node with no driver behind it (ENXIO, ENODEV from
+ * open) must say something else: there is no control device.
+ */
+static int control_open(void)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(zcdev_control_path(), O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENXIO || errno == ENODEV)
+			errno = ENOENT;
+		return neg_errno();
+	}
+	if (fstat(fd, &st) || !S_ISCHR(st.st_mode)) {
+		close(fd);
+		errno = ENOTTY;
+		return -ENOTTY;
+	}
+	return fd;
+}
+
+/*
+ * The argument goes by value, as a long: an int in the variadic slot would
+ * leave the upper half of the register undefined, and -1 must reach the
+ * kernel as -1 whichever width it reads.
+ */
+static int control_ioctl(unsigned long req, int nr)
+{
+	int fd = control_open(), ret, err;
+
+	if (fd < 0)
+		return fd;
+	ret = ioctl(fd, req, (long)nr);
+	err = errno;
+	close(fd);
+	if (ret >= 0)
+		return ret;
+	errno = err;
+	return neg_errno();
+}
+
+int zcdev_ring_add(int nr)
+{
+	return control_ioctl(ZCDEV_CTL_ADD, nr);
+}
+
+int zcdev_ring_remove(int nr)
+{
+	int ret = control_ioctl(ZCDEV_CTL_REMOVE, nr);
+
+	return ret < 0 ? ret : 0;
+}
+
+_Static_assert(ZCDEV_MAX_RINGS <= 10000,
+	       "ring_of_name() reads at most four digits");
+
+/* "zcdev" is ring 0, "zcdevN" ring N (no leading zero); -1 otherwise. */
+static int ring_of_name(const char *name)
+{
+	static const char node[] = "zcdev";
+	const char *p = name + sizeof(node) - 1;
+	size_t digits;
+
+	if (strncmp(name, node, sizeof(node) - 1))
+		return -1;
+	if (!*p)
+		return 0;
+	digits = strspn(p, "0123456789");
+	/* Past four digits atoi() could overflow; none is a ring number. */
+	if (*p == '0' || !digits || p[digits] || digits > 4 ||
+	    atoi(p) >= ZCDEV_MAX_RINGS)
+		return -1;
+	return atoi(p);
+}
+
+/* The device's `ring` attribute, or -1 where it has none (an older module). */
+static int ring_attr(int dirfd, const char *name)
+{
+	char path[NAME_MAX + 8], val[16];
+	char *end;
+	ssize_t n;
+	long v;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/ring", name);
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, val, sizeof(val) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	val[n] = '\0';
+	if (!isdigit((unsigned char)val[0]))
+		return -1;
+	errno = 0;
+	v = strtol(val, &end, 10);
+	if (errno || (*end && *end != '\n') || v >= ZCDEV_MAX_RINGS)
+		return -1;
+	return v;
+}
+
+int zcdev_ring_list(int *nrs, size_t n)
+{
+	/* A bitmap sorts the numbers and counts a ring once. */
+	unsigned char seen[(ZCDEV_MAX_RINGS + CHAR_BIT - 1) / CHAR_BIT] = { 0 };
+	const char *root = getenv("ZCDEV_SYSFS");
+	char path[PATH_MAX];
+	struct dirent *de;
+	size_t count = 0;
+	DIR *d;
+	int nr;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/class/misc",
+			     root && *root ? root : "/sys") >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -ENAMETOOLONG;
+	}
+	d = opendir(path);
+	if (!d)
+		return neg_errno();
+	while ((de = readdir(d))) {
+		if (ring_of_name(de->d_name) < 0)
+			continue;
+		nr = ring_attr(dirfd(d), de->d_name);
+		if (nr < 0)
+			nr = ring_of_name(de->d_name);
+		seen[nr / CHAR_BIT] |= 1u << nr % CHAR_BIT;
+	}
+	closedir(d);
+	for (nr = 0; nr < ZCDEV_MAX_RINGS; nr++) {
+		if (!(seen[nr / CHAR_BIT] & 1u << nr % CHAR_BIT))
+			continue;
+		if (count < n)
+			nrs[count] = nr;
+		count++;
+	}
+	return count;
 }
 
 /* ---- the tables ---- */

@@ -103,14 +103,17 @@ struct zcdev_ring_meta {
  * load (default 1); /dev/zcdev-control adds and removes them at run time,
  * as /dev/loop-control does for loop devices. At most ZCDEV_MAX_RINGS
  * rings: each is a misc device, and Linux 6.1 has 128 dynamic misc minors
- * for every driver together. The argument is the ring's number, passed by
- * value, not a pointer:
+ * for every driver together. The control node is root's alone (0600), as
+ * loop-control's is, and takes these only from a file open for writing
+ * (EBADF otherwise). The argument is the ring's number, passed by value,
+ * not a pointer:
  *
  *   ZCDEV_CTL_ADD     number (an int), or -1 for the lowest free; returns the
  *                     number. The new ring has the module's ring_pages.
  *                     EEXIST: that ring exists; EINVAL: number out of range
  *                     (0 to ZCDEV_MAX_RINGS - 1); ENOSPC: its pages would
- *                     pass max_total_pages, or every number is taken.
+ *                     pass max_total_pages, or every number is taken;
+ *                     EBUSY: the kernel has no misc minor left for it.
  *   ZCDEV_CTL_REMOVE  number. EBUSY while any file has it open (a mapping
  *                     keeps its file open); ENODEV: no such ring. Pages a
  *                     pipe or socket still holds are theirs and outlive the
