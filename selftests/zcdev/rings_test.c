@@ -930,16 +930,17 @@ TEST_F(rings, bytes_stats_and_heads_stay_in_their_ring)
 }
 
 /*
- * sendfile() from one ring into another moves ring A's bytes, in order,
- * into ring B: out of A's counters, into B's, copied (A's page cannot be
- * stolen: it is still A's). From a ring into itself it is EINVAL, and the
- * ring keeps its bytes.
+ * sendfile() from a ring into a ring is EINVAL, into another ring as into
+ * itself (two full rings sending into each other would each wait for the
+ * other's lend), and both keep their bytes and counters. splice() from
+ * ring A into a pipe, then from the pipe into ring B, moves A's bytes, in
+ * order, into B: out of A's counters, into B's.
  */
-TEST_F(rings, sendfile_between_rings_copies)
+TEST_F(rings, ring_to_ring_sendfile_is_einval_splice_through_a_pipe_moves)
 {
-	uint64_t apos = 0, arpos = 0, bpos = 0, sent = 0, len;
+	uint64_t apos = 0, arpos = 0, bpos = 0, moved = 0, len;
 	struct zcdev_stats a0, b0, a1, b1, d;
-	int a, b, afd, bfd;
+	int a, b, afd, bfd, p[2];
 
 	ASSERT_LE(8, self->ring_pages) TH_LOG("the module's ring_pages is below 8");
 	a = add_ring(self, -1);
@@ -950,26 +951,46 @@ TEST_F(rings, sendfile_between_rings_copies)
 	ASSERT_LE(0, afd);
 	bfd = open_ring(self, b, O_RDWR | O_NONBLOCK);
 	ASSERT_LE(0, bfd);
+	ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
+	ASSERT_LT(0, fcntl(p[0], F_SETPIPE_SZ, 1 << 20));
 
 	len = 5 * self->ps + 77;
 	ASSERT_EQ(0, put_stream(afd, a, &apos, len));
 	ASSERT_EQ(0, zt_stats(afd, &a0));
 	ASSERT_EQ(0, zt_stats(bfd, &b0));
-	while (sent < len) {
-		ssize_t n = sendfile(bfd, afd, NULL, len - sent);
 
-		ASSERT_LT(0, n) TH_LOG("sendfile ring %d -> ring %d after %" PRIu64
-				       " bytes: %s", a, b, sent, n ? strerror(errno) : "0");
-		sent += n;
+	/* Ring to ring, either way, and into itself: refused, nothing moves. */
+	EXPECT_EQ(-1, sendfile(bfd, afd, NULL, len)) TH_LOG("sendfile ring %d -> %d", a, b);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("sendfile ring %d -> %d: %s", a, b, strerror(errno));
+	EXPECT_EQ(-1, sendfile(afd, bfd, NULL, len));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, sendfile(afd, afd, NULL, len));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, zt_stats(afd, &a1));
+	ASSERT_EQ(0, zt_stats(bfd, &b1));
+	EXPECT_EQ(0, memcmp(&a0, &a1, sizeof(a1))) TH_LOG("ring %d's counters moved", a);
+	EXPECT_EQ(0, memcmp(&b0, &b1, sizeof(b1))) TH_LOG("ring %d's counters moved", b);
+
+	/* Through a pipe of our own: A's stream lands in B, whole and in order. */
+	while (moved < len) {
+		ssize_t n = splice(afd, NULL, p[1], NULL, len - moved, SPLICE_F_NONBLOCK);
+
+		ASSERT_LT(0, n) TH_LOG("splice ring %d -> pipe after %" PRIu64 " bytes: %s",
+				       a, moved, n ? strerror(errno) : "0");
+		while (n > 0) {
+			ssize_t m = splice(p[0], NULL, bfd, NULL, n,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+			ASSERT_LT(0, m) TH_LOG("splice pipe -> ring %d: %s", b,
+					       m ? strerror(errno) : "0");
+			n -= m;
+			moved += m;
+		}
 	}
-	/* B holds A's stream, from its first byte; A is empty. */
-	ASSERT_EQ(-1, get_stream(bfd, a, &bpos, len));
 	{
 		uint8_t byte;
 
 		EXPECT_EQ(-1, read(afd, &byte, 1));
-		EXPECT_EQ(EAGAIN, errno);
-		EXPECT_EQ(-1, read(bfd, &byte, 1));
 		EXPECT_EQ(EAGAIN, errno);
 	}
 	ASSERT_EQ(0, zt_stats(afd, &a1));
@@ -980,17 +1001,46 @@ TEST_F(rings, sendfile_between_rings_copies)
 	EXPECT_EQ(self->ring_pages, a1.pages_held);
 	zcdev_stats_delta(&b0, &b1, &d);
 	EXPECT_EQ(len, zcdev_stats_in(&d));
-	EXPECT_EQ(len, d.bytes_spliced_in_copied);
-	EXPECT_EQ(0, d.pages_stolen_in);
-	EXPECT_EQ(len, d.bytes_read_copy);
+	EXPECT_EQ(0, zcdev_stats_out(&d));
 	EXPECT_EQ(self->ring_pages, b1.pages_held);
+	ASSERT_EQ(-1, get_stream(bfd, a, &bpos, len));
 
-	/* Into itself: refused, and the bytes stay. */
+	/* A's own bytes after all that are still its own. */
 	arpos = apos;
 	ASSERT_EQ(0, put_stream(afd, a, &apos, 2 * self->ps));
-	EXPECT_EQ(-1, sendfile(afd, afd, NULL, 2 * self->ps));
-	EXPECT_EQ(EINVAL, errno);
 	ASSERT_EQ(-1, get_stream(afd, a, &arpos, 2 * self->ps));
+	close(p[0]);
+	close(p[1]);
+}
+
+/*
+ * The control node is root's alone (0600, whatever the module's mode
+ * says), and ADD and REMOVE need a file open for writing: EBADF from a
+ * read-only one, which makes and removes nothing.
+ */
+TEST_F(rings, control_needs_a_writer_and_is_roots)
+{
+	int before = count_rings(NULL), ro, n;
+	struct stat st;
+
+	ASSERT_EQ(0, stat(CONTROL_PATH, &st));
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	EXPECT_EQ(0600, st.st_mode & 07777) TH_LOG("%s is %04o", CONTROL_PATH,
+						   st.st_mode & 07777);
+	EXPECT_EQ(0, st.st_uid);
+
+	n = add_ring(self, -1);
+	ASSERT_LT(0, n) TH_LOG("ADD(-1): %s", strerror(errno));
+	ro = open(CONTROL_PATH, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, ro);
+	EXPECT_EQ(-1, ctl_add(ro, -1)) TH_LOG("ADD from a read-only file made a ring");
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ctl_remove(ro, n)) TH_LOG("REMOVE from a read-only file removed it");
+	EXPECT_EQ(EBADF, errno);
+	close(ro);
+	EXPECT_EQ(before + 1, count_rings(NULL));
+	EXPECT_TRUE(ring_in_sysfs(n));
+	ASSERT_EQ(0, remove_ring(self, n));
 }
 
 /* ---- max_total_pages ---- */
@@ -1164,7 +1214,9 @@ static int reload_open(FIXTURE_DATA(reload) *self, int ring)
 }
 
 /*
- * devices=3 makes rings 0, 1 and 2 at load, each of ring_pages pages;
+ * devices=3 makes rings 0, 1 and 2 at load, each of ring_pages pages
+ * and each with the mode the module is given (the control device keeps
+ * 0600);
  * with max_total_pages=40 and ring_pages=8, two more fit (the second
  * exactly), a third does not (ENOSPC), a RESIZE past the bound fails,
  * and pages given back make room again. The unload takes every ring,
@@ -1180,6 +1232,7 @@ TEST_F(reload, devices_and_max_total_pages_at_load)
 	struct zcdev_info info;
 	char params[96];
 	int fd[3], ctl;
+	struct stat sb;
 
 	if (geteuid() != 0)
 		SKIP(return, "reloading the module needs root");
@@ -1200,7 +1253,7 @@ TEST_F(reload, devices_and_max_total_pages_at_load)
 		ASSERT_EQ(0, unload_module());
 	}
 
-	snprintf(params, sizeof(params), "devices=3 ring_pages=%d max_total_pages=%d",
+	snprintf(params, sizeof(params), "devices=3 ring_pages=%d max_total_pages=%d mode=0666",
 		 pages, bound);
 	ASSERT_EQ(0, load_module(self->ko, params)) TH_LOG("%s: %s", params, strerror(errno));
 	ASSERT_EQ(0, param_u64("devices", &v));
@@ -1216,7 +1269,15 @@ TEST_F(reload, devices_and_max_total_pages_at_load)
 		EXPECT_EQ((uint32_t)bound, info.max_total_pages);
 		ASSERT_EQ(0, ring_attr(r, "ring", &v));
 		EXPECT_EQ((uint64_t)r, v);
+		/* mode is every ring's (devtmpfs: no udev rule in the way)... */
+		ring_path(params, sizeof(params), r);
+		ASSERT_EQ(0, stat(params, &sb));
+		EXPECT_EQ(0666, sb.st_mode & 07777) TH_LOG("%s", params);
 	}
+	/* ... and never the control device's. */
+	ASSERT_EQ(0, stat(CONTROL_PATH, &sb));
+	EXPECT_EQ(0600, sb.st_mode & 07777) TH_LOG("%s is %04o with mode=0666",
+						   CONTROL_PATH, sb.st_mode & 07777);
 	EXPECT_EQ(3, count_rings(&total));
 	EXPECT_EQ(3 * pages, total);
 
