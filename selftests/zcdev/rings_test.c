@@ -1396,9 +1396,10 @@ TEST_F(reload, devices_and_max_total_pages_at_load)
 
 /*
  * Bytes per ring: $ZCDEV_RINGS_BYTES (a number, with K, M or G), or this.
- * Measured under TCG on a 2-core host shared with another guest: the
- * streams took 8 to 17 s on the 6.1 lane, 5 to 14 s on the newest, 83 to
- * 109 s on the debug lane (KASAN), the slower ring being B each time.
+ * Measured under TCG on a 2-core host shared with one or two other
+ * guests: the streams took 8 to 27 s on the 6.1 lane, 4 to 25 s on the
+ * newest, 83 to 109 s on the debug lane (KASAN), ring B (splice) the
+ * slower each time; the whole program 110 to 125 s on the debug lane.
  */
 #define STREAM_BYTES_DEFAULT	(1ULL << 30)
 /* The harness's bound on the test, and the test's own, well inside it. */
