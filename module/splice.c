@@ -94,6 +94,7 @@ static void zcdev_direct_commit(struct zcdev *zd)
 	bool unread;
 
 	mutex_lock(&zd->ring_lock);
+	zd->stats.pages_spliced_out += zd->direct.bufs_taken;
 	if (bytes) {
 		zd->stats.bytes_spliced_out += bytes - copied;
 		zd->stats.bytes_spliced_out_copied += copied;
@@ -102,6 +103,7 @@ static void zcdev_direct_commit(struct zcdev *zd)
 	zd->direct.lent = 0;
 	zd->direct.delivered = 0;
 	zd->direct.delivered_copied = 0;
+	zd->direct.bufs_taken = 0;
 	WRITE_ONCE(zd->direct.task, NULL);
 	unread = zd->head != zd->tail;
 	mutex_unlock(&zd->ring_lock);
@@ -126,6 +128,8 @@ static void zcdev_direct_buf_release(struct pipe_inode_info *pipe,
 
 	/* The output consumes in order: only a prefix is ever taken. */
 	zd->direct.delivered += taken;
+	if (taken)
+		zd->direct.bufs_taken++;
 	if (buf->private & ZCDEV_BUF_COPIED)
 		zd->direct.delivered_copied += taken;
 	put_page(buf->page);
@@ -495,7 +499,9 @@ static ssize_t zcdev_lend_give(struct zcdev *zd, struct zcdev_lend *l,
 	}
 
 	mutex_lock(&zd->ring_lock);
-	zd->stats.pages_spliced_out += l->nr;
+	/* sendfile's buffers count when its output takes from them. */
+	if (!direct)
+		zd->stats.pages_spliced_out += l->nr;
 	if (direct) {
 		/* Other consumers wait from now until zcdev_direct_commit(). */
 		WRITE_ONCE(zd->direct.task, current);

@@ -122,6 +122,7 @@ struct zcdev {
 		u64 lent;		/* bytes at tail they hold */
 		u64 delivered;		/* bytes the output has taken */
 		u64 delivered_copied;	/* of those, lent as copies */
+		unsigned int bufs_taken;	/* buffers it took bytes of */
 	} direct;
 
 	struct dentry *debugfs;
