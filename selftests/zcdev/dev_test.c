@@ -31,31 +31,6 @@
 #define DEV_PATH	"/dev/zcdev"
 #define MODE_PARAM	"/sys/module/zcdev/parameters/mode"
 
-static bool module_loaded(void)
-{
-	char line[256];
-	bool found = false;
-	FILE *f;
-
-	f = fopen("/proc/modules", "r");
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = !strncmp(line, "zcdev ", strlen("zcdev "));
-	fclose(f);
-	return found;
-}
-
-/*
- * O_NONBLOCK: fail at once instead of waiting for the last user. Never
- * O_TRUNC, which forces the unload on kernels with MODULE_FORCE_UNLOAD
- * (Debian's have it).
- */
-static int unload_module(void)
-{
-	return syscall(__NR_delete_module, "zcdev", O_NONBLOCK);
-}
-
 TEST(node_is_char_device)
 {
 	struct stat st;
@@ -133,20 +108,6 @@ TEST(foreign_magic_is_enotty)
 	close(fd);
 }
 
-static int load_module(const char *ko, const char *params)
-{
-	int fd = open(ko, O_RDONLY | O_CLOEXEC);
-	int ret, err;
-
-	if (fd < 0)
-		return -1;
-	ret = syscall(__NR_finit_module, fd, params, 0);
-	err = errno;
-	close(fd);
-	errno = err;
-	return ret;
-}
-
 /* The parameters a test may reload the module with, as sysfs shows them. */
 static void read_params(uint64_t *mode, uint64_t *max)
 {
@@ -171,7 +132,7 @@ FIXTURE(lifecycle) {
 
 FIXTURE_SETUP(lifecycle)
 {
-	ASSERT_TRUE(module_loaded());
+	ASSERT_TRUE(zt_module_loaded());
 	read_params(&self->mode, &self->max);
 	self->fd = open(DEV_PATH, O_RDWR);
 	ASSERT_LE(0, self->fd);
@@ -191,20 +152,20 @@ FIXTURE_TEARDOWN(lifecycle)
 	 */
 	read_params(&mode, &max);
 	if (ko && *ko && geteuid() == 0 &&
-	    (!module_loaded() || mode != self->mode || max != self->max)) {
-		unload_module();
-		load_module(ko, "");
+	    (!zt_module_loaded() || mode != self->mode || max != self->max)) {
+		zt_unload_module();
+		zt_load_module(ko, "");
 	}
 }
 
 static void assert_unload_refused(struct __test_metadata *_metadata)
 {
-	ASSERT_EQ(-1, unload_module());
+	ASSERT_EQ(-1, zt_unload_module());
 	ASSERT_TRUE(errno == EWOULDBLOCK || errno == EBUSY) {
 		TH_LOG("delete_module: %s, expected EWOULDBLOCK or EBUSY",
 		       strerror(errno));
 	}
-	ASSERT_TRUE(module_loaded());
+	ASSERT_TRUE(zt_module_loaded());
 }
 
 TEST_F(lifecycle, unload_refused_while_open)
@@ -246,10 +207,10 @@ TEST_F(lifecycle, unload_and_reload_after_close)
 	close(self->fd);
 	self->fd = -1;
 
-	ASSERT_EQ(0, unload_module()) {
+	ASSERT_EQ(0, zt_unload_module()) {
 		TH_LOG("delete_module after the last close: %s", strerror(errno));
 	}
-	ASSERT_FALSE(module_loaded());
+	ASSERT_FALSE(zt_module_loaded());
 	ASSERT_EQ(-1, access(DEV_PATH, F_OK));
 	ASSERT_EQ(ENOENT, errno);
 
@@ -257,7 +218,7 @@ TEST_F(lifecycle, unload_and_reload_after_close)
 		TH_LOG("finit_module %s: %s", ko, strerror(errno));
 	}
 	close(ko_fd);
-	ASSERT_TRUE(module_loaded());
+	ASSERT_TRUE(zt_module_loaded());
 	ASSERT_EQ(0, stat(DEV_PATH, &st));
 	ASSERT_TRUE(S_ISCHR(st.st_mode));
 }
@@ -283,31 +244,31 @@ static void check_load_param(struct __test_metadata *_metadata,
 		SKIP(return, "ZCDEV_KO does not name the module to load again");
 	close(self->fd);
 	self->fd = -1;
-	ASSERT_EQ(0, unload_module());
+	ASSERT_EQ(0, zt_unload_module());
 
 	for (size_t i = 0; i < nr_bad; i++) {
-		int ret = load_module(ko, bad[i]), err = errno;
+		int ret = zt_load_module(ko, bad[i]), err = errno;
 
 		if (ret == 0)
-			unload_module();
+			zt_unload_module();
 		EXPECT_EQ(-1, ret) {
 			TH_LOG("%s was accepted", bad[i]);
 		}
 		EXPECT_EQ(EINVAL, err) {
 			TH_LOG("%s: %s", bad[i], ret ? strerror(err) : "loaded");
 		}
-		EXPECT_FALSE(module_loaded());
+		EXPECT_FALSE(zt_module_loaded());
 	}
 
 	snprintf(arg, sizeof(arg), "%s=%s ring_pages=1", name, good);
-	ASSERT_EQ(0, load_module(ko, arg)) {
+	ASSERT_EQ(0, zt_load_module(ko, arg)) {
 		TH_LOG("%s: %s", arg, strerror(errno));
 	}
 	snprintf(path, sizeof(path), "/sys/module/zcdev/parameters/%s", name);
 	EXPECT_EQ(0, zt_read_u64(path, &val));
 	EXPECT_EQ(want, val);
-	EXPECT_EQ(0, unload_module());
-	ASSERT_EQ(0, load_module(ko, "")) {
+	EXPECT_EQ(0, zt_unload_module());
+	ASSERT_EQ(0, zt_load_module(ko, "")) {
 		TH_LOG("loading %s again: %s", ko, strerror(errno));
 	}
 }

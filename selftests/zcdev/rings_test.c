@@ -1178,40 +1178,6 @@ TEST_F(rings, resize_past_max_total_pages_is_enospc)
 
 /* ---- rings made at load: the devices parameter ---- */
 
-static bool module_loaded(void)
-{
-	char line[256];
-	bool found = false;
-	FILE *f = fopen("/proc/modules", "re");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = !strncmp(line, "zcdev ", strlen("zcdev "));
-	fclose(f);
-	return found;
-}
-
-/* O_NONBLOCK: fail at once instead of waiting; never O_TRUNC (a forced unload). */
-static int unload_module(void)
-{
-	return syscall(__NR_delete_module, "zcdev", O_NONBLOCK);
-}
-
-static int load_module(const char *ko, const char *params)
-{
-	int fd = open(ko, O_RDONLY | O_CLOEXEC);
-	int ret, err;
-
-	if (fd < 0)
-		return -1;
-	ret = syscall(__NR_finit_module, fd, params, 0);
-	err = errno;
-	close(fd);
-	errno = err;
-	return ret;
-}
-
 FIXTURE(reload) {
 	const char *ko;
 	bool reloaded;		/* the module runs with this test's parameters */
@@ -1224,7 +1190,7 @@ FIXTURE(reload) {
 FIXTURE_SETUP(reload)
 {
 	self->ko = getenv("ZCDEV_KO");
-	ASSERT_TRUE(module_loaded());
+	ASSERT_TRUE(zt_module_loaded());
 }
 
 /* Back to the module as the other programs know it: loaded with its defaults. */
@@ -1237,11 +1203,11 @@ FIXTURE_TEARDOWN(reload)
 	if (!self->reloaded)
 		return;
 	/* No EXPECT_EQ() { TH_LOG() }: see the rings fixture's teardown. */
-	if (module_loaded() && unload_module()) {
+	if (zt_module_loaded() && zt_unload_module()) {
 		TH_LOG("teardown: unload: %s", strerror(errno));
 		EXPECT_TRUE(false);
 	}
-	if (load_module(self->ko, "")) {
+	if (zt_load_module(self->ko, "")) {
 		TH_LOG("teardown: loading %s again: %s", self->ko, strerror(errno));
 		EXPECT_TRUE(false);
 	}
@@ -1284,22 +1250,22 @@ TEST_F(reload, devices_and_max_total_pages_at_load)
 		SKIP(return, "ZCDEV_KO does not name the module to load again");
 	ASSERT_EQ(0, access(self->ko, R_OK)) TH_LOG("%s: %s", self->ko, strerror(errno));
 
-	ASSERT_EQ(0, unload_module()) TH_LOG("unload: %s", strerror(errno));
+	ASSERT_EQ(0, zt_unload_module()) TH_LOG("unload: %s", strerror(errno));
 	self->reloaded = true;
 
 	/* Three rings of 8 pages cannot fit in 16: the load fails. */
 	snprintf(params, sizeof(params), "devices=3 ring_pages=%d max_total_pages=%d",
 		 pages, 2 * pages);
-	EXPECT_EQ(-1, load_module(self->ko, params)) TH_LOG("%s loaded", params);
-	if (module_loaded()) {
+	EXPECT_EQ(-1, zt_load_module(self->ko, params)) TH_LOG("%s loaded", params);
+	if (zt_module_loaded()) {
 		count_rings(&total);
 		EXPECT_GE(2 * pages, total);
-		ASSERT_EQ(0, unload_module());
+		ASSERT_EQ(0, zt_unload_module());
 	}
 
 	snprintf(params, sizeof(params), "devices=3 ring_pages=%d max_total_pages=%d mode=0666",
 		 pages, bound);
-	ASSERT_EQ(0, load_module(self->ko, params)) TH_LOG("%s: %s", params, strerror(errno));
+	ASSERT_EQ(0, zt_load_module(self->ko, params)) TH_LOG("%s: %s", params, strerror(errno));
 	ASSERT_EQ(0, param_u64("devices", &v));
 	EXPECT_EQ(3, v);
 	ASSERT_EQ(0, param_u64("max_total_pages", &v));
@@ -1375,16 +1341,16 @@ TEST_F(reload, devices_and_max_total_pages_at_load)
 			close(self->fds[i]);
 	self->fds[0] = fd[2];
 	self->nfds = 1;
-	EXPECT_EQ(-1, unload_module()) TH_LOG("unloaded with ring 2 open");
+	EXPECT_EQ(-1, zt_unload_module()) TH_LOG("unloaded with ring 2 open");
 	EXPECT_TRUE(errno == EWOULDBLOCK || errno == EBUSY) {
 		TH_LOG("unload with ring 2 open: %s", strerror(errno));
 	}
-	ASSERT_TRUE(module_loaded());
+	ASSERT_TRUE(zt_module_loaded());
 
 	/* Nothing open: the unload takes rings 0, 1, 2 and 5 and the control device. */
 	close(fd[2]);
 	self->nfds = 0;
-	ASSERT_EQ(0, unload_module()) TH_LOG("unload with four rings: %s", strerror(errno));
+	ASSERT_EQ(0, zt_unload_module()) TH_LOG("unload with four rings: %s", strerror(errno));
 	for (int r = 0; r < 6; r++) {
 		EXPECT_EQ(0, wait_node(r, false)) TH_LOG("ring %d's node outlived the module", r);
 		EXPECT_FALSE(ring_in_sysfs(r));
@@ -1426,10 +1392,8 @@ static void sfail(struct stream_shared *sh, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (__atomic_exchange_n(&sh->failed, 1, __ATOMIC_SEQ_CST))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(sh->msg, sizeof(sh->msg), fmt, ap);
+	zt_fail_once(&sh->failed, sh->msg, sizeof(sh->msg), fmt, ap);
 	va_end(ap);
 }
 

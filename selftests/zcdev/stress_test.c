@@ -211,10 +211,8 @@ static void fail(struct shared *sh, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (__atomic_exchange_n(&sh->failed, 1, __ATOMIC_SEQ_CST))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(sh->msg, sizeof(sh->msg), fmt, ap);
+	zt_fail_once(&sh->failed, sh->msg, sizeof(sh->msg), fmt, ap);
 	va_end(ap);
 }
 

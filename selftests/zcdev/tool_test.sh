@@ -651,22 +651,32 @@ t_get_fsize_limit() {
 
 # SIGTERM, SIGINT or SIGHUP while get is blocked on a full FIFO: it ends
 # with exit 1, and what reached the FIFO plus what is left is the input.
+# signal_get_to_fifo SIG READER ARGS...: zcdev get ARGS into a FIFO that
+# the shell snippet READER reads into $tmp/out; SIG comes a second in.
+# Sets rc to get's exit status and leaves the ring's rest in $tmp/rest.
+signal_get_to_fifo() {
+	sig=$1 reader=$2
+	shift 2
+	rm -f "$tmp/fifo"
+	mkfifo "$tmp/fifo" || return 1
+	sh -c "$reader" < "$tmp/fifo" > "$tmp/out" &
+	rp=$!
+	timeout 20 "$zc" get "$@" > "$tmp/fifo" 2> "$tmp/err" &
+	gp=$!
+	sleep 1
+	kill -"$sig" "$gp"
+	wait "$gp"
+	rc=$?
+	wait "$rp"
+	rest_of_ring "$tmp/rest"
+}
+
 t_get_signal_blocked() {
 	for m in read mmap splice sendfile; do
 		for sig in TERM INT HUP; do
 			fill_ring 200000 || return 1
-			rm -f "$tmp/fifo"
-			mkfifo "$tmp/fifo" || return 1
-			{ sleep 3; cat; } < "$tmp/fifo" > "$tmp/out" &
-			rp=$!
-			timeout 20 "$zc" get --method "$m" > "$tmp/fifo" 2> "$tmp/err" &
-			gp=$!
-			sleep 1
-			kill -"$sig" "$gp"
-			wait "$gp"
-			rc=$?
-			wait "$rp"
-			rest_of_ring "$tmp/rest" || return 1
+			signal_get_to_fifo "$sig" 'sleep 3; cat' --method "$m" ||
+				return 1
 			echo "-m $m SIG$sig: exit $rc, wrote $(wc -c < "$tmp/out"), left $(wc -c < "$tmp/rest")"
 			[ "$rc" = 1 ] || { cat "$tmp/err"; return 1; }
 			account "$tmp/small" "$tmp/out" "$tmp/rest" "$rc" 0 || return 1
@@ -906,18 +916,9 @@ stat_field() {
 t_get_tee_signal_stalled_reader() {
 	for sig in TERM INT; do
 		fill_ring 200000 || return 1
-		rm -f "$tmp/fifo" "$tmp/out2"
-		mkfifo "$tmp/fifo" || return 1
-		{ dd bs=4096 count=1 2> /dev/null; sleep 4; cat; } < "$tmp/fifo" > "$tmp/out" &
-		rp=$!
-		timeout 20 "$zc" get --method tee --tee-to "$tmp/out2" > "$tmp/fifo" 2> "$tmp/err" &
-		gp=$!
-		sleep 1
-		kill -"$sig" "$gp"
-		wait "$gp"
-		rc=$?
-		wait "$rp"
-		rest_of_ring "$tmp/rest" || return 1
+		rm -f "$tmp/out2"
+		signal_get_to_fifo "$sig" 'dd bs=4096 count=1 2> /dev/null; sleep 4; cat' \
+			--method tee --tee-to "$tmp/out2" || return 1
 		echo "SIG$sig: exit $rc, wrote $(wc -c < "$tmp/out") and $(wc -c < "$tmp/out2"), left $(wc -c < "$tmp/rest")"
 		[ "$rc" = 1 ] || { cat "$tmp/err"; return 1; }
 		if grep -q 'were lost' "$tmp/err"; then

@@ -19,6 +19,8 @@
 #include <errno.h>
 #include <net/if.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <libzcdev.h>	/* libzcdev, which includes <linux/zcdev.h> */
@@ -238,6 +241,58 @@ static inline long zt_check_stream(int fd, uint64_t *pos, size_t len)
 	free(buf);
 	*pos += len;
 	return bad;
+}
+
+/* Is the zcdev module loaded? (/proc/modules, as lsmod reads it.) */
+static inline bool zt_module_loaded(void)
+{
+	char line[256];
+	bool found = false;
+	FILE *f = fopen("/proc/modules", "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "zcdev ", strlen("zcdev "));
+	fclose(f);
+	return found;
+}
+
+/* Load the module file @ko with @params (finit_module(2), as insmod does). */
+static inline int zt_load_module(const char *ko, const char *params)
+{
+	int fd = open(ko, O_RDONLY | O_CLOEXEC);
+	int ret, err;
+
+	if (fd < 0)
+		return -1;
+	ret = syscall(__NR_finit_module, fd, params, 0);
+	err = errno;
+	close(fd);
+	errno = err;
+	return ret;
+}
+
+/*
+ * Unload zcdev. O_NONBLOCK: fail at once instead of waiting for the last
+ * user. Never O_TRUNC, which forces the unload on kernels with
+ * MODULE_FORCE_UNLOAD (Debian's have it).
+ */
+static inline int zt_unload_module(void)
+{
+	return syscall(__NR_delete_module, "zcdev", O_NONBLOCK);
+}
+
+/*
+ * The first failure of several processes sharing @failed and @msg wins;
+ * later ones keep quiet, so the message names the cause, not its echoes.
+ */
+static inline __attribute__((format(printf, 4, 0))) void
+zt_fail_once(int *failed, char *msg, size_t len, const char *fmt, va_list ap)
+{
+	if (__atomic_exchange_n(failed, 1, __ATOMIC_SEQ_CST))
+		return;
+	vsnprintf(msg, len, fmt, ap);
 }
 
 /* Bring the loopback interface up: a bare guest may not have done it. */
