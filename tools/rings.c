@@ -31,18 +31,18 @@ const char ring_add_help[] =
 "usage: zcdev ring-add [N]\n"
 "\n"
 "Add ring N (from 0, below " XSTR(ZCDEV_MAX_RINGS) "), or without N the lowest number that is\n"
-"free, through /dev/zcdev-control (ZCDEV_CTL_ADD), and print its device.\n"
-"The new ring has the module's ring_pages pages. Fails if ring N exists,\n"
-"or if its pages would take the rings together past the module's\n"
-"max_total_pages (see 'zcdev info').\n";
+"free, through /dev/zcdev-control (ZCDEV_CTL_ADD; root only), and print\n"
+"its device. The new ring has the module's ring_pages pages. Fails if\n"
+"ring N exists, or if its pages would take the rings together past the\n"
+"module's max_total_pages (see 'zcdev info').\n";
 
 const char ring_remove_help[] =
 "usage: zcdev ring-remove N\n"
 "\n"
-"Remove ring N through /dev/zcdev-control (ZCDEV_CTL_REMOVE). Its unread\n"
-"bytes go with it, as with 'zcdev reset'; bytes a pipe or a socket took\n"
-"by reference stay theirs. Fails while any file or mapping has the ring\n"
-"open.\n";
+"Remove ring N through /dev/zcdev-control (ZCDEV_CTL_REMOVE; root only).\n"
+"Its unread bytes go with it, as with 'zcdev reset'; bytes a pipe or a\n"
+"socket took by reference stay theirs. Fails while any file or mapping\n"
+"has the ring open.\n";
 
 static const struct option json_opts[] = {
 	{ "json", no_argument, NULL, 'j' },
