@@ -15,19 +15,6 @@
 #include "trace.h"
 
 /*
- * Data pages all rings own right now, over every resize, swap and steal:
- * it must be 0 once the module has freed its rings (zcdev_exit() checks).
- * Each ring counts its own too, which ZCDEV_IOC_GET_STATS reports as
- * pages_held.
- */
-static atomic_long_t zcdev_pages;
-
-long zcdev_pages_live(void)
-{
-	return atomic_long_read(&zcdev_pages);
-}
-
-/*
  * The pages of every ring's layout together (sum of nr_pages), bound by
  * max_total_pages: what one user of the control device and RESIZE can
  * make the module hold, whatever the number of rings. Pages a pipe keeps
@@ -65,17 +52,14 @@ struct page *zcdev_page_alloc(struct zcdev *zd, gfp_t extra)
 {
 	struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO | extra);
 
-	if (page) {
-		atomic_long_inc(&zcdev_pages);
+	if (page)
 		atomic_long_inc(&zd->pages_held);
-	}
 	return page;
 }
 
 /* A page stolen from a pipe joins the ring with the reference it came with. */
 void zcdev_page_adopt(struct zcdev *zd, struct page *page)
 {
-	atomic_long_inc(&zcdev_pages);
 	atomic_long_inc(&zd->pages_held);
 }
 
@@ -95,7 +79,6 @@ bool zcdev_page_poisoned(struct page *page)
 /* Drop the ring's reference; a pipe or a mapping may still hold others. */
 void zcdev_page_put(struct zcdev *zd, struct page *page)
 {
-	atomic_long_dec(&zcdev_pages);
 	atomic_long_dec(&zd->pages_held);
 	put_page(page);
 }

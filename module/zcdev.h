@@ -206,7 +206,6 @@ int zcdev_wait_writable(struct zcdev *zd, bool nonblock);
 struct page *zcdev_page_alloc(struct zcdev *zd, gfp_t extra);
 void zcdev_page_adopt(struct zcdev *zd, struct page *page);
 void zcdev_page_put(struct zcdev *zd, struct page *page);
-long zcdev_pages_live(void);
 int zcdev_total_pages_reserve(u32 old_nr, u32 new_nr);
 bool zcdev_page_poisoned(struct page *page);
 
