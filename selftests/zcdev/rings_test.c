@@ -1397,6 +1397,20 @@ static void sfail(struct stream_shared *sh, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A stream consumer's bytes at @pos: 0 if right, else -1 and the first wrong one named. */
+static int stream_check(struct stream_shared *sh, int ring, char side,
+			uint64_t seed, const uint8_t *buf, uint64_t pos, size_t len)
+{
+	long bad = rt_check(seed, buf, pos, len);
+
+	if (bad < 0)
+		return 0;
+	sfail(sh, "ring %d (%c): wrong byte at stream position %" PRIu64
+	      ": %#x, want %#x", ring, side, pos + bad, buf[bad],
+	      rt_byte(seed, pos + bad));
+	return -1;
+}
+
 static uint64_t rnd(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -1471,7 +1485,6 @@ static int consume_a(struct stream_shared *sh, size_t ps)
 	while (pos < sh->total && !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED)) {
 		size_t len = chunk_len(&rng, ps, sh->total - pos);
 		ssize_t got = read(fd, buf, len);
-		long bad;
 
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -1480,13 +1493,8 @@ static int consume_a(struct stream_shared *sh, size_t ps)
 			      got ? strerror(errno) : "end of file");
 			return 1;
 		}
-		bad = rt_check(seed, buf, pos, got);
-		if (bad >= 0) {
-			sfail(sh, "ring %d (A): wrong byte at stream position %" PRIu64
-			      ": %#x, want %#x", ring, pos + bad, buf[bad],
-			      rt_byte(seed, pos + bad));
+		if (stream_check(sh, ring, 'A', seed, buf, pos, got))
 			return 1;
-		}
 		pos += got;
 		__atomic_store_n(&sh->consumed[S_A], pos, __ATOMIC_RELAXED);
 	}
@@ -1574,7 +1582,6 @@ static int consume_b(struct stream_shared *sh, size_t ps)
 	while (pos < sh->total && !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED)) {
 		size_t len = chunk_len(&rng, ps, sh->total - pos);
 		ssize_t n = splice(fd, NULL, p[1], NULL, len, 0);
-		long bad;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1587,13 +1594,8 @@ static int consume_b(struct stream_shared *sh, size_t ps)
 			sfail(sh, "B consumer: the pipe gave less than the %zd bytes spliced", n);
 			return 1;
 		}
-		bad = rt_check(seed, buf, pos, n);
-		if (bad >= 0) {
-			sfail(sh, "ring %d (B): wrong byte at stream position %" PRIu64
-			      ": %#x, want %#x", ring, pos + bad, buf[bad],
-			      rt_byte(seed, pos + bad));
+		if (stream_check(sh, ring, 'B', seed, buf, pos, n))
 			return 1;
-		}
 		pos += n;
 		__atomic_store_n(&sh->consumed[S_B], pos, __ATOMIC_RELAXED);
 	}
