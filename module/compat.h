@@ -54,5 +54,19 @@ static inline unsigned long zcdev_page_flags(const struct page *page)
 #define kzalloc_obj(P, gfp)	kzalloc(sizeof(P), gfp)
 #endif
 
+/*
+ * How many PTEs map an order-0 page. folio_mapcount() is inline from 6.9;
+ * before, it is out of line and not exported, and page_mapcount() (gone
+ * by 7.3) reads the same count inline for a page that is not compound.
+ */
+static inline int zcdev_page_mapcount(struct page *page)
+{
+#ifdef ZCDEV_HAVE_INLINE_FOLIO_MAPCOUNT
+	return folio_mapcount(page_folio(page));
+#else
+	return page_mapcount(page);
+#endif
+}
+
 #endif /* __ASSEMBLY__ */
 #endif /* _ZCDEV_COMPAT_H */

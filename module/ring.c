@@ -83,6 +83,48 @@ void zcdev_page_put(struct zcdev *zd, struct page *page)
 	put_page(page);
 }
 
+/*
+ * A page somebody may have pinned (io_uring fixed buffers, O_DIRECT,
+ * process_vm_writev() through a mapping) can still be written through the
+ * pin after every PTE is gone: such a page is never lent by reference.
+ * folio_maybe_dma_pinned() is in every kernel zcdev supports (6.1 on).
+ */
+bool zcdev_page_maybe_pinned(struct page *page)
+{
+	return folio_maybe_dma_pinned(page_folio(page));
+}
+
+/*
+ * Does anybody hold @page beyond @refs references of the ring's own and
+ * one per PTE that maps it (each PTE holds a reference)? A pin, an skb's
+ * reference, a GUP user's. A transient reference (a fault installing a
+ * PTE, compaction) looks held too: that costs a fresh page, never bytes.
+ *
+ * The PTE count must not be too high, or a holder could hide behind it.
+ * A fault or fork takes the page's reference before it adds to the
+ * mapcount, a zap takes from the mapcount before it drops the reference
+ * (batched, after the TLB flush). So the mapcount is read on both sides
+ * of the reference count and the lower one used: a PTE coming or going
+ * between the reads is counted in the reference count and not
+ * subtracted. Fork's two increments are plain atomics, ordered for this
+ * reader only on x86 (the one architecture built and tested); and two
+ * PTE changes between the reads, one each way, can still hide a holder
+ * (docs/design.md, section 3.3).
+ */
+bool zcdev_page_held(struct page *page, unsigned int refs)
+{
+	int maps, count;
+
+	maps = zcdev_page_mapcount(page);
+	/* Pairs with a fault's reference taken before its mapcount. */
+	smp_rmb();
+	count = page_ref_count(page);
+	/* Pairs with a zap's mapcount dropped before its reference. */
+	smp_rmb();
+	maps = min(maps, zcdev_page_mapcount(page));
+	return count > (int)refs + maps;
+}
+
 /* Publish the counters to the meta page; user space reads with acquire. */
 static void zcdev_publish(struct zcdev *zd)
 {
@@ -234,42 +276,6 @@ static bool zcdev_span_poisoned(struct zcdev *zd, u64 start, u64 len)
 }
 
 /*
- * Carry what a slot's page holds over to its replacement. The unread
- * bytes always go. Free space goes too while any mapping exists: an mmap
- * producer may have written there already and not committed it yet. With
- * no mapping, nothing else is copied.
- */
-static void zcdev_copy_slot(struct zcdev *zd, unsigned int slot,
-			    struct page *dst, struct page *src)
-{
-	u64 first = zd->tail >> PAGE_SHIFT;
-	u64 last, pg;
-
-	lockdep_assert_held(&zd->ring_lock);
-
-	if (mapping_mapped(zcdev_mapping(zd))) {
-		copy_highpage(dst, src);
-		return;
-	}
-	if (zd->head == zd->tail)
-		return;
-
-	/*
-	 * The unread bytes span less than nr_pages + 1 pages, so at most two
-	 * of those pages (the first and the last) land in this slot.
-	 */
-	last = (zd->head - 1) >> PAGE_SHIFT;
-	pg = first + (slot + zd->nr_pages - first % zd->nr_pages) % zd->nr_pages;
-	for (; pg <= last; pg += zd->nr_pages) {
-		u64 start = max(zd->tail, pg << PAGE_SHIFT);
-		u64 end = min(zd->head, (pg + 1) << PAGE_SHIFT);
-
-		memcpy_page(dst, offset_in_page(start), src,
-			    offset_in_page(start), end - start);
-	}
-}
-
-/*
  * Which of @slot's two device pages a fault may have mapped since the
  * last zap (bit 0: 1 + slot, bit 1: 1 + slot + nr_pages), taking them off
  * zd->mapped. Whoever takes them must then wait for the faults and zap:
@@ -317,9 +323,10 @@ void zcdev_ring_unmap_slot(struct zcdev *zd, unsigned int slot,
 
 /*
  * May @slot's page be written into or mapped as it is? 0 if so: never
- * lent, or lent and let go of by the pipe, in which case the slot stops
- * being lent. -EBUSY while a pipe may still hold it, -EIO if it is
- * poisoned (its bytes can be neither carried over nor written).
+ * lent, or lent and let go of by the pipe (or whoever held it when tail
+ * passed it), in which case the slot stops being lent. -EBUSY while a
+ * pipe may still hold it, -EIO if it is poisoned (its bytes can be
+ * neither carried over nor written).
  *
  * Once only the ring's reference is left nobody else can reach the page:
  * every mapping holds a reference of its own.
@@ -373,8 +380,19 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 	 * the bits already.
 	 */
 	zcdev_ring_unmap_slot(zd, slot, old, 3);
-	zcdev_copy_slot(zd, slot, page, old);
-	zd->pages[slot] = page;
+	/*
+	 * The whole page, not only the unread bytes: free space may hold
+	 * bytes a producer wrote and has not committed yet, through a PTE
+	 * (stopped by the zap) or earlier in the write() that now swaps (a
+	 * write of a ring's size comes back round to the slot it began in).
+	 * The new page goes in first and the copy follows, so that a
+	 * write() still copying into the old page either finds the slot
+	 * changed afterwards or has its bytes copied (zcdev_write_step()).
+	 */
+	WRITE_ONCE(zd->pages[slot], page);
+	/* Pairs with the barrier after the copy in zcdev_write_step(). */
+	smp_mb();
+	copy_highpage(page, old);
 	clear_bit(slot, zd->lent);
 	zd->stats.page_swaps++;
 	trace_zcdev_page_swap(slot, page_ref_count(old) - 1, zd->id);
@@ -392,10 +410,68 @@ void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes)
 	kill_fasync(&zd->fasync_readers, SIGIO, POLL_IN);
 }
 
+/*
+ * Tail is about to pass [pos, pos + bytes): the producer may write there
+ * next. A page of those bytes that somebody holds beyond the ring and its
+ * mappings (an skb of a send(MSG_ZEROCOPY) from the mapping, an O_DIRECT
+ * write from it, a pin) is kept as it is: its slot is marked lent, so the
+ * producer's next use of it gets a fresh page if the holder still has
+ * the old one (zcdev_ring_own_slot()), and the old page goes with its
+ * last holder's reference. Writable PTEs go now, as for a splice lend:
+ * an mmap producer would otherwise store through them without a fault.
+ * Read-only ones stay; while they are there the slot's next producer
+ * gets a fresh page whether or not the holder has let go.
+ *
+ * A slot lent already is left alone: its page was judged when it was
+ * lent, and the producer will find it lent. The check holds for any
+ * consumer, so nothing is asked of one but that whatever it handed the
+ * page to has taken its reference (send() has returned) before tail
+ * moves (docs/design.md, "Pages held past tail").
+ */
+static void zcdev_ring_keep_held(struct zcdev *zd, u64 pos, u64 bytes)
+{
+	bool zap = atomic_read(&zd->writable_maps);
+	unsigned int slot, halves;
+	struct page *page;
+	u64 pg, last;
+
+	lockdep_assert_held(&zd->ring_lock);
+
+	if (!bytes)
+		return;
+	last = (pos + bytes - 1) >> PAGE_SHIFT;
+	for (pg = pos >> PAGE_SHIFT; pg <= last; pg++) {
+		slot = pg % zd->nr_pages;
+		page = zd->pages[slot];
+		/*
+		 * A pinned page stays the ring's: its pin is a user of the
+		 * mapping (an io_uring fixed buffer over it, an O_DIRECT read
+		 * into it) that may write it as a producer, and a fresh page
+		 * would cut that producer off from the ring. Its references
+		 * hide any other holder, so a MSG_ZEROCOPY send from a pinned
+		 * slot is not kept (docs/design.md, "Pages held past tail").
+		 */
+		if (test_bit(slot, zd->lent) || zcdev_page_maybe_pinned(page) ||
+		    !zcdev_page_held(page, 1))
+			continue;
+		set_bit(slot, zd->lent);
+		/*
+		 * Under ring_lock, as zcdev_ring_own_slot() zaps: a fault
+		 * holds the page lock only after it has dropped ring_lock.
+		 */
+		halves = zap ? zcdev_ring_take_mapped(zd, slot) : 0;
+		zcdev_ring_unmap_slot(zd, slot, page, halves);
+		zd->stats.slots_kept++;
+		trace_zcdev_slot_kept(slot, page_ref_count(page),
+				      zcdev_page_mapcount(page), zd->id);
+	}
+}
+
 void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes)
 {
 	lockdep_assert_held(&zd->ring_lock);
 
+	zcdev_ring_keep_held(zd, zd->tail, bytes);
 	WRITE_ONCE(zd->tail, zd->tail + bytes);
 	zcdev_publish(zd);
 	wake_up_interruptible_poll(&zd->writeq, EPOLLOUT | EPOLLWRNORM);
@@ -684,6 +760,8 @@ int zcdev_ring_reset(struct zcdev *zd)
 	if (ret)
 		return ret;
 	mutex_lock(&zd->ring_lock);
+	/* The unread bytes are dropped: tail passes them too. */
+	zcdev_ring_keep_held(zd, zd->tail, zd->head - zd->tail);
 	WRITE_ONCE(zd->head, round_up(zd->head, PAGE_SIZE));
 	WRITE_ONCE(zd->tail, zd->head);
 	zd->generation++;

@@ -152,6 +152,22 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from,
 	mutex_unlock(&zd->ring_lock);
 
 	copied = copy_page_from_iter(page, off, n, from);
+
+	/*
+	 * While we copied with ring_lock dropped, a consumer may have
+	 * passed a page somebody holds (zcdev_ring_keep_held()), and a
+	 * fault from a mapping then gave the slot a fresh page, copied from
+	 * this one. Our bytes are past head, seen by nobody yet: if the slot
+	 * changed, they go to its page now. Pairs with the barrier in
+	 * zcdev_ring_own_slot(), which stores the new page before it copies:
+	 * either we see the new page here or its copy sees our bytes.
+	 */
+	smp_mb();
+	if (copied && READ_ONCE(zd->pages[slot]) != page) {
+		mutex_lock(&zd->ring_lock);
+		memcpy_page(zd->pages[slot], off, page, off, copied);
+		mutex_unlock(&zd->ring_lock);
+	}
 	put_page(page);
 	return copied ? copied : -EFAULT;
 }

@@ -39,6 +39,7 @@ static int zcdev_stats_show(struct seq_file *m, void *v)
 	ZCDEV_SHOW(sigbus_faults);
 	ZCDEV_SHOW(pages_held);
 	ZCDEV_SHOW(bytes_spliced_out_copied);
+	ZCDEV_SHOW(slots_kept);
 #undef ZCDEV_SHOW
 	return 0;
 }

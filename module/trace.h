@@ -61,6 +61,25 @@ TRACE_EVENT(zcdev_page_swap,
 	    TP_printk("slot=%u other_refs=%d ring=%u", __entry->slot,
 		      __entry->other_refs, __entry->ring));
 
+/*
+ * Tail passed a page held beyond the ring and its mappings (an skb of a
+ * send(MSG_ZEROCOPY) from the mapping, say): the slot is kept like a lent
+ * one. refs and maps are the page's references and PTEs when it was seen.
+ */
+TRACE_EVENT(zcdev_slot_kept,
+	    TP_PROTO(unsigned int slot, int refs, int maps, u32 ring),
+	    TP_ARGS(slot, refs, maps, ring),
+	    TP_STRUCT__entry(__field(unsigned int, slot)
+			     __field(int, refs)
+			     __field(int, maps)
+			     __field(u32, ring)),
+	    TP_fast_assign(__entry->slot = slot;
+			   __entry->refs = refs;
+			   __entry->maps = maps;
+			   __entry->ring = ring;),
+	    TP_printk("slot=%u refs=%d maps=%d ring=%u", __entry->slot,
+		      __entry->refs, __entry->maps, __entry->ring));
+
 /* A resize or a reset: every mapping was zapped. */
 TRACE_EVENT(zcdev_resize,
 	    TP_PROTO(u32 old_pages, u32 new_pages, u64 generation, u32 ring),

@@ -76,7 +76,9 @@ struct zcdev {
 	/*
 	 * A slot is lent while a pipe may still hold its page: the page went
 	 * out by splice and must not be written or mapped again until the
-	 * pipe lets go of it (or the slot gets a fresh page).
+	 * pipe lets go of it (or the slot gets a fresh page). So is a slot
+	 * whose page somebody else held when tail passed it (an skb of a
+	 * send(MSG_ZEROCOPY) from the mapping): zcdev_ring_keep_held().
 	 */
 	unsigned long *lent;
 	/*
@@ -207,6 +209,8 @@ struct page *zcdev_page_alloc(struct zcdev *zd, gfp_t extra);
 void zcdev_page_adopt(struct zcdev *zd, struct page *page);
 void zcdev_page_put(struct zcdev *zd, struct page *page);
 int zcdev_total_pages_reserve(u32 old_nr, u32 new_nr);
+bool zcdev_page_maybe_pinned(struct page *page);
+bool zcdev_page_held(struct page *page, unsigned int refs);
 bool zcdev_page_poisoned(struct page *page);
 
 /* main.c */

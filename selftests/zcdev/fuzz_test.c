@@ -939,7 +939,8 @@ static void op_wellformed(struct fz_thread *t)
 		r = ioctl(t->own_ro, ZCDEV_IOC_GET_STATS, &st);
 		if (r && errno != EINTR)
 			violation(t, "GET_STATS: %s", strerror(errno));
-		else if (!r && (st.reserved[0] || st.reserved[5]))
+		else if (!r && (st.reserved[0] ||
+					 st.reserved[ARRAY_SIZE(st.reserved) - 1]))
 			violation(t, "GET_STATS: reserved fields not zeroed");
 		break;
 	case 2:

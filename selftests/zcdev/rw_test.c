@@ -131,8 +131,15 @@ static void check_stats(struct __test_metadata *_metadata,
 			const struct zcdev_stats *a, const struct zcdev_stats *b,
 			const struct zcdev_stats *delta, const char *what)
 {
+	/*
+	 * Except slots_kept: it also counts a page a concurrent write() was
+	 * copying into when tail passed it (a transient reference looks
+	 * held, docs/design.md 3.3). That costs no swap once the writer is
+	 * done, which page_swaps, exact here, checks.
+	 */
 #define ZT_CHECK_FIELD(f)						\
-	EXPECT_EQ(delta->f, b->f - a->f) {				\
+	EXPECT_TRUE(!strcmp(#f, "slots_kept") ||			\
+		    delta->f == b->f - a->f) {				\
 		TH_LOG("%s: %s moved by %llu, expected %llu", what, #f,	\
 		       (unsigned long long)(b->f - a->f),		\
 		       (unsigned long long)delta->f);			\
@@ -2243,7 +2250,7 @@ TEST_F(rw, debugfs_stats_match_the_ioctl)
 #undef ZT_MATCH_FIELD
 	}
 	fclose(f);
-	EXPECT_EQ(14, seen);
+	EXPECT_EQ(15, seen);
 }
 
 /* ---- control while I/O sleeps ------------------------------------------------ */

@@ -381,6 +381,21 @@ out_unmap:
 	munmap(map, PS);
 }
 
+/*
+ * Wait up to 10 s for a fault on @uffd: 0 once one is queued, -1 if none
+ * came, or if *@done says the faulting call returned first.
+ */
+static int uffd_wait_fault(int uffd, const int *done)
+{
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	int i;
+
+	for (i = 0; i < 100 && !__atomic_load_n(done, __ATOMIC_ACQUIRE); i++)
+		if (poll(&pfd, 1, 100) > 0)
+			return 0;
+	return -1;
+}
+
 struct vm_writer {
 	void *src, *dst;
 	size_t len;
@@ -414,12 +429,11 @@ TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 	struct uffdio_copy copy = { .len = 0 };
 	struct vm_writer w = { .len = PS };
-	struct pollfd pfd = { .events = POLLIN };
 	struct uffd_msg msg;
 	uint64_t bytes = PS;
 	uint8_t *map, *lap2;
 	pthread_t thread;
-	int p[2], uffd, i;
+	int p[2], uffd;
 
 	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
 	map = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PS);
@@ -445,16 +459,12 @@ TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
 	 * The writer holds its pin on the ring page and waits for its source.
 	 * A writer that returns instead of faulting is reported at once.
 	 */
-	pfd.fd = uffd;
-	for (i = 0; i < 100 && !__atomic_load_n(&w.done, __ATOMIC_ACQUIRE); i++)
-		if (poll(&pfd, 1, 100) > 0)
-			break;
-	if (!(pfd.revents & POLLIN)) {
+	if (uffd_wait_fault(uffd, &w.done)) {
 		bool done = __atomic_load_n(&w.done, __ATOMIC_ACQUIRE);
 
 		if (done)
 			pthread_join(thread, NULL);
-		ASSERT_TRUE(pfd.revents & POLLIN) {
+		ASSERT_FALSE(true) {
 			if (done)
 				TH_LOG("process_vm_writev returned %zd (%s) without faulting",
 				       w.ret, strerror(w.err));
@@ -489,6 +499,221 @@ TEST_F(ring, page_pinned_by_process_vm_writev_is_lent_as_a_copy)
 	close(uffd);
 out_unmap:
 	munmap(map, PS);
+}
+
+struct rw_writer {
+	int fd;
+	const void *src;
+	size_t len;
+	ssize_t ret;
+	int err;
+	int done;	/* set (release) once ret and err are */
+};
+
+static void *rw_writer_main(void *arg)
+{
+	struct rw_writer *w = arg;
+
+	w->ret = write(w->fd, w->src, w->len);
+	w->err = errno;
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A write() copies into its ring page outside ring_lock, holding a
+ * reference of its own. A consumer that moves tail into that page
+ * meanwhile sees the reference, takes the page for one held past tail
+ * (slots_kept), and the next fault on the slot gives it a fresh page,
+ * copied while the write was still copying. Every byte the write
+ * reports must still reach the reader. The write is held part-way by a
+ * source page that userfaultfd holds back.
+ */
+TEST_F(ring, write_whose_page_is_kept_under_it_loses_nothing)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy = { .len = 0 };
+	struct rw_writer w = { .fd = self->fd, .len = PS - 100 };
+	struct zcdev_stats st0, st1;
+	struct zcdev_info info;
+	uint8_t *src, *lap, *map, *buf;
+	struct uffd_msg msg;
+	pthread_t thread;
+	int uffd;
+	long bad;
+
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 1));
+	ASSERT_EQ(0, zt_info(self->fd, &info));
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "userfaultfd for kernel-mode faults: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	/* Stream bytes 100 to 1100 in the first page, the rest held back. */
+	src = mmap(NULL, 2 * PS, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, src);
+	zt_fill(src + PS - 1000, 100, 1000);
+	reg.range.start = (unsigned long)src + PS;
+	reg.range.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	w.src = src + PS - 1000;
+
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, 100));
+	ASSERT_EQ(0, zt_stats(self->fd, &st0));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, rw_writer_main, &w));
+	ASSERT_EQ(0, uffd_wait_fault(uffd, &w.done)) {
+		TH_LOG("the write did not wait for its source (done: %d)",
+		       __atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
+	}
+	ASSERT_EQ((ssize_t)sizeof(msg), read(uffd, &msg, sizeof(msg)));
+
+	/* Tail moves into the page the write holds; then a fault on it. */
+	buf = malloc(PS);
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(100, read(self->fd, buf, 100));
+	ASSERT_EQ(-1, zt_check(buf, 0, 100));
+	map = mmap(NULL, PS, PROT_READ, MAP_SHARED, self->fd, info.data_offset);
+	ASSERT_NE(MAP_FAILED, map);
+	(void)*(volatile uint8_t *)map;
+	ASSERT_EQ(0, zt_stats(self->fd, &st1));
+
+	lap = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, lap);
+	zt_fill(lap, 1100, PS);
+	copy.dst = (unsigned long)src + PS;
+	copy.src = (unsigned long)lap;
+	copy.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &copy));
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	ASSERT_EQ((ssize_t)w.len, w.ret) {
+		TH_LOG("write: %s", strerror(w.err));
+	}
+	self->pos += w.len;
+	TH_LOG("slots_kept +%llu, page_swaps +%llu while the write copied",
+	       (unsigned long long)(st1.slots_kept - st0.slots_kept),
+	       (unsigned long long)(st1.page_swaps - st0.page_swaps));
+
+	ASSERT_EQ((ssize_t)w.len, read(self->fd, buf, w.len));
+	bad = zt_check(buf, 100, w.len);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("byte %ld of the write reads %u, wrote %u: lost in the old page",
+		       bad + 100, buf[bad], zt_byte(100 + bad));
+	}
+
+	free(buf);
+	munmap(lap, PS);
+	munmap(map, PS);
+	munmap(src, 2 * PS);
+	close(uffd);
+}
+
+/*
+ * One write() that goes round the whole ring and comes back to the slot
+ * it started in, while tail passes a page somebody else holds in that
+ * slot. Slot 0 holds stream bytes [0, 200), and a pipe holds a reference
+ * to its page (vmsplice() of a mapping, as an skb of a MSG_ZEROCOPY send
+ * would). The write of two slots starts at 200: [200, PS) of slot 0, all
+ * of slot 1, then [0, 200) of slot 0's next lap once tail has moved past
+ * the first 200 bytes. Its source's second page is held
+ * back by userfaultfd, so it stops in slot 1 with [200, PS) of slot 0
+ * written but not yet past head; meanwhile a read() moves tail past the
+ * held page, and the slot is kept. Coming back round, the write gets a
+ * fresh page for slot 0, which must carry what this very call wrote
+ * there (a copy of the unread bytes alone lost them: 6.12's rw_test
+ * streams, with small rings and writes of several rings); and the pipe
+ * must still read the lap it was given.
+ */
+TEST_F(ring, a_write_that_wraps_into_a_slot_kept_meanwhile_keeps_its_bytes)
+{
+	const size_t first = 200, len = 2 * PS;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy = { .len = PS };
+	struct rw_writer w = { .fd = self->fd, .len = len };
+	struct zcdev_stats now;
+	struct uffd_msg msg;
+	uint8_t *src, *page2, *map;
+	struct zcdev_ring_meta *meta;
+	struct iovec iov;
+	uint64_t ppos = 0, slot0;
+	pthread_t thread;
+	int held[2], uffd;
+	long bad;
+
+	ASSERT_EQ(0, zt_fresh_ring(self->fd, 2));
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "userfaultfd for kernel-mode faults: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	src = mmap(NULL, 2 * PS, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, src);
+	page2 = malloc(PS);
+	ASSERT_NE(NULL, page2);
+	reg.range.start = (unsigned long)src + PS;
+	reg.range.len = PS;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, pipe(held));
+
+	/*
+	 * "Slot 0" is the slot the emptied ring starts in (a reset leaves
+	 * head where it was, rounded up to a page): it holds [0, 200), its
+	 * page referenced by a pipe, then unmapped.
+	 */
+	ASSERT_EQ(0, zt_put_stream(self->fd, &self->pos, first));
+	meta = mmap(NULL, PS, PROT_READ, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, meta);
+	slot0 = (__atomic_load_n(&meta->head, __ATOMIC_ACQUIRE) - first) / PS % 2;
+	ASSERT_EQ(0, munmap(meta, PS));
+	map = mmap(NULL, PS, PROT_READ, MAP_SHARED, self->fd, PS * (1 + slot0));
+	ASSERT_NE(MAP_FAILED, map);
+	iov.iov_base = map;
+	iov.iov_len = first;
+	ASSERT_EQ((ssize_t)first, vmsplice(held[1], &iov, 1, 0));
+	ASSERT_EQ(0, munmap(map, PS));
+
+	zt_fill(src, self->pos, PS);
+	w.src = src;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, rw_writer_main, &w));
+	ASSERT_EQ(0, uffd_wait_fault(uffd, &w.done)) {
+		TH_LOG("the write did not wait for its source (done: %d)",
+		       __atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
+	}
+	ASSERT_EQ((ssize_t)sizeof(msg), read(uffd, &msg, sizeof(msg)));
+
+	/* While the write waits: tail passes the held page. */
+	bad = zt_check_stream(self->fd, &self->rpos, first);
+	ASSERT_EQ(-1, bad);
+
+	zt_fill(page2, self->pos + PS, PS);
+	copy.dst = (unsigned long)src + PS;
+	copy.src = (unsigned long)page2;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &copy));
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	ASSERT_EQ((ssize_t)w.len, w.ret) {
+		TH_LOG("write: %s", strerror(w.err));
+	}
+	self->pos += w.len;
+
+	bad = zt_check_stream(self->fd, &self->rpos, w.len);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("stream byte %llu is wrong: the write lost what it wrote before it came round",
+		       (unsigned long long)(first + bad));
+	}
+	bad = zt_check_stream(held[0], &ppos, first);
+	EXPECT_EQ(-1, bad) {
+		TH_LOG("the held page changed under its holder, from byte %ld", bad);
+	}
+	ASSERT_EQ(0, zt_stats(self->fd, &now));
+	EXPECT_EQ(1, DELTA(self, now, slots_kept));
+	EXPECT_EQ(1, DELTA(self, now, page_swaps));
+
+	close(held[0]);
+	close(held[1]);
+	free(page2);
+	munmap(src, 2 * PS);
+	close(uffd);
 }
 
 /*

@@ -143,7 +143,8 @@ int zcdev_ring_list(int *nrs, size_t n);
 	X(mmap_faults)			\
 	X(sigbus_faults)		\
 	X(pages_held)			\
-	X(bytes_spliced_out_copied)
+	X(bytes_spliced_out_copied)	\
+	X(slots_kept)
 
 struct zcdev_field {
 	const char *name;

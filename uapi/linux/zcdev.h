@@ -41,6 +41,9 @@ struct zcdev_info {
 /*
  * Counters since the module was loaded. The copy counters and the move
  * counters are kept apart so a test can prove a path copied nothing.
+ * New counters take the first reserved word: the size, the ioctl number
+ * and every earlier offset stay, and a kernel without the counter leaves
+ * the word 0.
  */
 struct zcdev_stats {
 	__u64 bytes_written_copy;	/* write(): user -> ring, copied */
@@ -57,7 +60,8 @@ struct zcdev_stats {
 	__u64 sigbus_faults;		/* faults answered with SIGBUS */
 	__u64 pages_held;		/* data pages the ring holds now */
 	__u64 bytes_spliced_out_copied;	/* splice/sendfile out, copied (pinned pages) */
-	__u64 reserved[6];
+	__u64 slots_kept;		/* tail passed a page held elsewhere, kept */
+	__u64 reserved[5];
 };
 
 /*
