@@ -204,4 +204,94 @@ TEST_F(uring, read_and_write_that_would_block_wait_by_poll)
 	free(room);
 }
 
+/* Queue one IORING_OP_SPLICE and wait for its completion: its res. */
+static int uring_splice(FIXTURE_DATA(uring) *self, int in, int out,
+			unsigned int len, unsigned int flags)
+{
+	struct __kernel_timespec ts = { .tv_sec = 10 };
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&self->ring);
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_splice(sqe, in, -1, out, -1, len, flags);
+	ret = io_uring_submit(&self->ring);
+	if (ret != 1)
+		return ret < 0 ? ret : -EIO;
+	ret = io_uring_wait_cqe_timeout(&self->ring, &cqe, &ts);
+	if (ret)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&self->ring, cqe);
+	return ret;
+}
+
+/*
+ * IORING_OP_SPLICE from the device is splice(2): whole ring pages go to
+ * the pipe by reference (bytes_spliced_out, nothing copied), and the
+ * pipe's bytes stay as they were when the producer writes the next lap
+ * over their slots.
+ */
+TEST_F(uring, splice_out_lends_pages_as_splice_does)
+{
+	const unsigned int len = 2 * 4096;
+	uint8_t *lap = malloc(TEST_PAGES * 4096);
+	struct zcdev_stats a, b;
+	uint64_t pos = head_now();
+	int p[2];
+
+	ASSERT_NE(NULL, lap);
+	ASSERT_EQ(0, pipe(p));
+	zt_fill(lap, pos, len);
+	ASSERT_EQ(len, write(self->fd, lap, len));
+	ASSERT_EQ(0, zt_stats(self->fd, &a));
+	ASSERT_EQ((int)len, uring_splice(self, self->fd, p[1], len, 0));
+	ASSERT_EQ(0, zt_stats(self->fd, &b));
+	EXPECT_EQ(len, b.bytes_spliced_out - a.bytes_spliced_out);
+	EXPECT_EQ(2, b.pages_spliced_out - a.pages_spliced_out);
+	EXPECT_EQ(0, b.bytes_spliced_out_copied - a.bytes_spliced_out_copied);
+
+	/* A whole lap over the lent slots, then the pipe's bytes. */
+	zt_fill(lap, pos + len, TEST_PAGES * 4096);
+	ASSERT_EQ(TEST_PAGES * 4096, write(self->fd, lap, TEST_PAGES * 4096));
+	ASSERT_EQ(len, read(p[0], self->buf, len));
+	EXPECT_EQ(-1, zt_check(self->buf, pos, len)) {
+		TH_LOG("the pipe's bytes changed when the producer wrote a lap");
+	}
+	close(p[0]);
+	close(p[1]);
+	free(lap);
+}
+
+/*
+ * IORING_OP_SPLICE into the device with SPLICE_F_MOVE is splice(2) with
+ * it: whole pages that belong to the pipe alone (written into it) are
+ * stolen into the ring, not copied, and read back unchanged.
+ */
+TEST_F(uring, splice_in_steals_pages_as_splice_does)
+{
+	const unsigned int len = 2 * 4096;
+	struct zcdev_stats a, b;
+	uint64_t pos = head_now();
+	int p[2];
+
+	ASSERT_EQ(0, pipe(p));
+	zt_fill(self->buf, pos, len);
+	ASSERT_EQ(len, write(p[1], self->buf, len));
+	ASSERT_EQ(0, zt_stats(self->fd, &a));
+	ASSERT_EQ((int)len, uring_splice(self, p[0], self->fd, len,
+					 SPLICE_F_MOVE));
+	ASSERT_EQ(0, zt_stats(self->fd, &b));
+	EXPECT_EQ(2, b.pages_stolen_in - a.pages_stolen_in);
+	EXPECT_EQ(len, b.bytes_spliced_in_moved - a.bytes_spliced_in_moved);
+	EXPECT_EQ(0, b.bytes_spliced_in_copied - a.bytes_spliced_in_copied);
+
+	memset(self->buf, 0, len);
+	ASSERT_EQ(len, read(self->fd, self->buf, len));
+	EXPECT_EQ(-1, zt_check(self->buf, pos, len));
+	close(p[0]);
+	close(p[1]);
+}
+
 TEST_HARNESS_MAIN

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <linux/errqueue.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -187,6 +188,66 @@ static ssize_t recv_all(int s, uint8_t *buf, size_t len)
 	return got;
 }
 
+/* SEND_ZC requests that said a notification follows, and those that came. */
+static unsigned int uring_more, uring_notes;
+
+/*
+ * One IORING_OP_SEND_ZC of @len bytes from @buf, non-blocking: its first
+ * completion, the bytes sent (or -errno). When that completion says
+ * IORING_CQE_F_MORE, the request holds the pages until a notification
+ * completion (IORING_CQE_F_NOTIF) follows, reaped by uring_notifs().
+ */
+static ssize_t uring_send_zc(struct io_uring *u, int s, const void *buf,
+			     size_t len)
+{
+	struct __kernel_timespec ts = { .tv_sec = WAIT_MS / 1000 };
+	struct io_uring_sqe *sqe = io_uring_get_sqe(u);
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_send_zc(sqe, s, buf, len, MSG_DONTWAIT, 0);
+	ret = io_uring_submit(u);
+	if (ret != 1)
+		return ret < 0 ? ret : -EIO;
+	for (;;) {
+		ret = io_uring_wait_cqe_timeout(u, &cqe, &ts);
+		if (ret)
+			return ret;
+		if (!(cqe->flags & IORING_CQE_F_NOTIF))
+			break;
+		/* An earlier send's notification: counted later. */
+		uring_notes++;
+		io_uring_cqe_seen(u, cqe);
+	}
+	ret = cqe->res;
+	if (cqe->flags & IORING_CQE_F_MORE)
+		uring_more++;
+	io_uring_cqe_seen(u, cqe);
+	if (ret == -EAGAIN) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return ret;
+}
+
+/* Wait for every notification SEND_ZC owes: 0, or -1 after WAIT_MS. */
+static int uring_notifs(struct io_uring *u)
+{
+	struct __kernel_timespec ts = { .tv_sec = WAIT_MS / 1000 };
+	struct io_uring_cqe *cqe;
+
+	while (uring_notes < uring_more) {
+		if (io_uring_wait_cqe_timeout(u, &cqe, &ts))
+			return -1;
+		if (cqe->flags & IORING_CQE_F_NOTIF)
+			uring_notes++;
+		io_uring_cqe_seen(u, cqe);
+	}
+	return 0;
+}
+
 /*
  * Fill the ring, send what the socket takes of it with MSG_ZEROCOPY from
  * the mapping and CONSUME that at once (the rest by read()); then the
@@ -196,6 +257,7 @@ static ssize_t recv_all(int s, uint8_t *buf, size_t len)
  */
 static uint64_t send_consume_overwrite(struct __test_metadata *_metadata,
 				       FIXTURE_DATA(zc) *self, bool mmap_producer,
+				       struct io_uring *u,
 				       uint64_t *pos, unsigned int *nsends)
 {
 	uint64_t rb = self->rb, off, sent = 0, n;
@@ -214,8 +276,12 @@ static uint64_t send_consume_overwrite(struct __test_metadata *_metadata,
 	 * id.
 	 */
 	while (sent < ZC_SEND_MAX) {
-		ret = send(self->tx, self->data + off + sent, ZC_SEND_MAX - sent,
-			   MSG_ZEROCOPY | MSG_DONTWAIT);
+		if (u)
+			ret = uring_send_zc(u, self->tx, self->data + off + sent,
+					    ZC_SEND_MAX - sent);
+		else
+			ret = send(self->tx, self->data + off + sent,
+				   ZC_SEND_MAX - sent, MSG_ZEROCOPY | MSG_DONTWAIT);
 		if (ret <= 0)
 			break;
 		sent += ret;
@@ -224,7 +290,11 @@ static uint64_t send_consume_overwrite(struct __test_metadata *_metadata,
 	ASSERT_LT(4096, sent) {
 		TH_LOG("send(MSG_ZEROCOPY): %zd, %s", ret, strerror(errno));
 	}
-	/* send() has returned: nothing else before CONSUME (the contract). */
+	/*
+	 * send() has returned, or SEND_ZC's first completion has come
+	 * (io_uring may take the references after io_uring_enter()
+	 * returns): nothing else before CONSUME (the contract).
+	 */
 	ASSERT_EQ(0, zcdev_get_stats(self->fd, &st0));
 	n = sent;
 	ASSERT_EQ(0, ioctl(self->fd, ZCDEV_IOC_CONSUME, &n));
@@ -287,7 +357,7 @@ TEST_F_TIMEOUT(zc, consume_then_write_lap_keeps_bytes_in_flight, 120)
 	unsigned int nsends;
 	uint64_t pos, len;
 
-	len = send_consume_overwrite(_metadata, self, false, &pos, &nsends);
+	len = send_consume_overwrite(_metadata, self, false, NULL, &pos, &nsends);
 	expect_original(_metadata, self, pos, len);
 }
 
@@ -296,8 +366,34 @@ TEST_F_TIMEOUT(zc, consume_then_produce_lap_keeps_bytes_in_flight, 120)
 	unsigned int nsends;
 	uint64_t pos, len;
 
-	len = send_consume_overwrite(_metadata, self, true, &pos, &nsends);
+	len = send_consume_overwrite(_metadata, self, true, NULL, &pos, &nsends);
 	expect_original(_metadata, self, pos, len);
+}
+
+/*
+ * The same with io_uring's IORING_OP_SEND_ZC from the mapping (not a
+ * registered buffer: that would pin the pages, and a pinned page is not
+ * kept), consumed once its first completion has come; the notifications
+ * follow once the receiver has read.
+ */
+TEST_F_TIMEOUT(zc, send_zc_then_write_lap_keeps_bytes_in_flight, 120)
+{
+	unsigned int nsends;
+	struct io_uring u;
+	uint64_t pos, len;
+	int ret;
+
+	ret = io_uring_queue_init(8, &u, 0);
+	if (ret == -ENOSYS || ret == -EPERM)
+		SKIP(return, "io_uring is not available: %s", strerror(-ret));
+	ASSERT_EQ(0, ret);
+	len = send_consume_overwrite(_metadata, self, false, &u, &pos, &nsends);
+	expect_original(_metadata, self, pos, len);
+	EXPECT_EQ(0, uring_notifs(&u)) {
+		TH_LOG("%u of %u SEND_ZC notifications never came",
+		       uring_more - uring_notes, uring_more);
+	}
+	io_uring_queue_exit(&u);
 }
 
 /*
@@ -316,7 +412,7 @@ TEST_F_TIMEOUT(zc, completion_on_the_error_queue, 120)
 	unsigned int nsends, done = 0, notes = 0, copied = 0;
 	uint64_t pos, len;
 
-	len = send_consume_overwrite(_metadata, self, false, &pos, &nsends);
+	len = send_consume_overwrite(_metadata, self, false, NULL, &pos, &nsends);
 	expect_original(_metadata, self, pos, len);
 
 	while (done < nsends) {
