@@ -95,10 +95,11 @@ bool zcdev_page_maybe_pinned(struct page *page)
 }
 
 /*
- * Does anybody hold @page beyond @refs references of the ring's own and
- * one per PTE that maps it (each PTE holds a reference)? A pin, an skb's
- * reference, a GUP user's. A transient reference (a fault installing a
- * PTE, compaction) looks held too: that costs a fresh page, never bytes.
+ * How many references does @page have beyond @refs of the ring's own and
+ * one per PTE that maps it (each PTE holds a reference)? A pin's, an
+ * skb's, a GUP user's; *@maps gets the PTEs counted. A transient
+ * reference (a fault installing a PTE, compaction) counts too: that costs
+ * a fresh page or a copy, never bytes.
  *
  * The PTE count must not be too high, or a holder could hide behind it.
  * A fault or fork takes the page's reference before it adds to the
@@ -111,18 +112,25 @@ bool zcdev_page_maybe_pinned(struct page *page)
  * PTE changes between the reads, one each way, can still hide a holder
  * (docs/design.md, section 3.3).
  */
-bool zcdev_page_held(struct page *page, unsigned int refs)
+int zcdev_page_others(struct page *page, unsigned int refs, int *maps)
 {
-	int maps, count;
+	int count;
 
-	maps = zcdev_page_mapcount(page);
+	*maps = zcdev_page_mapcount(page);
 	/* Pairs with a fault's reference taken before its mapcount. */
 	smp_rmb();
 	count = page_ref_count(page);
 	/* Pairs with a zap's mapcount dropped before its reference. */
 	smp_rmb();
-	maps = min(maps, zcdev_page_mapcount(page));
-	return count > (int)refs + maps;
+	*maps = min(*maps, zcdev_page_mapcount(page));
+	return count - (int)refs - *maps;
+}
+
+bool zcdev_page_held(struct page *page, unsigned int refs)
+{
+	int maps;
+
+	return zcdev_page_others(page, refs, &maps) > 0;
 }
 
 /* Publish the counters to the meta page; user space reads with acquire. */
@@ -385,14 +393,11 @@ int zcdev_ring_own_slot(struct zcdev *zd, unsigned int slot)
 	 * bytes a producer wrote and has not committed yet, through a PTE
 	 * (stopped by the zap) or earlier in the write() that now swaps (a
 	 * write of a ring's size comes back round to the slot it began in).
-	 * The new page goes in first and the copy follows, so that a
-	 * write() still copying into the old page either finds the slot
-	 * changed afterwards or has its bytes copied (zcdev_write_step()).
+	 * A write() still copying into the old page carries its bytes over
+	 * itself, under ring_lock, before head moves (zcdev_write_settle()).
 	 */
-	WRITE_ONCE(zd->pages[slot], page);
-	/* Pairs with the barrier after the copy in zcdev_write_step(). */
-	smp_mb();
 	copy_highpage(page, old);
+	zd->pages[slot] = page;
 	clear_bit(slot, zd->lent);
 	zd->stats.page_swaps++;
 	trace_zcdev_page_swap(slot, page_ref_count(old) - 1, zd->id);
@@ -411,28 +416,35 @@ void zcdev_ring_advance_head(struct zcdev *zd, u64 bytes)
 }
 
 /*
- * Tail is about to pass [pos, pos + bytes): the producer may write there
- * next. A page of those bytes that somebody holds beyond the ring and its
- * mappings (an skb of a send(MSG_ZEROCOPY) from the mapping, an O_DIRECT
- * write from it, a pin) is kept as it is: its slot is marked lent, so the
- * producer's next use of it gets a fresh page if the holder still has
- * the old one (zcdev_ring_own_slot()), and the old page goes with its
+ * Tail is about to pass [pos, pos + bytes) by CONSUME or RESET, the ways
+ * a consumer of the mapping moves it: the producer may write there next.
+ * A page of those bytes that somebody holds beyond the ring and its
+ * mappings (an skb of a send(MSG_ZEROCOPY) from the mapping, a pipe that
+ * vmsplice() filled from it) is kept as it is: its slot is marked lent,
+ * so the producer's next use of it gets a fresh page if the holder still
+ * has the old one (zcdev_ring_own_slot()), and the old page goes with its
  * last holder's reference. Writable PTEs go now, as for a splice lend:
  * an mmap producer would otherwise store through them without a fault.
  * Read-only ones stay; while they are there the slot's next producer
  * gets a fresh page whether or not the holder has let go.
  *
+ * read() and splice do not look: they hand bytes by reference to nobody
+ * but a pipe, whose slots are lent already, and a write() copying into
+ * the page at head holds a reference of its own that would make nearly
+ * every read() take that page for a held one.
+ *
  * A slot lent already is left alone: its page was judged when it was
- * lent, and the producer will find it lent. The check holds for any
- * consumer, so nothing is asked of one but that whatever it handed the
- * page to has taken its reference (send() has returned) before tail
- * moves (docs/design.md, "Pages held past tail").
+ * lent, and the producer will find it lent. Nothing is asked of the
+ * consumer but that whatever it handed the page to has taken its
+ * reference (send() has returned) before it moves tail
+ * (docs/design.md, "Pages held past tail").
  */
 static void zcdev_ring_keep_held(struct zcdev *zd, u64 pos, u64 bytes)
 {
 	bool zap = atomic_read(&zd->writable_maps);
 	unsigned int slot, halves;
 	struct page *page;
+	int others, maps;
 	u64 pg, last;
 
 	lockdep_assert_held(&zd->ring_lock);
@@ -443,27 +455,31 @@ static void zcdev_ring_keep_held(struct zcdev *zd, u64 pos, u64 bytes)
 	for (pg = pos >> PAGE_SHIFT; pg <= last; pg++) {
 		slot = pg % zd->nr_pages;
 		page = zd->pages[slot];
+		if (test_bit(slot, zd->lent))
+			continue;
+		others = zcdev_page_others(page, 1, &maps);
 		/*
+		 * A pin adds GUP_PIN_COUNTING_BIAS to an order-0 page's count.
 		 * A pinned page stays the ring's: its pin is a user of the
 		 * mapping (an io_uring fixed buffer over it, an O_DIRECT read
 		 * into it) that may write it as a producer, and a fresh page
-		 * would cut that producer off from the ring. Its references
-		 * hide any other holder, so a MSG_ZEROCOPY send from a pinned
-		 * slot is not kept (docs/design.md, "Pages held past tail").
+		 * would cut that producer off from the ring. Its bias hides
+		 * any other holder, so a MSG_ZEROCOPY send from a pinned slot
+		 * is not kept (docs/design.md, "Pages held past tail"). The
+		 * bias is looked for beyond the PTEs' references, so that many
+		 * forked mappings do not look like a pin.
 		 */
-		if (test_bit(slot, zd->lent) || zcdev_page_maybe_pinned(page) ||
-		    !zcdev_page_held(page, 1))
+		if (others <= 0 || others >= GUP_PIN_COUNTING_BIAS)
 			continue;
 		set_bit(slot, zd->lent);
 		/*
-		 * Under ring_lock, as zcdev_ring_own_slot() zaps: a fault
-		 * holds the page lock only after it has dropped ring_lock.
+		 * Under ring_lock, as zcdev_ring_own_slot() zaps (the lock
+		 * order is ring_lock, then the page lock, as in the fault).
 		 */
 		halves = zap ? zcdev_ring_take_mapped(zd, slot) : 0;
 		zcdev_ring_unmap_slot(zd, slot, page, halves);
 		zd->stats.slots_kept++;
-		trace_zcdev_slot_kept(slot, page_ref_count(page),
-				      zcdev_page_mapcount(page), zd->id);
+		trace_zcdev_slot_kept(slot, others, maps, zd->id);
 	}
 }
 
@@ -471,7 +487,6 @@ void zcdev_ring_advance_tail(struct zcdev *zd, u64 bytes)
 {
 	lockdep_assert_held(&zd->ring_lock);
 
-	zcdev_ring_keep_held(zd, zd->tail, bytes);
 	WRITE_ONCE(zd->tail, zd->tail + bytes);
 	zcdev_publish(zd);
 	wake_up_interruptible_poll(&zd->writeq, EPOLLOUT | EPOLLWRNORM);
@@ -811,6 +826,7 @@ int zcdev_ring_consume(struct zcdev *zd, u64 bytes)
 		ret = -EINVAL;
 	} else if (bytes) {
 		zd->stats.bytes_consumed_mmap += bytes;
+		zcdev_ring_keep_held(zd, zd->tail, bytes);
 		zcdev_ring_advance_tail(zd, bytes);
 		trace_zcdev_xfer_consume(bytes, 0, 0, zd->id);
 	}

@@ -118,12 +118,44 @@ ssize_t zcdev_read_iter(struct kiocb *iocb, struct iov_iter *to)
 }
 
 /*
+ * The page a write step copied into, kept referenced until the next
+ * ring_lock section settles it.
+ */
+struct zcdev_wstep {
+	struct page *page;
+	unsigned int slot, off;
+	size_t copied;
+};
+
+/*
+ * While a step copied with ring_lock dropped, a consumer may have passed
+ * a page somebody holds in the same slot (zcdev_ring_keep_held(): a
+ * write() of a ring's size comes back round to the slot it began in),
+ * and a fault from a mapping then gave the slot a fresh page, copied from
+ * this one before all our bytes were there. They are past head, seen by
+ * nobody yet: if the slot changed, they go to its page now, before head
+ * moves. ring_lock orders this after our copy and after any swap.
+ */
+static void zcdev_write_settle(struct zcdev *zd, struct zcdev_wstep *w)
+{
+	lockdep_assert_held(&zd->ring_lock);
+
+	if (!w->page)
+		return;
+	if (w->copied && zd->pages[w->slot] != w->page)
+		memcpy_page(zd->pages[w->slot], w->off, w->page, w->off,
+			    w->copied);
+	put_page(w->page);
+	w->page = NULL;
+}
+
+/*
  * Copy up to one page from @from in at stream position @pos (head, or
  * past it by what this call copied already): bytes, 0 if full, -errno.
  * zcdev_write_commit() moves head once for what the call copied.
  */
 static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from,
-				u64 pos)
+				u64 pos, struct zcdev_wstep *w)
 {
 	unsigned int off, slot;
 	struct page *page;
@@ -133,6 +165,7 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from,
 	lockdep_assert_held(&zd->produce_lock);
 
 	mutex_lock(&zd->ring_lock);
+	zcdev_write_settle(zd, w);
 	n = min_t(u64, iov_iter_count(from),
 		  zcdev_ring_bytes(zd->nr_pages) - (pos - zd->tail));
 	if (!n) {
@@ -152,36 +185,29 @@ static ssize_t zcdev_write_step(struct zcdev *zd, struct iov_iter *from,
 	mutex_unlock(&zd->ring_lock);
 
 	copied = copy_page_from_iter(page, off, n, from);
-
-	/*
-	 * While we copied with ring_lock dropped, a consumer may have
-	 * passed a page somebody holds (zcdev_ring_keep_held()), and a
-	 * fault from a mapping then gave the slot a fresh page, copied from
-	 * this one. Our bytes are past head, seen by nobody yet: if the slot
-	 * changed, they go to its page now. Pairs with the barrier in
-	 * zcdev_ring_own_slot(), which stores the new page before it copies:
-	 * either we see the new page here or its copy sees our bytes.
-	 */
-	smp_mb();
-	if (copied && READ_ONCE(zd->pages[slot]) != page) {
-		mutex_lock(&zd->ring_lock);
-		memcpy_page(zd->pages[slot], off, page, off, copied);
-		mutex_unlock(&zd->ring_lock);
-	}
-	put_page(page);
+	*w = (struct zcdev_wstep){ .page = page, .slot = slot, .off = off,
+				   .copied = copied };
 	return copied ? copied : -EFAULT;
 }
 
-/* Publish what one hold of produce_lock copied: one head move, one wake. */
-static void zcdev_write_commit(struct zcdev *zd, size_t bytes)
+/*
+ * Publish what one hold of produce_lock copied: one head move, one wake.
+ * The last step's page is settled first, whatever was copied.
+ */
+static void zcdev_write_commit(struct zcdev *zd, size_t bytes,
+			       struct zcdev_wstep *w)
 {
-	if (!bytes)
+	if (!bytes && !w->page)
 		return;
 	mutex_lock(&zd->ring_lock);
-	zd->stats.bytes_written_copy += bytes;
-	zcdev_ring_advance_head(zd, bytes);
+	zcdev_write_settle(zd, w);
+	if (bytes) {
+		zd->stats.bytes_written_copy += bytes;
+		zcdev_ring_advance_head(zd, bytes);
+	}
 	mutex_unlock(&zd->ring_lock);
-	trace_zcdev_xfer_write(bytes, 0, bytes, zd->id);
+	if (bytes)
+		trace_zcdev_xfer_write(bytes, 0, bytes, zd->id);
 }
 
 /*
@@ -196,6 +222,7 @@ ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct zcdev *zd = iocb->ki_filp->private_data;
 	bool nonblock = zcdev_nonblock(iocb);
+	struct zcdev_wstep w = { };
 	ssize_t done = 0, ret = 0;
 	size_t held;
 
@@ -215,13 +242,13 @@ ssize_t zcdev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		}
 		held = 0;
 		while (iov_iter_count(from)) {
-			ret = zcdev_write_step(zd, from, zd->head + held);
+			ret = zcdev_write_step(zd, from, zd->head + held, &w);
 			if (ret <= 0)
 				break;
 			held += ret;
 		}
 		/* Before waiting for space: a reader must see these bytes. */
-		zcdev_write_commit(zd, held);
+		zcdev_write_commit(zd, held, &w);
 		mutex_unlock(&zd->produce_lock);
 		done += held;
 		if (ret < 0)

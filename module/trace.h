@@ -64,21 +64,22 @@ TRACE_EVENT(zcdev_page_swap,
 /*
  * Tail passed a page held beyond the ring and its mappings (an skb of a
  * send(MSG_ZEROCOPY) from the mapping, say): the slot is kept like a lent
- * one. refs and maps are the page's references and PTEs when it was seen.
+ * one. others: the references it had beyond the ring's and the PTEs'
+ * when it was judged; maps: those PTEs.
  */
 TRACE_EVENT(zcdev_slot_kept,
-	    TP_PROTO(unsigned int slot, int refs, int maps, u32 ring),
-	    TP_ARGS(slot, refs, maps, ring),
+	    TP_PROTO(unsigned int slot, int others, int maps, u32 ring),
+	    TP_ARGS(slot, others, maps, ring),
 	    TP_STRUCT__entry(__field(unsigned int, slot)
-			     __field(int, refs)
+			     __field(int, others)
 			     __field(int, maps)
 			     __field(u32, ring)),
 	    TP_fast_assign(__entry->slot = slot;
-			   __entry->refs = refs;
+			   __entry->others = others;
 			   __entry->maps = maps;
 			   __entry->ring = ring;),
-	    TP_printk("slot=%u refs=%d maps=%d ring=%u", __entry->slot,
-		      __entry->refs, __entry->maps, __entry->ring));
+	    TP_printk("slot=%u others=%d maps=%d ring=%u", __entry->slot,
+		      __entry->others, __entry->maps, __entry->ring));
 
 /* A resize or a reset: every mapping was zapped. */
 TRACE_EVENT(zcdev_resize,
