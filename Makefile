@@ -5,7 +5,8 @@
 #
 #   make [module]        build module/zcdev.ko against KDIR
 #   make tools           static tools/zcdev and the examples/ (all on libzcdev,
-#                        linked with pkg-config as a user's program is)
+#                        linked with pkg-config as a user's program is; with
+#                        liburing for io_uring: TOOLS_URING, below)
 #   make lib             libzcdev: tools/lib/libzcdev.so.0 (and the file it
 #                        names), libzcdev.a, libzcdev.pc, libzcdev-uninstalled.pc
 #   make selftests       static test programs in selftests/zcdev/
@@ -51,7 +52,7 @@ SHELL := /bin/bash
 # adds Debian's CPPFLAGS, CFLAGS and LDFLAGS through the environment).
 TOOLS_STATIC ?= -static
 TOOLS_CFLAGS := $(TOOLS_STATIC) -O2 -Wall -Wextra -pthread
-TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"'
+TOOLS_CFLAGS += -DZCDEV_VERSION='"$(VERSION)"' $(if $(TOOLS_STATIC),-DZCDEV_STATIC)
 TOOLS_SRCS := $(wildcard tools/*.c)
 # The libzcdev the tool links: static, the archive (pkg-config --static);
 # dynamic, the shared library by its SONAME.
@@ -115,6 +116,21 @@ need_pkg_config = @command -v $(firstword $(PKG_CONFIG)) > /dev/null || { \
 	echo "$@: $(firstword $(PKG_CONFIG)) is not installed: the tool, the examples and the" \
 	     "selftests take libzcdev's flags from it (Debian: apt install pkgconf)"; exit 1; }
 
+# io_uring (put and get --method uring, the bench's uring rows,
+# examples/uring_rw) through liburing, Debian's liburing-dev, linked as
+# the tool is (static by default). TOOLS_URING=auto builds it in when
+# pkg-config finds liburing, yes requires it (debian/rules, and the rig,
+# whose roots have liburing-dev), no leaves it out: the tool then says
+# that --method uring was not built in, and examples/uring_rw is skipped.
+TOOLS_URING ?= auto
+URING_ON := $(firstword $(filter yes,$(TOOLS_URING) $(if $(filter auto,$(TOOLS_URING)),$(shell \
+	$(PKG_CONFIG) --exists liburing 2> /dev/null && echo yes))))
+need_liburing = @[ "$(TOOLS_URING)" != yes ] || $(PKG_CONFIG) --exists liburing || { \
+	echo "$@: TOOLS_URING=yes, but pkg-config finds no liburing (Debian: apt install liburing-dev)"; \
+	exit 1; }
+URING_CFLAGS = $(if $(URING_ON),-DZCDEV_HAVE_URING $$($(PKG_CONFIG) --cflags liburing))
+URING_LIBS = $(if $(URING_ON),$$($(PKG_CONFIG) --libs $(1) liburing))
+
 lib: $(LIBZCDEV_OUT)
 
 tools/lib/zcdev.o: $(LIBZCDEV_SRC) $(LIBZCDEV_H) uapi/linux/zcdev.h VERSION
@@ -158,20 +174,29 @@ FORCE:
 
 # Each example also builds alone with the line at its top (against an
 # installed libzcdev). Static, like the tool: the rig's guests run them
-# without the library installed.
-examples: $(EXAMPLES)
+# without the library installed. Those that include <liburing.h> link
+# liburing too, and are left out when it is (TOOLS_URING).
+EXAMPLES_URING := $(basename $(shell grep -l '<liburing.h>' examples/*.c 2> /dev/null))
+examples: $(if $(URING_ON),$(EXAMPLES),$(filter-out $(EXAMPLES_URING),$(EXAMPLES)))
+	$(if $(URING_ON),,$(if $(EXAMPLES_URING),@echo "examples: $(EXAMPLES_URING) not built: no liburing (Debian: apt install liburing-dev)"))
+
+$(EXAMPLES_URING): EXAMPLE_LIBS = $(call URING_LIBS,--static)
 
 examples/%: examples/%.c $(LIBZCDEV_A) $(LIBZCDEV_H) uapi/linux/zcdev.h | $(LIBZCDEV_UPC)
 	$(need_pkg_config)
+	$(need_liburing)
 	$(CC) -static -O2 -Wall -Wextra $$($(LIBZCDEV_PKG_CONFIG) --cflags libzcdev) \
-		-o $@ $< $$($(LIBZCDEV_PKG_CONFIG) --libs --static libzcdev)
+		-o $@ $< $$($(LIBZCDEV_PKG_CONFIG) --libs --static libzcdev) $(EXAMPLE_LIBS)
 
 tools/zcdev: $(TOOLS_SRCS) $(wildcard tools/*.h) $(LIBZCDEV_H) $(TOOLS_LIBZCDEV) \
 	     uapi/linux/zcdev.h VERSION | $(LIBZCDEV_UPC)
 	$(if $(TOOLS_SRCS),,$(error no tools/*.c to build tools/zcdev from))
 	$(need_pkg_config)
+	$(need_liburing)
 	$(CC) $(TOOLS_CFLAGS) $(CPPFLAGS) $(CFLAGS) $$($(LIBZCDEV_PKG_CONFIG) --cflags libzcdev) \
-		$(LDFLAGS) -o $@ $(TOOLS_SRCS) $$($(LIBZCDEV_PKG_CONFIG) --libs $(TOOLS_PC_STATIC) libzcdev)
+		$(URING_CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_SRCS) \
+		$$($(LIBZCDEV_PKG_CONFIG) --libs $(TOOLS_PC_STATIC) libzcdev) \
+		$(call URING_LIBS,$(TOOLS_PC_STATIC))
 
 # The selftests link the archive through the same .pc (selftests/zcdev/Makefile).
 selftests: $(LIBZCDEV_A) $(LIBZCDEV_UPC)

@@ -66,13 +66,17 @@ const char put_help[] =
 "                     into a pipe with SPLICE_F_GIFT and unmap them, then\n"
 "                     splice pipe -> ring with SPLICE_F_MOVE; the ring copies\n"
 "                     gifted pages (anonymous memory it never steals)\n"
+"       uring         io_uring IORING_OP_WRITE from a buffer, one request\n"
+"                     at a time: it completes inline, or waits by poll\n"
+"                     while the ring is full, never on a worker thread\n"
 "  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
 "\n"
 "put takes the producer's claim on the ring (see 'zcdev copy --help'): a\n"
 "second put, or a copy, fails until it is done.\n";
 
 const char get_help[] =
-"usage: zcdev get [--method M] [--chunk BYTES] [--tee-to FILE2] [FILE]\n"
+"usage: zcdev get [--method M] [--chunk BYTES] [--tee-to FILE2]\n"
+"                 [--to HOST:PORT | FILE]\n"
 "\n"
 "Drain the ring to FILE (default or '-': stdout) until EOF: the ring is\n"
 "empty and no writer has the device open. Unlike a FIFO's reader, get does\n"
@@ -91,9 +95,20 @@ const char get_help[] =
 "                     pipe, tee(2) that pipe into a second one (references\n"
 "                     to the same pages, no copy), splice each pipe to its\n"
 "                     output\n"
+"       uring         io_uring IORING_OP_READ into a buffer, write(2) it\n"
+"                     out; one request at a time: it completes inline, or\n"
+"                     waits by poll while the ring is empty, never on a\n"
+"                     worker thread\n"
+"       zerocopy      send(2) with MSG_ZEROCOPY straight from the mapped\n"
+"                     ring at tail to a TCP socket (--to, or a socket as\n"
+"                     standard output) with SO_ZEROCOPY set, then\n"
+"                     ZCDEV_IOC_CONSUME of what send() took, at once: the\n"
+"                     module keeps a page the socket still holds\n"
 "  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
 "  -T, --tee-to FILE2 the second output of --method tee (needed by it, and\n"
 "                     only by it); created as FILE is, never '-'\n"
+"      --to HOST:PORT the output is a TCP connection to HOST:PORT\n"
+"                     ([ADDR]:PORT for IPv6) instead of FILE, any method\n"
 "\n"
 "FILE is created: an existing regular FILE is refused (exit 1, nothing is\n"
 "taken), never truncated; an existing FIFO or device is written. To replace\n"
@@ -110,6 +125,18 @@ const char get_help[] =
 "any, were lost. An output open for appending ('>>') is written with\n"
 "write(2): splice and sendfile cannot append. get takes the consumer's\n"
 "claim on the ring.\n"
+"\n"
+"With --to, the connection is made after the device is checked and\n"
+"before a byte leaves the ring: a destination that is refused or cannot\n"
+"be resolved fails (exit 1) with nothing taken; a peer that goes away is\n"
+"EPIPE.\n"
+"\n"
+"With zerocopy, the kernel reports each send's completion on the\n"
+"socket's error queue, marked as copied (SO_EE_CODE_ZEROCOPY_COPIED) when\n"
+"it could not send from the pages (a loopback peer always gets a copy).\n"
+"get reads them as it goes and waits for the last one before it ends (a\n"
+"second at most when stopped), then says on stderr how many sends there\n"
+"were, how many completed and how many of those the kernel copied.\n"
 "\n"
 "With tee, both outputs are checked before a byte leaves the ring, and\n"
 "every byte taken goes to both. If one output fails, the other still gets\n"
@@ -131,7 +158,9 @@ const char copy_help[] =
 "       mmap          mmap -> mmap\n"
 "       splice        splice -> splice\n"
 "       vmsplice      vmsplice -> sendfile\n"
-"       PUT:GET       any pair, e.g. write:sendfile or splice:mmap\n"
+"       uring         uring -> uring (io_uring write, io_uring read)\n"
+"       PUT:GET       any pair, e.g. write:sendfile or splice:mmap (not\n"
+"                     tee or zerocopy: get's alone)\n"
 "  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
 "  -t, --timeout SEC  give up (exit 1) after SEC seconds, whatever copy is\n"
 "                     doing, opening SRC or DST included (default: never)\n"
@@ -565,10 +594,14 @@ static const struct option stream_opts[] = {
 	{ NULL }
 };
 
+/* --to has no letter: 'get -t' would read as copy's --timeout. */
+#define OPT_TO	1
+
 static const struct option get_opts[] = {
 	{ "method", required_argument, NULL, 'm' },
 	{ "chunk", required_argument, NULL, 'c' },
 	{ "tee-to", required_argument, NULL, 'T' },
+	{ "to", required_argument, NULL, OPT_TO },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL }
 };
@@ -586,11 +619,13 @@ struct stream_args {
 	size_t chunk;
 	double timeout;
 	const char *tee_to;	/* get --tee-to */
+	const char *to;		/* get --to HOST:PORT */
 };
 
 static void stream_getopt(const struct cmd *c, int argc, char **argv,
 			  const struct option *opts, struct stream_args *a)
 {
+	char host[256], port[16];
 	int opt;
 
 	a->chunk = DEFAULT_CHUNK;
@@ -609,6 +644,13 @@ static void stream_getopt(const struct cmd *c, int argc, char **argv,
 		case 'T':
 			a->tee_to = optarg;
 			break;
+		case OPT_TO:
+			if (hostport_split(optarg, host, sizeof(host), port,
+					   sizeof(port)))
+				usage_error(c, "bad --to '%s' (HOST:PORT, or [ADDR]:PORT for IPv6; PORT 1 to 65535)",
+					    optarg);
+			a->to = optarg;
+			break;
 		}
 	}
 }
@@ -621,6 +663,50 @@ static int lookup_or_die(const struct cmd *c, const char *const *names,
 	if (m < 0)
 		usage_error(c, "unknown method '%s'", name);
 	return m;
+}
+
+/* A method this zcdev was built without: say so before touching anything. */
+static int method_missing(const struct cmd *c, int put, int get)
+{
+	if ((put != PUT_URING && get != GET_URING) || zuring_built())
+		return 0;
+	errmsg("%s: --method uring: this zcdev was built without io_uring (liburing was missing when it was built: install liburing-dev and build it again)",
+	       c->name);
+	return -1;
+}
+
+/*
+ * get --to: a TCP connection, made once the device is known good and
+ * checked as any output is before a byte leaves the ring.
+ */
+static int open_tcp_output(const char *to, int dev)
+{
+	char err[320], why[64];
+	int fd = tcp_connect(to, err, sizeof(err));
+
+	if (fd < 0) {
+		if (errno == EINTR && atomic_load(&xfer_signal))
+			errmsg("connect to %s: %s", to, stop_reason(why, sizeof(why)));
+		else
+			errmsg("%s (nothing was taken from the ring)", err);
+		return -1;
+	}
+	if (check_output(fd, to, dev)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* get zerocopy's count of its sends, on stderr whatever the outcome. */
+static void zc_report(const struct side *s)
+{
+	const struct zc_count *z = &s->zc;
+
+	errmsg("get --method zerocopy: %llu sends, %llu completed, %llu of them copied by the kernel%s",
+	       (unsigned long long)z->sends, (unsigned long long)z->done,
+	       (unsigned long long)z->copied,
+	       z->done < z->sends ? "; the rest had not completed when get stopped" : "");
 }
 
 /*
@@ -687,6 +773,10 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 		     : lookup_or_die(c, get_names, GET_NR, a.method);
 	path = optind < argc ? argv[optind++] : "-";
 	no_more_args(c, argc, argv);
+	if (a.to && strcmp(path, "-"))
+		usage_error(c, "FILE '%s' and --to are two outputs: give one", path);
+	if (!put && method == GET_ZEROCOPY && !a.to && strcmp(path, "-"))
+		usage_error(c, "--method zerocopy sends on a TCP socket: give --to HOST:PORT (FILE cannot be one)");
 	if (!put && method == GET_TEE && !a.tee_to)
 		usage_error(c, "--method tee needs --tee-to FILE2");
 	if (!put && method != GET_TEE && a.tee_to)
@@ -694,7 +784,10 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	/* Standard output is FILE's default; FILE2 is always a name. */
 	if (a.tee_to && !strcmp(a.tee_to, "-"))
 		usage_error(c, "--tee-to needs a file: '-' is FILE's standard output");
-	name = strcmp(path, "-") ? path : put ? "standard input" : "standard output";
+	name = a.to ? a.to : strcmp(path, "-") ? path :
+	       put ? "standard input" : "standard output";
+	if (method_missing(c, put ? method : -1, put ? -1 : method))
+		return EXIT_FAIL;
 	stream_signals();
 
 	/* The device first: a missing module must not cost FILE its bytes. */
@@ -705,9 +798,19 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	if (ring_usable(c, &info) ||
 	    claim(fd, put ? ZCDEV_PRODUCER : ZCDEV_CONSUMER))
 		goto close_fd;
-	io = put ? open_input(path, fd) : open_output(path, fd, true, &made);
+	if (put)
+		io = open_input(path, fd);
+	else if (a.to)
+		io = open_tcp_output(a.to, fd);
+	else
+		io = open_output(path, fd, true, &made);
 	if (io < 0)
 		goto close_fd;
+	if (!put && method == GET_ZEROCOPY && !is_tcp_socket(io)) {
+		errmsg("%s is not a TCP socket: --method zerocopy sends on one (--to HOST:PORT; nothing was taken from the ring)",
+		       name);
+		goto close_io;
+	}
 	if (!put && method == GET_TEE) {
 		io2 = open_tee_output(path, name, a.tee_to, io, made, fd);
 		if (io2 < 0)
@@ -722,14 +825,16 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	} else {
 		s.snk.fd = io;
 		s.snk.keep = true;
-		/* Two outputs: messages say which. */
-		s.snk.name = io2 >= 0 ? name : NULL;
+		/* Two outputs, or a connection: messages say which. */
+		s.snk.name = io2 >= 0 || a.to ? name : NULL;
 		s.snk2.fd = io2;
 		s.snk2.keep = io2 >= 0;
 		s.snk2.name = a.tee_to;
 	}
 	fd = -1;	/* the side closes it */
 	ret = transfer(&run, sides, 1, &info);
+	if (!put && method == GET_ZEROCOPY)
+		zc_report(&s);
 	if (io2 >= 0)
 		close(io2);
 close_io:
@@ -759,6 +864,7 @@ static const struct copy_pair {
 	{ "mmap",	PUT_MMAP,	GET_MMAP },
 	{ "splice",	PUT_SPLICE,	GET_SPLICE },
 	{ "vmsplice",	PUT_VMSPLICE,	GET_SENDFILE },
+	{ "uring",	PUT_URING,	GET_URING },
 	{ NULL }
 };
 
@@ -786,6 +892,8 @@ static void copy_methods(const struct cmd *c, const char *name, int *put,
 	*get = lookup_or_die(c, get_names, GET_NR, colon + 1);
 	if (*get == GET_TEE)
 		usage_error(c, "copy has one output: tee is for 'zcdev get --method tee'");
+	if (*get == GET_ZEROCOPY)
+		usage_error(c, "DST is a file: zerocopy sends on a TCP socket ('zcdev get --method zerocopy --to HOST:PORT')");
 }
 
 static void copy_report(const char *src, const char *dst, struct side *prod,
@@ -853,6 +961,8 @@ int cmd_copy(const struct cmd *c, int argc, char **argv)
 	dst = argv[optind + 1];
 	if (!strcmp(dst, "-"))
 		usage_error(c, "DST must be a file: the report goes to stdout");
+	if (method_missing(c, put, get))
+		return EXIT_FAIL;
 	/* --timeout bounds the whole command: the opens of a FIFO too. */
 	stream_signals();
 	cmd_timeout = a.timeout;

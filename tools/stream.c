@@ -35,6 +35,7 @@ const char *const put_names[] = {
 	[PUT_MMAP]		= "mmap",
 	[PUT_SPLICE]		= "splice",
 	[PUT_VMSPLICE]		= "vmsplice",
+	[PUT_URING]		= "uring",
 	[PUT_VMSPLICE_REF]	= "vmsplice-pipe",
 };
 
@@ -43,7 +44,9 @@ const char *const get_names[] = {
 	[GET_MMAP]	= "mmap",
 	[GET_SPLICE]	= "splice",
 	[GET_SENDFILE]	= "sendfile",
+	[GET_URING]	= "uring",
 	[GET_TEE]	= "tee",
+	[GET_ZEROCOPY]	= "zerocopy",
 };
 
 int method_lookup(const char *const *names, int nr, const char *name)
@@ -480,7 +483,8 @@ static int tee_pipe_room(struct side *s, struct sink *k, size_t *want)
 static int sink_room(struct side *s, struct sink *k, size_t *want)
 {
 	struct pollfd pfd = { .fd = k->fd, .events = POLLOUT };
-	bool holds = s->method == GET_READ || s->method == GET_TEE ||
+	bool holds = s->method == GET_READ || s->method == GET_URING ||
+		     s->method == GET_TEE ||
 		     (s->method == GET_SPLICE && !s->direct);
 	struct rlimit rl;
 	struct stat st;
@@ -499,7 +503,7 @@ static int sink_room(struct side *s, struct sink *k, size_t *want)
 		}
 		if (s->method == GET_TEE)
 			return tee_pipe_room(s, k, want);
-		if (s->method != GET_READ)
+		if (s->method != GET_READ && s->method != GET_URING)
 			return 0;
 		sz = fcntl(k->fd, F_GETPIPE_SZ);
 		if (sz > 0 && !ioctl(k->fd, FIONREAD, &queued) && queued >= 0)
@@ -718,6 +722,41 @@ static ssize_t put_vmsplice_ref(struct side *s)
 	return n;
 }
 
+/*
+ * A signal broke an io_uring wait: go on waiting, or (a stop, or a
+ * consumer that has all it waits for) have the request canceled.
+ */
+static bool uring_keep_waiting(void)
+{
+	errno = EINTR;
+	return sys_retry();
+}
+
+/*
+ * io_uring's IORING_OP_WRITE of a chunk of input, a request at a time
+ * until all of it is in: a full ring makes a request wait by poll (the
+ * device honours IOCB_NOWAIT), and a request that finds some room
+ * completes short.
+ */
+static ssize_t put_uring(struct side *s)
+{
+	const void *p;
+	ssize_t n = src_peek(s, &p, s->chunk), r;
+	size_t done = 0;
+
+	while (n > 0 && done < (size_t)n) {
+		r = zuring_rw(s->uring, true, s->fd, (char *)p + done, n - done,
+			      uring_keep_waiting, &nr_syscalls);
+		if (r <= 0) {
+			if (!r)
+				errno = EIO;
+			return side_fail(s, "io_uring write %s", s->name);
+		}
+		done += r;
+	}
+	return n;
+}
+
 /* ---- get: one step moves up to want bytes out; 0 at EOF ---- */
 
 static ssize_t get_read(struct side *s, size_t want)
@@ -729,6 +768,72 @@ static ssize_t get_read(struct side *s, size_t want)
 	if (n > 0 && sink_held(s, s->tmp, n, false))
 		return -1;
 	return n;
+}
+
+/*
+ * io_uring's IORING_OP_READ into the buffer, then out as read's bytes
+ * go. An empty ring makes the request wait by poll; a stop cancels it,
+ * and bytes it took all the same are written before the step ends.
+ */
+static ssize_t get_uring(struct side *s, size_t want)
+{
+	ssize_t n = zuring_rw(s->uring, false, s->fd, s->tmp, want,
+			      uring_keep_waiting, &nr_syscalls);
+
+	if (n < 0)
+		return side_fail(s, "io_uring read %s", s->name);
+	if (n > 0 && sink_held(s, s->tmp, n, false))
+		return -1;
+	return n;
+}
+
+/*
+ * send(MSG_ZEROCOPY) from the mapped ring at tail to a TCP socket with
+ * SO_ZEROCOPY set, then CONSUME exactly what send() took, at once: the
+ * socket still references those ring pages until their completion, and
+ * the module keeps a page that something beyond the ring holds when tail
+ * passes it (slots_kept): the producer's next use of that slot gets a
+ * fresh page. The completions are read from the error queue after every
+ * send, so their notifications never spend the socket's optmem (ENOBUFS).
+ */
+static ssize_t get_zerocopy(struct side *s, size_t want)
+{
+	struct sink *k = &s->snk;
+	const char *name = k->name ? k->name : "output";
+	char *p;
+	ssize_t n = zring_wait(s, &p), r;
+
+	if (n <= 0)
+		return n;
+	n = MIN((size_t)n, want);
+	for (;;) {
+		struct pollfd out = { .fd = k->fd, .events = POLLOUT };
+
+		r = SYS(zc_send(k->fd, p, n, &s->zc));
+		if (r >= 0 || errno != EAGAIN)
+			break;
+		/* A socket another process made non-blocking: wait for room. */
+		if (SYS(poll(&out, 1, -1)) < 0)
+			break;
+	}
+	if (r <= 0) {
+		if (!r)
+			errno = EIO;
+		return side_fail(s, "send(MSG_ZEROCOPY) to %s", name);
+	}
+	if (zring_commit(s, r)) {
+		/* Sent but still in the ring: a retry would send them twice. */
+		side_fail(s, "ZCDEV_IOC_CONSUME after a send (%zd bytes sent, still in the ring)",
+			  r);
+		s->step_done = r;
+		return -1;
+	}
+	if (zc_reap(k->fd, &s->zc)) {
+		s->step_done = r;
+		return side_fail(s, "read the completions of %s (MSG_ERRQUEUE)",
+				 name);
+	}
+	return r;
 }
 
 /*
@@ -901,6 +1006,7 @@ static ssize_t (*const put_steps[PUT_NR])(struct side *s) = {
 	[PUT_MMAP]		= put_mmap,
 	[PUT_SPLICE]		= put_splice,
 	[PUT_VMSPLICE]		= put_vmsplice,
+	[PUT_URING]		= put_uring,
 	[PUT_VMSPLICE_REF]	= put_vmsplice_ref,
 };
 
@@ -909,7 +1015,9 @@ static ssize_t (*const get_steps[GET_NR])(struct side *s, size_t want) = {
 	[GET_MMAP]	= get_mmap,
 	[GET_SPLICE]	= get_splice,
 	[GET_SENDFILE]	= get_sendfile,
+	[GET_URING]	= get_uring,
 	[GET_TEE]	= get_tee,
+	[GET_ZEROCOPY]	= get_zerocopy,
 };
 
 static int check_abort(struct side *s)
@@ -976,10 +1084,41 @@ static int get_steps_run(struct side *s)
 	return -1;
 }
 
+/*
+ * get zerocopy ends when every send has its completion: the report says
+ * how many there were and how many the kernel copied. After a stop, or a
+ * failure, a second at most (the socket keeps and sends what it took
+ * whatever happens to us: those bytes are written).
+ */
+static int zc_finish(struct side *s, int ret)
+{
+	int r = 1;
+
+	if (!ret && !atomic_load(&xfer_abort)) {
+		do
+			r = zc_wait(s->snk.fd, &s->zc, -1);
+		while (r < 0 && errno == EINTR && !atomic_load(&xfer_abort));
+		if (!r)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return side_fail(s, "read the completions of %s (MSG_ERRQUEUE)",
+					 s->snk.name ? s->snk.name : "output");
+	}
+	while ((r = zc_wait(s->snk.fd, &s->zc, 1000)) < 0 && errno == EINTR)
+		;
+	if (ret || !r)
+		return ret;
+	errno = ECANCELED;
+	return side_fail(s, "waiting for the completions of %llu sends",
+			 (unsigned long long)(s->zc.sends - s->zc.done));
+}
+
 static int get_run(struct side *s)
 {
 	int ret = get_steps_run(s);
 
+	if (s->method == GET_ZEROCOPY)
+		ret = zc_finish(s, ret);
 	sink_unreserve(&s->snk);
 	if (s->method == GET_TEE)
 		sink_unreserve(&s->snk2);
@@ -1034,7 +1173,14 @@ int put_open_flags(int method)
 
 static bool side_mmaps(const struct side *s)
 {
-	return s->method == (s->put ? PUT_MMAP : GET_MMAP);
+	if (s->put)
+		return s->method == PUT_MMAP;
+	return s->method == GET_MMAP || s->method == GET_ZEROCOPY;
+}
+
+static bool side_urings(const struct side *s)
+{
+	return s->method == (s->put ? PUT_URING : GET_URING);
 }
 
 static bool side_hops(const struct side *s)
@@ -1081,6 +1227,17 @@ int side_setup(struct side *s, const struct zcdev_info *info)
 	}
 	if (side_mmaps(s) && zcdev_ring_map(&s->ring, s->fd, info, s->put))
 		return side_fail(s, "mmap %s", s->name);
+	if (side_urings(s)) {
+		s->uring = zuring_open();
+		if (!s->uring)
+			return side_fail(s, "io_uring_queue_init%s",
+					 errno == ENOSYS || errno == EPERM ?
+					 " (io_uring is off in this kernel? kernel.io_uring_disabled)" :
+					 "");
+	}
+	if (!s->put && s->method == GET_ZEROCOPY && zc_enable(s->snk.fd))
+		return side_fail(s, "setsockopt(SO_ZEROCOPY) on %s",
+				 s->snk.name ? s->snk.name : "the output");
 	if (!s->put && s->snk.keep && !s->snk.expect)
 		sink_setup(&s->snk);
 	if (s->method == GET_TEE && !s->put)
@@ -1113,6 +1270,8 @@ void side_release(struct side *s)
 	int i;
 
 	zcdev_ring_unmap(&s->ring);
+	zuring_close(s->uring);
+	s->uring = NULL;
 	for (i = 0; i < 2; i++) {
 		if (s->pipe[i] >= 0)
 			close(s->pipe[i]);

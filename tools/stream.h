@@ -19,6 +19,8 @@
 #include <sys/types.h>
 
 #include <libzcdev.h>
+#include "net.h"
+#include "uring.h"
 #include "util.h"
 
 #define DEFAULT_CHUNK	(64u << 10)
@@ -77,19 +79,23 @@ enum put_method {
 	PUT_MMAP,
 	PUT_SPLICE,
 	PUT_VMSPLICE,
+	PUT_URING,		/* io_uring IORING_OP_WRITE */
 	PUT_VMSPLICE_REF,	/* bench only: vmsplice into a pipe, no gift */
 	PUT_NR
 };
 
 /* The put methods a user can name: all but the bench's reference. */
-#define PUT_USER_NR	(PUT_VMSPLICE + 1)
+#define PUT_USER_NR	(PUT_URING + 1)
 
 enum get_method {
 	GET_READ,
 	GET_MMAP,
 	GET_SPLICE,
 	GET_SENDFILE,
+	GET_URING,	/* io_uring IORING_OP_READ */
 	GET_TEE,	/* get only: two outputs (copy has one) */
+	GET_ZEROCOPY,	/* get only: send(MSG_ZEROCOPY) from the mapping to
+			   a TCP socket (copy writes a file) */
 	GET_NR
 };
 
@@ -151,6 +157,7 @@ struct side {
 	size_t pipe_len;
 	bool direct;		/* the other end is a pipe: no hop */
 	char *tmp;		/* chunk bytes of bounce buffer */
+	struct zuring *uring;	/* put/get uring: one request at a time */
 
 	/* results */
 	atomic_uint_least64_t bytes;
@@ -170,6 +177,8 @@ struct side {
 	 */
 	uint64_t bytes2, lost2;
 	size_t step_done;	/* what a failed get step still delivered */
+	/* get zerocopy: its sends and their completions, for the report */
+	struct zc_count zc;
 	size_t pend_off, pend_len;	/* put mmap: input read ahead of room */
 	bool failed;
 	bool canceled;		/* failed only because the run was aborted */
