@@ -21,7 +21,7 @@
 const char bench_help[] =
 "usage: zcdev bench [--size BYTES] [--chunk LIST] [--map LIST] [--method LIST]\n"
 "                   [--repeat N] [--timeout SEC] [--no-verify] [--json]\n"
-"                   [--format table|json|both]\n"
+"                   [--format table|json|both] [--tcp-to HOST:PORT]\n"
 "\n"
 "Time every path of the ring, one side at a time, beside reference rows\n"
 "measured in the same run, and print each row's throughput and its ratio\n"
@@ -61,6 +61,12 @@ const char bench_help[] =
 "  -j, --json           the same as --format json\n"
 "  -f, --format F       table (default), json (one JSON object with every\n"
 "                       sample), both (the table, then the JSON on one line)\n"
+"      --tcp-to HOST:PORT  the >tcp rows send to an external receiver there\n"
+"                       (a sink across a NIC: 'zcdev bench --tcp-to\n"
+"                       \"$ZCDEV_NIC_SINK\"' in the rig) instead of to a\n"
+"                       receiver process of their own on loopback; it must\n"
+"                       take two connections at once and discard what comes.\n"
+"                       Their bytes are then counted as sent, not verified\n"
 "\n"
 "rows (baseline in brackets):\n"
 "  ref:pipe-rw         a Linux pipe of the ring's size, write -> read [itself]\n"
@@ -73,6 +79,8 @@ const char bench_help[] =
 "                      timed, the producer's mapping held [pipe-splice]\n"
 "  get:read            read(2) into a buffer [itself]\n"
 "  get:mmap            the bytes used in place, then CONSUME (mapped) [read]\n"
+"  get:uring-read      io_uring IORING_OP_READ into a buffer, a request a\n"
+"                      call, completed inline [read]\n"
 "  get:splice-null     splice ring -> pipe -> /dev/null [read]\n"
 "  get:sendfile-null   sendfile to /dev/null [read]\n"
 "  get:read-null2      read(2) into a buffer, write(2) it to /dev/null twice:\n"
@@ -82,16 +90,25 @@ const char bench_help[] =
 "                      [read-null2]\n"
 "  get:read-send       read(2), then send(2) on loopback TCP [itself]\n"
 "  get:mmap-send       send(2) from the mapping, then CONSUME [read-send]\n"
+"  get:mmap-send-zc    send(2) with MSG_ZEROCOPY from the mapping, then\n"
+"                      CONSUME at once; the completions are read from the\n"
+"                      error queue after each call, and awaited before the\n"
+"                      row's socket closes (mapped) [read-send]\n"
 "  get:splice-tcp      splice ring -> pipe -> the socket [read-send]\n"
 "  get:sendfile-tcp    sendfile to the socket [read-send]\n"
 "  put:write           write(2) [itself]\n"
+"  put:uring-write     io_uring IORING_OP_WRITE from the payload, a request\n"
+"                      a call, completed inline [write]\n"
 "  put:mmap            memcpy at head, then PRODUCE (mapped) [write]\n"
 "  put:mmap-populate   the same, after MADV_POPULATE_WRITE of the range:\n"
 "                      one call instead of a fault per page (mapped) [write]\n"
 "  put:splice          splice from a pipe holding the bytes, SPLICE_F_MOVE;\n"
 "                      filling that pipe is not timed [write]\n"
 "  put:vmsplice        vmsplice the payload into a pipe, splice it in [write]\n"
-"A child process drains the socket with recv(MSG_TRUNC), uncounted.\n"
+"A child process drains the socket with recv(MSG_TRUNC), uncounted (with\n"
+"--tcp-to, the external receiver). For get:mmap-send-zc the table's notes\n"
+"and the JSON (\"zerocopy\") give the sends, how many completed, and how\n"
+"many of those the kernel copied (on loopback: every one).\n"
 "\n"
 "columns:\n"
 "  MB/s      bytes / wall time of the timed side, 10^6 bytes/s: a round's\n"
@@ -487,6 +504,7 @@ static void run_row(struct bench *b, struct brow *r, unsigned int round,
 	if (!r->ok || verify)
 		return;
 	r->s[round] = cost[0];
+	r->s[round].zc = c[0].zc;
 	lap_ratios(r, round, &cost[0], alt ? &cost[1] : NULL);
 }
 
@@ -738,27 +756,30 @@ static void print_header(const struct bench *b)
 	printf("splice to /dev/null; %s\n",
 	       b->verify ? "every byte verified in a first, untimed round"
 			 : "no verify round (--no-verify)");
+	if (b->env.tcp_to)
+		printf(">tcp rows send to %s, an external receiver: their bytes are counted\n"
+		       "as sent, not verified\n", b->env.tcp_to);
 	printf("MB/s = 10^6 bytes/s; x base = MB/s over the baseline's (vs), laps alternating\n");
 	printf("copy, ref, inpl per payload byte; trap, lent, mapd, swap, steal per payload page\n");
 	ccost_print(&b->cc);
 }
 
-static void print_cols(void)
+static void print_cols(int w)
 {
-	printf("%-22s %8s %7s %13s %-12s %7s %7s %4s %5s %5s %5s %5s %5s %5s %5s %5s\n",
-	       "path", "MB/s", "x base", "min-max", "vs", "calls", "cpu s/GB",
+	printf("%-*s %8s %7s %13s %-12s %7s %7s %4s %5s %5s %5s %5s %5s %5s %5s %5s\n",
+	       w, "path", "MB/s", "x base", "min-max", "vs", "calls", "cpu s/GB",
 	       "sys%", "trap", "copy", "ref", "inpl", "lent", "mapd", "swap",
 	       "steal");
 }
 
-static void print_row(const struct bench *b, const struct brow *r)
+static void print_row(const struct bench *b, const struct brow *r, int w)
 {
 	double lo, hi, x, cpu[64], sys[64], pages;
 	unsigned long calls[64];
 	unsigned int i, n = b->repeat < 64 ? b->repeat : 64;
 	char mm[32];
 
-	printf("%-22s ", r->p->label);
+	printf("%-*s ", w, r->p->label);
 	if (!r->ok) {
 		printf("error: %s\n", r->err);
 		return;
@@ -792,12 +813,54 @@ static void print_row(const struct bench *b, const struct brow *r)
 	       per_byte(r, b->repeat, st_stolen) * pages);
 }
 
+/* A row's MSG_ZEROCOPY sends and completions over every round. */
+static struct zc_count row_zc(const struct bench *b, const struct brow *r)
+{
+	struct zc_count z = { 0 };
+	unsigned int i;
+
+	for (i = 0; i < b->repeat; i++) {
+		z.sends += r->s[i].zc.sends;
+		z.done += r->s[i].zc.done;
+		z.copied += r->s[i].zc.copied;
+	}
+	return z;
+}
+
+/* What the columns cannot say: the MSG_ZEROCOPY rows' completions. */
+static void print_notes(const struct bench *b)
+{
+	bool first = true;
+	struct zc_count z;
+	size_t i;
+	char sz[32];
+
+	for (i = 0; i < b->nr_rows; i++) {
+		const struct brow *r = &b->rows[i];
+
+		if (!r->ok || r->p->get != BG_MMAP_SEND_ZC || r->p->side != BS_GET)
+			continue;
+		if (first)
+			printf("\nnotes (all rounds, each context's untimed first lap included):\n");
+		first = false;
+		z = row_zc(b, r);
+		size_text(sz, sizeof(sz), r->chunk);
+		printf("  %s, %s, %s calls: %llu sends, %llu completed, %llu of them copied by the kernel\n",
+		       r->p->label, bmap_names[r->map], sz,
+		       (unsigned long long)z.sends, (unsigned long long)z.done,
+		       (unsigned long long)z.copied);
+	}
+}
+
 static void print_table(const struct bench *b)
 {
-	int section = -1;
+	int section = -1, w = 22;
 	size_t i, chunk = 0;
 	char sz[32];
 
+	for (i = 0; i < b->nr_rows; i++)
+		if ((int)strlen(b->rows[i].p->label) > w)
+			w = strlen(b->rows[i].p->label);
 	print_header(b);
 	for (i = 0; i < b->nr_rows; i++) {
 		const struct brow *r = &b->rows[i];
@@ -807,10 +870,20 @@ static void print_table(const struct bench *b)
 			section = section_of(r);
 			size_text(sz, sizeof(sz), chunk);
 			printf("\n%s calls: %s\n", sz, section_names[section]);
-			print_cols();
+			print_cols(w);
 		}
-		print_row(b, r);
+		print_row(b, r, w);
 	}
+	print_notes(b);
+}
+
+static void json_zc(struct json *j, const struct zc_count *z)
+{
+	json_begin(j, "zerocopy", '{');
+	json_u64(j, "sends", z->sends);
+	json_u64(j, "completed", z->done);
+	json_u64(j, "copied", z->copied);
+	json_end(j, '}');
 }
 
 static void json_sample(struct json *j, const struct brow *r, unsigned int i)
@@ -833,6 +906,8 @@ static void json_sample(struct json *j, const struct brow *r, unsigned int i)
 	for (k = 0; k < s->laps; k++)
 		json_double(j, NULL, s->lap_rate[k] / MB);
 	json_end(j, ']');
+	if (r->p->side == BS_GET && r->p->get == BG_MMAP_SEND_ZC)
+		json_zc(j, &s->zc);
 	if (!r->p->pipe && r->p->put != BP_MEMCPY) {
 		json_begin(j, "zcdev", '{');
 		json_u64(j, "copied_bytes", zcdev_stats_copied(&s->d));
@@ -867,6 +942,13 @@ static void json_row(struct json *j, const struct bench *b, const struct brow *r
 	json_double(j, "x", x);
 	json_double(j, "x_min", lo);
 	json_double(j, "x_max", hi);
+	json_bool(j, "bytes_verified",
+		  b->verify && !(b->env.tcp_to && bpath_tcp(r->p)));
+	if (r->p->side == BS_GET && r->p->get == BG_MMAP_SEND_ZC) {
+		struct zc_count z = row_zc(b, r);
+
+		json_zc(j, &z);
+	}
 	json_begin(j, "samples", '[');
 	for (i = 0; i < b->repeat; i++)
 		json_sample(j, r, i);
@@ -885,6 +967,8 @@ static void print_json(const struct bench *b)
 	json_u64(&j, "payload_bytes", b->size);
 	json_u64(&j, "repeat", b->repeat);
 	json_bool(&j, "verified", b->verify);
+	if (b->env.tcp_to)
+		json_str(&j, "tcp_to", b->env.tcp_to);
 	json_u64(&j, "page_size", b->page_size);
 	json_u64(&j, "mb_bytes", (uint64_t)MB);
 	json_u64(&j, "pipe_bytes", b->pipe_len);
@@ -918,9 +1002,11 @@ static void bench_getopt(const struct cmd *c, struct bench *b, int argc,
 		{ "no-verify", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "tcp-to", required_argument, NULL, 1 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL }
 	};
+	char host[256], port[16];
 	uint32_t n;
 	int opt;
 
@@ -964,6 +1050,13 @@ static void bench_getopt(const struct cmd *c, struct bench *b, int argc,
 			else
 				usage_error(c, "bad --format '%s' (table, json, both)",
 					    optarg);
+			break;
+		case 1:
+			if (hostport_split(optarg, host, sizeof(host), port,
+					   sizeof(port)))
+				usage_error(c, "bad --tcp-to '%s' (HOST:PORT, or [ADDR]:PORT for IPv6)",
+					    optarg);
+			b->env.tcp_to = optarg;
 			break;
 		}
 	}

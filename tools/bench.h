@@ -32,6 +32,7 @@ enum bput {
 	BP_MMAP_POP,	/* the same after MADV_POPULATE_WRITE of the range */
 	BP_SPLICE,	/* splice from a pipe already holding the bytes */
 	BP_VMSPLICE,	/* vmsplice the payload into a pipe, splice it in */
+	BP_URING_WRITE,	/* io_uring IORING_OP_WRITE from the payload */
 	BP_MEMCPY,	/* reference: memcpy into a ring-sized buffer */
 	BP_STAGE_VMSPLICE,	/* reference: the same, then vmsplice it */
 	BP_NR,
@@ -47,6 +48,9 @@ enum bget {
 				   each spliced to /dev/null */
 	BG_READ_SEND,		/* read(2), then send(2) on loopback TCP */
 	BG_MMAP_SEND,		/* send(2) from the mapping + CONSUME */
+	BG_MMAP_SEND_ZC,	/* send(MSG_ZEROCOPY) from the mapping +
+				   CONSUME, completions read as they come */
+	BG_URING_READ,		/* io_uring IORING_OP_READ into a buffer */
 	BG_SPLICE_TCP,		/* splice ring -> pipe -> socket */
 	BG_SENDFILE_TCP,	/* sendfile to the socket */
 	BG_NONE,		/* memcpy: nothing to drain */
@@ -77,6 +81,7 @@ extern const char *const bside_names[];
 const struct bpath *bpath_find(const char *id);
 const char *bpath_short(const struct bpath *p);
 bool bpath_matches(const struct bpath *p, const char *tok);
+bool bpath_tcp(const struct bpath *p);
 
 #define BENCH_MAX_LAPS	64
 /* The payload's start moves by less than this (bench_paths.c: bctx_skew()). */
@@ -94,6 +99,12 @@ struct bcost {
 	unsigned long syscalls;
 	long minflt;
 	struct zcdev_stats d;	/* module counter deltas */
+	/*
+	 * MSG_ZEROCOPY rows: the sends of the row's context, its untimed
+	 * first lap included, and their completions (all of them: the
+	 * context waits for the last before it closes).
+	 */
+	struct zc_count zc;
 };
 
 /*
@@ -117,6 +128,11 @@ struct benv {
 	struct zcdev_info info;	/* of the device, when have_dev */
 	struct bmapping *pmap;	/* the producer's mapping, shared */
 	double timeout;		/* per lap, seconds; 0: none */
+	/*
+	 * --tcp-to HOST:PORT: the TCP rows send there instead of to a
+	 * receiver process of their own, and so cannot verify the bytes.
+	 */
+	const char *tcp_to;
 };
 
 /* Everything one row needs while it runs; built and torn down per row. */
@@ -141,6 +157,8 @@ struct bctx {
 	int sink;		/* /dev/null or, verifying, a memfd */
 	int sink2;		/* the second output of the x2 rows: the same */
 	int tx;			/* the TCP sender, or -1 */
+	struct zc_count zc;	/* its MSG_ZEROCOPY sends, completions */
+	struct zuring *uring;	/* the uring rows' io_uring */
 	pid_t rx_pid;		/* the receiver, or 0 */
 	int rx_res;		/* its word when it is done, or -1 */
 	char *buf;		/* chunk bytes for read */

@@ -53,7 +53,10 @@ const char explain_help[] =
 "  zapped    page table entries of this process's ring mappings the call\n"
 "            removed; mapped: that it added\n"
 "  left      the producer's entries still on pages the call lent (both\n"
-"            halves of the mapping): 0, or a lent page could be written\n";
+"            halves of the mapping): 0, or a lent page could be written\n"
+"get:mmap-send-zc's JSON adds \"zerocopy\": the MSG_ZEROCOPY sends of its\n"
+"laps and its call, how many completed (all, before its socket closes)\n"
+"and how many of those the kernel copied.\n";
 
 struct ptes {
 	unsigned char *v;
@@ -93,6 +96,8 @@ struct xres {
 	unsigned long zapped, mapped;
 	/* PTEs of the producer's mapping still on the pages a consumer lent */
 	long lent_left;
+	/* MSG_ZEROCOPY: the context's sends and completions, laps included */
+	struct zc_count zc;
 };
 
 /*
@@ -174,6 +179,7 @@ static void explain_one(const struct benv *env, const struct bpath *p,
 		bctx_fail(&c, "%s: not done within %g s", p->id, env->timeout);
 	}
 	bctx_close(&c);
+	x->zc = c.zc;
 	x->ok = !c.failed;
 	if (c.failed)
 		snprintf(x->err, sizeof(x->err), "%s", c.err);
@@ -229,6 +235,13 @@ static void json_x(struct json *j, const struct xres *x)
 	json_u64(j, "in_place_bytes", zcdev_stats_in_place(&x->cost.d));
 	json_fields(j, &x->cost.d, zcdev_stats_fields);
 	json_end(j, '}');
+	if (x->p->get == BG_MMAP_SEND_ZC) {
+		json_begin(j, "zerocopy", '{');
+		json_u64(j, "sends", x->zc.sends);
+		json_u64(j, "completed", x->zc.done);
+		json_u64(j, "copied", x->zc.copied);
+		json_end(j, '}');
+	}
 	json_end(j, '}');
 }
 

@@ -56,6 +56,8 @@ const struct bpath bpaths[] = {
 	  "get:read", NULL },
 	{ "get:mmap", "get mmap in place", BS_GET, 0, BG_MMAP, false,
 	  BIT(BMAP_PROD), "get:read", NULL },
+	{ "get:uring-read", "get uring read", BS_GET, 0, BG_URING_READ, false,
+	  ALL_MAPS, "get:read", NULL },
 	{ "get:splice-null", "get splice >null", BS_GET, 0, BG_SPLICE_NULL,
 	  false, ALL_MAPS, "get:read", "splice-out" },
 	{ "get:sendfile-null", "get sendfile >null", BS_GET, 0,
@@ -68,12 +70,16 @@ const struct bpath bpaths[] = {
 	  ALL_MAPS, "get:read-send", NULL },
 	{ "get:mmap-send", "get mmap+send >tcp", BS_GET, 0, BG_MMAP_SEND, false,
 	  BIT(BMAP_PROD), "get:read-send", NULL },
+	{ "get:mmap-send-zc", "get mmap+send(MSG_ZEROCOPY) >tcp", BS_GET, 0,
+	  BG_MMAP_SEND_ZC, false, BIT(BMAP_PROD), "get:read-send", NULL },
 	{ "get:splice-tcp", "get splice >tcp", BS_GET, 0, BG_SPLICE_TCP, false,
 	  ALL_MAPS, "get:read-send", NULL },
 	{ "get:sendfile-tcp", "get sendfile >tcp", BS_GET, 0, BG_SENDFILE_TCP,
 	  false, ALL_MAPS, "get:read-send", NULL },
 	{ "put:write", "put write", BS_PUT, BP_WRITE, 0, false, ALL_MAPS,
 	  "put:write", NULL },
+	{ "put:uring-write", "put uring write", BS_PUT, BP_URING_WRITE, 0, false,
+	  ALL_MAPS, "put:write", NULL },
 	{ "put:mmap", "put mmap+PRODUCE", BS_PUT, BP_MMAP, 0, false,
 	  BIT(BMAP_PROD), "put:write", NULL },
 	{ "put:mmap-populate", "put mmap+populate", BS_PUT, BP_MMAP_POP, 0,
@@ -106,6 +112,15 @@ const char *const bside_names[] = {
 const char *bpath_short(const struct bpath *p)
 {
 	return strchr(p->id, ':') + 1;
+}
+
+/* Does the row send to TCP (a receiver of its own, or --tcp-to's)? */
+bool bpath_tcp(const struct bpath *p)
+{
+	return p->side == BS_GET &&
+	       (p->get == BG_READ_SEND || p->get == BG_MMAP_SEND ||
+		p->get == BG_MMAP_SEND_ZC || p->get == BG_SPLICE_TCP ||
+		p->get == BG_SENDFILE_TCP);
 }
 
 /* A name on the command line: all, an id, its short name, a side, an alias. */
@@ -333,6 +348,66 @@ static char *ring_at(const struct zcdev_ring *r, bool head)
 	return r->data + pos % r->ring_bytes;
 }
 
+/* A lap watchdog's stop cancels a request still waiting. */
+static bool bench_keep_waiting(void)
+{
+	return !atomic_load(&xfer_abort);
+}
+
+/* io_uring write of n payload bytes, or read of n into buf, in requests. */
+static int uring_all(struct bctx *c, bool write, char *p, size_t n)
+{
+	while (n) {
+		ssize_t r = zuring_rw(c->uring, write, write ? c->wfd : c->rfd,
+				      p, n, bench_keep_waiting, &nr_syscalls);
+
+		if (r <= 0) {
+			if (!r)
+				errno = 0;
+			return bctx_fail(c, "io_uring %s%s", write ? "write" : "read",
+					 r ? "" : ": nothing moved");
+		}
+		if (!write && c->verify && check_bytes(c, p, r))
+			return -1;
+		if (!write)
+			c->get_off += r;
+		p += r;
+		n -= r;
+	}
+	return 0;
+}
+
+/*
+ * send(MSG_ZEROCOPY) of n bytes of the mapping, then what the error queue
+ * holds: the completions' reading is part of the path's cost, as in the
+ * tool (get --method zerocopy). Every recvmsg() and poll() counts as a
+ * system call of the timed side.
+ */
+static int send_zc_all(struct bctx *c, const char *p, size_t n)
+{
+	unsigned long calls = c->zc.syscalls;
+	int ret = 0;
+
+	while (n) {
+		ssize_t r = zc_send(c->tx, p, n, &c->zc);
+
+		if (r < 0 && errno == EINTR && !atomic_load(&xfer_abort))
+			continue;
+		if (r <= 0) {
+			if (!r)
+				errno = 0;
+			ret = bctx_fail(c, "send(MSG_ZEROCOPY)");
+			break;
+		}
+		p += r;
+		n -= r;
+	}
+	if (!ret && zc_reap(c->tx, &c->zc))
+		ret = bctx_fail(c, "recvmsg(MSG_ERRQUEUE)");
+	nr_syscalls += c->zc.syscalls - calls;
+	return ret;
+}
+
 int bput_prepare(struct bctx *c, enum bput m, size_t n)
 {
 	if (m != BP_SPLICE)
@@ -389,6 +464,9 @@ int bput_call(struct bctx *c, enum bput m, size_t n)
 		ret = vmsplice_all(c, c->in[1], src, n);
 		if (!ret)
 			ret = splice_all(c, c->in[0], c->wfd, n, "pipe -> ring");
+		break;
+	case BP_URING_WRITE:
+		ret = uring_all(c, true, (char *)src, n);
 		break;
 	case BP_STAGE_VMSPLICE:
 		dst = c->ring_buf + c->put_off % c->cap;
@@ -520,8 +598,12 @@ int bget_call(struct bctx *c, enum bget m, size_t n)
 	case BG_TEE_NULL:
 		/* So does tee_via_hops(). */
 		return tee_via_hops(c, n);
+	case BG_URING_READ:
+		/* And uring_all(). */
+		return uring_all(c, false, c->buf, n);
 	case BG_MMAP:
 	case BG_MMAP_SEND:
+	case BG_MMAP_SEND_ZC:
 		if (!c->cmap.data) {
 			errno = EINVAL;
 			return bctx_fail(c, "mmap consumer without a mapping");
@@ -529,6 +611,8 @@ int bget_call(struct bctx *c, enum bget m, size_t n)
 		p = ring_at(&c->cmap, false);
 		if (m == BG_MMAP_SEND && write_all(c->tx, p, n))
 			return bctx_fail(c, "send");
+		if (m == BG_MMAP_SEND_ZC && send_zc_all(c, p, n))
+			return -1;
 		if (m == BG_MMAP && c->verify && check_bytes(c, p, n))
 			return -1;
 		ret = commit(c, ZCDEV_IOC_CONSUME, c->rfd, n);
@@ -774,7 +858,7 @@ static void rx_main(struct bctx *c, int sock, int res)
 	_exit(0);
 }
 
-static int tcp_open(struct bctx *c)
+static int tcp_open_loopback(struct bctx *c)
 {
 	struct sockaddr_in sa = {
 		.sin_family = AF_INET,
@@ -833,11 +917,52 @@ close_l:
 	return -1;
 }
 
-/* The sender closes; the receiver must have had every byte sent. */
+/*
+ * The TCP rows' socket: to a receiver process of the row's own on
+ * loopback, or, with --tcp-to, to an external receiver (a sink across a
+ * NIC) that nobody here can ask what it got. MSG_ZEROCOPY rows set
+ * SO_ZEROCOPY on it.
+ */
+static int tcp_open(struct bctx *c)
+{
+	char err[320];
+
+	if (!c->env->tcp_to) {
+		if (tcp_open_loopback(c))
+			return -1;
+	} else {
+		c->tx = tcp_connect(c->env->tcp_to, err, sizeof(err));
+		if (c->tx < 0) {
+			errno = 0;
+			return bctx_fail(c, "tcp: %s", err);
+		}
+	}
+	if (bctx_get_path(c) == BG_MMAP_SEND_ZC && zc_enable(c->tx))
+		return bctx_fail(c, "setsockopt(SO_ZEROCOPY)");
+	return 0;
+}
+
+/*
+ * The sender waits for every MSG_ZEROCOPY completion (at most the lap
+ * timeout), then closes; the receiver must have had every byte sent.
+ */
 static void tcp_close(struct bctx *c)
 {
+	double t = c->env->timeout;
 	struct rx_result in;
+	int r;
 
+	if (c->tx >= 0 && c->zc.sends) {
+		r = zc_wait(c->tx, &c->zc, t > 0 ? (int)(t * 1000) : -1);
+		if (r < 0)
+			bctx_fail(c, "tcp: waiting for MSG_ZEROCOPY completions");
+		else if (r) {
+			errno = 0;
+			bctx_fail(c, "tcp: %llu of %llu sends had no completion after %g s",
+				  (unsigned long long)(c->zc.sends - c->zc.done),
+				  (unsigned long long)c->zc.sends, t);
+		}
+	}
 	if (c->tx >= 0)
 		close(c->tx);
 	c->tx = -1;
@@ -872,8 +997,8 @@ static bool get_hops(enum bget m, bool pipe)
 
 static bool get_tcp(enum bget m)
 {
-	return m == BG_READ_SEND || m == BG_MMAP_SEND || m == BG_SPLICE_TCP ||
-	       m == BG_SENDFILE_TCP;
+	return m == BG_READ_SEND || m == BG_MMAP_SEND || m == BG_MMAP_SEND_ZC ||
+	       m == BG_SPLICE_TCP || m == BG_SENDFILE_TCP;
 }
 
 /* The TCP receiver's fork() must not take a mapping of the ring along. */
@@ -918,7 +1043,8 @@ static int open_device(struct bctx *c)
 			return bctx_fail(c, "mmap the meta page");
 		}
 	}
-	if ((bctx_get_path(c) == BG_MMAP || bctx_get_path(c) == BG_MMAP_SEND) &&
+	if ((bctx_get_path(c) == BG_MMAP || bctx_get_path(c) == BG_MMAP_SEND ||
+	     bctx_get_path(c) == BG_MMAP_SEND_ZC) &&
 	    zcdev_ring_map(&c->cmap, c->rfd, &info, false))
 		return bctx_fail(c, "mmap the ring for the consumer");
 	no_fork(c->pmap.meta, c->pmap.meta_len);
@@ -1039,6 +1165,13 @@ int bctx_open(struct bctx *c, const struct benv *env, const struct bpath *p,
 		if (c->sink2 < 0)
 			return bctx_fail(c, "memfd_create");
 	}
+	if (pm == BP_URING_WRITE || gm == BG_URING_READ) {
+		c->uring = zuring_open();
+		if (!c->uring)
+			return bctx_fail(c, "io_uring_queue_init%s",
+					 zuring_built() ? "" :
+					 ": this zcdev was built without io_uring");
+	}
 	if (get_tcp(gm) && tcp_open(c))
 		return -1;
 	return 0;
@@ -1049,6 +1182,8 @@ void bctx_close(struct bctx *c)
 	int i;
 
 	tcp_close(c);
+	zuring_close(c->uring);
+	c->uring = NULL;
 	if (c->pmap.data && !--c->env->pmap->users)
 		zcdev_ring_unmap(&c->env->pmap->ring);
 	memset(&c->pmap, 0, sizeof(c->pmap));
