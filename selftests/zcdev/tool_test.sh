@@ -227,12 +227,12 @@ t_counters() {
 	grep -q "zcdev copied 0, by reference 0, in place $((2 * size)) bytes" "$tmp/stdout"
 }
 
-# Every row (42 per call size, 3 call sizes) verified byte for byte.
+# Every row (49 per call size, 3 call sizes) verified byte for byte.
 t_bench() {
 	expect_rc 0 timeout 300 "$zc" bench --size 1M --repeat 1 --json || return 1
 	cat "$tmp/stdout"
 	[ "$(wc -l < "$tmp/stdout")" = 1 ] || return 1
-	[ "$(grep -o '"ok":true' "$tmp/stdout" | wc -l)" = 126 ] || return 1
+	[ "$(grep -o '"ok":true' "$tmp/stdout" | wc -l)" = 147 ] || return 1
 	! grep -q '"ok":false' "$tmp/stdout"
 }
 
@@ -1047,6 +1047,267 @@ tcase get_tee_refusals_take_nothing t_get_tee_refusals
 tcase get_tee_second_disk_fills t_get_tee_disk_fills
 tcase get_tee_second_reader_leaves t_get_tee_reader_leaves
 
+
+# ---- issue 20: get --method zerocopy, get --to, and io_uring ----
+
+# A TCP receiver on this host: listen_to OUT starts busybox nc on the next
+# free port of ours, writing what it gets to OUT, and returns once it
+# listens ($port, $rxp). Its stdin is a FIFO this shell holds open: nc
+# ends at the connection's end, not at its stdin's.
+tcp_port=47000
+listen_to() {
+	hold_fifo || return 1
+	tcp_port=$((tcp_port + 1))
+	port=$tcp_port
+	nc -l -p "$port" < "$tmp/hold" > "$1" &
+	rxp=$!
+	listening "$port"
+}
+
+# $tmp/hold: a FIFO that this shell holds open for writing (fd 5), a
+# stdin for nc that never ends.
+hold_fifo() {
+	[ -p "$tmp/hold" ] || { mkfifo "$tmp/hold" && exec 5<> "$tmp/hold"; }
+}
+
+# Wait (5 s at most) for a listener on port $1, IPv4 or IPv6.
+listening() {
+	hex=$(printf '%04X' "$1")
+	i=0
+	until cat /proc/net/tcp /proc/net/tcp6 2> /dev/null |
+		grep -q ":$hex [0-9A-F]*:0000 0A "; do
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || { echo "nothing listens on port $1"; return 1; }
+		usleep 50000
+	done
+}
+
+# A port nothing listens on: connections to it are refused.
+closed_port() {
+	tcp_port=$((tcp_port + 1))
+	echo "$tcp_port"
+}
+
+# put in one process, get --method zerocopy --to a receiver in another:
+# the receiver has every byte once, in order; the consumer sent from the
+# mapping (CONSUME, no read copy) and reported its completions, all in.
+t_get_zerocopy() {
+	"$zc" reset || return 1
+	rm -f "$tmp/out"
+	listen_to "$tmp/out" || return 1
+	m0=$(stat_field bytes_consumed_mmap)
+	r0=$(stat_field bytes_read_copy)
+	k0=$(stat_field slots_kept)
+	exec 3> "$dev" || return 1
+	timeout 120 "$zc" get --method zerocopy --to "127.0.0.1:$port" 3>&- 2> "$tmp/err" &
+	gp=$!
+	timeout 120 "$zc" put "$tmp/in" 3>&-
+	rc=$?
+	exec 3>&-
+	wait "$gp" || { echo "get exited $?"; rc=1; }
+	wait "$rxp"
+	cat "$tmp/err"
+	echo "consumed by mmap $(($(stat_field bytes_consumed_mmap) - m0)), read copied $(($(stat_field bytes_read_copy) - r0)), slots kept $(($(stat_field slots_kept) - k0))"
+	[ "$rc" = 0 ] && cmp "$tmp/in" "$tmp/out" || return 1
+	[ "$(($(stat_field bytes_consumed_mmap) - m0))" = "$size" ] &&
+		[ "$(stat_field bytes_read_copy)" = "$r0" ] || return 1
+	zc_line=$(grep '^zcdev: get --method zerocopy: [0-9]* sends' "$tmp/err") ||
+		{ echo "no completion report"; return 1; }
+	sends=$(echo "$zc_line" | sed 's/.*zerocopy: \([0-9]*\) sends.*/\1/')
+	done_=$(echo "$zc_line" | sed 's/.* \([0-9]*\) completed.*/\1/')
+	copied=$(echo "$zc_line" | sed 's/.* \([0-9]*\) of them copied.*/\1/')
+	# At least one send per 64K chunk; loopback delivers copies of all.
+	[ "$sends" -ge $((size / 65536)) ] && [ "$done_" = "$sends" ] &&
+		[ "$copied" = "$done_" ]
+}
+
+# --to works for every method: the bytes reach the receiver whole, and
+# a FILE beside --to is a usage error.
+t_get_to_methods() {
+	for m in read mmap splice sendfile uring zerocopy tee; do
+		fill_ring 300000 || return 1
+		rm -f "$tmp/out" "$tmp/out2"
+		listen_to "$tmp/out" || return 1
+		extra=''
+		[ "$m" = tee ] && extra="--tee-to $tmp/out2"
+		# shellcheck disable=SC2086 # extra is words
+		timeout 60 "$zc" get --method "$m" --to "localhost:$port" $extra 2> "$tmp/err"
+		rc=$?
+		wait "$rxp"
+		[ "$rc" = 0 ] || { echo "get -m $m --to: exit $rc"; cat "$tmp/err"; return 1; }
+		cmp "$tmp/small" "$tmp/out" || { echo "get -m $m --to: wrong bytes"; return 1; }
+		[ "$m" != tee ] || cmp "$tmp/small" "$tmp/out2" || return 1
+		[ "$(used)" = 0 ] || { echo "get -m $m --to left $(used) bytes"; return 1; }
+	done
+}
+
+# Bad destinations: a usage error (2) for what is not HOST:PORT, exit 1
+# for one that refuses or cannot be resolved, or an output that is no
+# TCP socket; in every case nothing leaves the ring.
+t_get_to_errors() {
+	fill_ring 5000 || return 1
+	for to in nope :80 host: host:0 host:65536 host:8x '[::1]80' 1:2:3; do
+		expect_rc 2 "$zc" get --method zerocopy --to "$to" || return 1
+		grep -qF "bad --to '$to'" "$tmp/err" || { cat "$tmp/err"; return 1; }
+	done
+	expect_rc 2 "$zc" get --to "127.0.0.1:9" "$tmp/out" || return 1
+	grep -q 'two outputs' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	expect_rc 2 "$zc" get --method zerocopy "$tmp/out" || return 1
+	grep -q -- '--method zerocopy sends on a TCP socket' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	expect_rc 2 "$zc" copy --method write:zerocopy "$tmp/in" "$tmp/out" || return 1
+	expect_rc 2 "$zc" put --to "127.0.0.1:9" || return 1
+	p=$(closed_port)
+	for m in zerocopy read; do
+		expect_rc 1 timeout 20 "$zc" get --method "$m" --to "127.0.0.1:$p" || return 1
+		grep -q "connect to 127.0.0.1:$p: Connection refused (nothing was taken from the ring)" "$tmp/err" ||
+			{ cat "$tmp/err"; return 1; }
+	done
+	expect_rc 1 timeout 20 "$zc" get --method zerocopy --to "no-such-host.invalid:80" || return 1
+	grep -q 'cannot resolve no-such-host.invalid' "$tmp/err" || { cat "$tmp/err"; return 1; }
+	rm -f "$tmp/out"
+	timeout 20 "$zc" get --method zerocopy > "$tmp/out" 2> "$tmp/err"
+	rc=$?
+	[ "$rc" = 1 ] && grep -q 'standard output is not a TCP socket' "$tmp/err" ||
+		{ echo "get -m zerocopy > FILE: exit $rc"; cat "$tmp/err"; return 1; }
+	[ "$(used)" = 5000 ] || { echo "took $((5000 - $(used))) bytes"; return 1; }
+	"$zc" reset
+}
+
+# The receiver stops reading and the socket's buffers fill: get blocks in
+# send(). SIGTERM stops it with exit 1, having lost nothing: what reached
+# the receiver (after get ended, the socket still sends what it took)
+# and what is left in the ring are the input, once each. Small TCP
+# buffers (restored after) so that the ring's bytes cannot all fit.
+t_get_zerocopy_signal() {
+	w=$(cat /proc/sys/net/ipv4/tcp_wmem)
+	r=$(cat /proc/sys/net/ipv4/tcp_rmem)
+	echo '4096 16384 32768' > /proc/sys/net/ipv4/tcp_wmem || return 1
+	echo '4096 16384 32768' > /proc/sys/net/ipv4/tcp_rmem || return 1
+	ret=1
+	while :; do
+		fill_ring 600000 || break
+		rm -f "$tmp/out" "$tmp/rx"
+		hold_fifo && mkfifo "$tmp/rx" || break
+		{ dd bs=4096 count=1 2> /dev/null; sleep 4; cat; } < "$tmp/rx" > "$tmp/out" &
+		dp=$!
+		tcp_port=$((tcp_port + 1))
+		port=$tcp_port
+		nc -l -p "$port" < "$tmp/hold" > "$tmp/rx" &
+		rxp=$!
+		listening "$port" || break
+		timeout 20 "$zc" get --method zerocopy --to "127.0.0.1:$port" 2> "$tmp/err" &
+		gp=$!
+		sleep 1
+		kill -TERM "$gp"
+		wait "$gp"
+		rc=$?
+		wait "$rxp"
+		wait "$dp"
+		rest_of_ring "$tmp/rest" || break
+		cat "$tmp/err"
+		echo "exit $rc, the receiver got $(wc -c < "$tmp/out"), left $(wc -c < "$tmp/rest")"
+		[ "$rc" = 1 ] && grep -q 'stopped by SIGTERM' "$tmp/err" &&
+			grep -q 'nothing was lost' "$tmp/err" &&
+			grep -q '^zcdev: get --method zerocopy: [1-9][0-9]* sends' "$tmp/err" || break
+		[ "$(wc -c < "$tmp/rest")" -gt 0 ] || { echo "get was not blocked: nothing left"; break; }
+		account "$tmp/small" "$tmp/out" "$tmp/rest" "$rc" 0 || break
+		ret=0
+		break
+	done
+	echo "$w" > /proc/sys/net/ipv4/tcp_wmem
+	echo "$r" > /proc/sys/net/ipv4/tcp_rmem
+	return $ret
+}
+
+# get --method uring waiting on an empty ring (by poll): a stop cancels
+# its read, which takes nothing; bytes written after are all still there.
+t_get_uring_signal() {
+	"$zc" reset || return 1
+	exec 3> "$dev" || return 1
+	timeout 20 "$zc" get --method uring > "$tmp/out" 3>&- 2> "$tmp/err" &
+	gp=$!
+	sleep 1
+	kill -TERM "$gp"
+	wait "$gp"
+	rc=$?
+	printf 'after the stop' >&3
+	exec 3>&-
+	cat "$tmp/err"
+	[ "$rc" = 1 ] && grep -q 'stopped by SIGTERM' "$tmp/err" && [ ! -s "$tmp/out" ] || return 1
+	rest_of_ring "$tmp/rest" && [ "$(cat "$tmp/rest")" = 'after the stop' ]
+}
+
+# io_uring on both sides, put and get in two processes and as copy: every
+# byte, in order; write's and read's counters (io_uring's requests go
+# through the same write and read code).
+t_uring_counters() {
+	"$zc" reset || return 1
+	w0=$(stat_field bytes_written_copy)
+	r0=$(stat_field bytes_read_copy)
+	t_put_get uring uring || return 1
+	[ "$(($(stat_field bytes_written_copy) - w0))" = "$size" ] &&
+		[ "$(($(stat_field bytes_read_copy) - r0))" = "$size" ]
+}
+
+# The bench's new rows: the MSG_ZEROCOPY row reports its completions,
+# every one in, in the JSON and in the table's notes.
+t_bench_zerocopy() {
+	expect_rc 0 timeout 300 "$zc" bench --size 1M --chunk 64K --repeat 1 \
+		--method get:mmap-send-zc,put:uring-write,get:uring-read --format both || return 1
+	cat "$tmp/stdout"
+	grep -q '^get mmap+send(MSG_ZEROCOPY) >tcp  *[0-9.]* ' "$tmp/stdout" &&
+		grep -q '^put uring write  *[0-9.]* ' "$tmp/stdout" &&
+		grep -q '^get uring read  *[0-9.]* ' "$tmp/stdout" || return 1
+	grep -Eq '^  get mmap\+send\(MSG_ZEROCOPY\) >tcp, mapped, 64 KiB calls: ([1-9][0-9]*) sends, \1 completed, [0-9]+ of them copied by the kernel$' \
+		"$tmp/stdout" || return 1
+	tail -n 1 "$tmp/stdout" > "$tmp/json"
+	! grep -q '"ok":false' "$tmp/json" &&
+		grep -Eq '"id":"get:mmap-send-zc",[^]]*"zerocopy":\{"sends":([1-9][0-9]*),"completed":\1,' "$tmp/json"
+}
+
+# --tcp-to: the TCP rows send to an external receiver (here one on
+# loopback that takes any number of connections), which cannot verify:
+# the rows say so, and still pass.
+t_bench_tcp_to() {
+	tcp_port=$((tcp_port + 1))
+	port=$tcp_port
+	nc -ll -p "$port" -e sh -c 'cat > /dev/null' &
+	sp=$!
+	listening "$port" || { kill "$sp"; return 1; }
+	timeout 300 "$zc" bench --size 1M --chunk 64K --repeat 1 --map mapped \
+		--method mmap-send-zc,splice-tcp --tcp-to "127.0.0.1:$port" --format both \
+		> "$tmp/stdout" 2> "$tmp/err"
+	rc=$?
+	kill "$sp"
+	cat "$tmp/stdout" "$tmp/err"
+	[ "$rc" = 0 ] && grep -q "^>tcp rows send to 127.0.0.1:$port, an external receiver" "$tmp/stdout" || return 1
+	tail -n 1 "$tmp/stdout" > "$tmp/json"
+	grep -q "\"tcp_to\":\"127.0.0.1:$port\"" "$tmp/json" &&
+		grep -q '"id":"get:splice-tcp",[^]]*"bytes_verified":false' "$tmp/json" &&
+		grep -q '"id":"get:read-send",[^]]*"bytes_verified":false' "$tmp/json" &&
+		! grep -q '"ok":false' "$tmp/json" || return 1
+	expect_rc 2 "$zc" bench --tcp-to nope || return 1
+	# Nobody there: the TCP rows fail, and say why.
+	p=$(closed_port)
+	expect_rc 1 timeout 120 "$zc" bench --size 256K --chunk 64K --repeat 1 --map mapped \
+		--method mmap-send-zc --tcp-to "127.0.0.1:$p" || return 1
+	grep -q "error: .*connect to 127.0.0.1:$p: Connection refused" "$tmp/stdout" ||
+		{ cat "$tmp/stdout"; return 1; }
+}
+
+tcase get_zerocopy_to_tcp_exact t_get_zerocopy
+tcase get_to_every_method t_get_to_methods
+tcase get_to_errors_take_nothing t_get_to_errors
+tcase get_zerocopy_signal_while_blocked_exact t_get_zerocopy_signal
+tcase get_uring_signal_cancels_the_read t_get_uring_signal
+tcase put_uring_get_uring_counters t_uring_counters
+for pg in uring:mmap mmap:uring write:uring uring:splice; do
+	tcase "put_${pg%%:*}_get_${pg#*:}" t_put_get "${pg%%:*}" "${pg#*:}"
+done
+tcase copy_uring t_copy uring
+tcase copy_uring_sendfile t_copy uring:sendfile
+tcase bench_zerocopy_and_uring_rows t_bench_zerocopy
+tcase bench_tcp_to_external_receiver t_bench_tcp_to
 
 # ---- issue 23: several rings ----
 
