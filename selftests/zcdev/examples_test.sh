@@ -6,7 +6,10 @@
 # counter deltas and the copy counts each one prints prove the path it
 # took: in place for mmap (and one copy by read(2) or write(2) each side),
 # by reference (pages stolen) for splice in from a pipe, lent pages for
-# splice out and sendfile, copied for a vmsplice gift. Every check prints
+# splice out and sendfile, copied for a vmsplice gift and for io_uring's
+# read and write (completed inline, no io-wq worker), consumed from the
+# mapping for a MSG_ZEROCOPY send to a loopback receiver (busybox nc),
+# every completion in. Every check prints
 # what it expected and what it got. KTAP on stdout; exit 4 (skip) when the
 # device is not there. POSIX sh (busybox ash).
 #
@@ -139,8 +142,77 @@ t_gift_sendfile() {
 	return $status
 }
 
+# uring_rw's request line: the number after WHAT ("inline", "by poll",
+# "io-wq workers").
+requests() {
+	v=$(sed -n "s/^uring_rw: requests .*$2 \([0-9]*\).*/\1/p" "$1")
+	echo "${v:-none}"
+}
+
+# io_uring's write and read are write(2)'s and read(2)'s copies; serial,
+# every request finds room or data, and completes inline.
+t_uring() {
+	serial "$ex/uring_rw put < $tmp/in" "$ex/uring_rw get > $tmp/out"
+	expect "uring_rw put: bytes" "$size" "$(said "$tmp/prod" uring_rw bytes)"
+	expect "uring_rw put: bytes_written_copy" "$size" "$(delta "$tmp/prod" uring_rw bytes_written_copy)"
+	expect "uring_rw put: requests waited by poll" 0 "$(requests "$tmp/prod" "by poll")"
+	expect "uring_rw put: io-wq workers" 0 "$(requests "$tmp/prod" "io-wq workers")"
+	expect "uring_rw get: bytes" "$size" "$(said "$tmp/cons" uring_rw bytes)"
+	expect "uring_rw get: bytes_read_copy" "$size" "$(delta "$tmp/cons" uring_rw bytes_read_copy)"
+	expect "uring_rw get: requests waited by poll" 0 "$(requests "$tmp/cons" "by poll")"
+	expect "uring_rw get: io-wq workers" 0 "$(requests "$tmp/cons" "io-wq workers")"
+	return $status
+}
+
+# A receiver on loopback port $1 writing to $tmp/out (busybox nc; its
+# stdin a FIFO held open, so that it ends with the connection), once it
+# listens.
+receiver() {
+	[ -p "$tmp/hold" ] || { mkfifo "$tmp/hold" && exec 5<> "$tmp/hold"; } || return 1
+	nc -l -p "$1" < "$tmp/hold" > "$tmp/out" &
+	rxp=$!
+	hex=$(printf '%04X' "$1")
+	i=0
+	until cat /proc/net/tcp /proc/net/tcp6 2> /dev/null |
+		grep -q ":$hex [0-9A-F]*:0000 0A "; do
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || return 1
+		usleep 50000
+	done
+}
+
+# mmap_producer, then zerocopy_send into a receiver: zcdev copied nothing
+# and consumed from the mapping; every send completed (and on loopback
+# the kernel copied each, to hand the receiver bytes of its own).
+t_zerocopy() {
+	status=0
+	rm -f "$tmp/out"
+	"$zc" reset || expect "zcdev reset's exit status" 0 $?
+	sh -c "$ex/mmap_producer < $tmp/in" 2> "$tmp/prod"
+	prc=$?
+	receiver 47990 || expect "a receiver on port 47990" listening none
+	sh -c "$ex/zerocopy_send 127.0.0.1 47990" 2> "$tmp/cons"
+	crc=$?
+	wait "$rxp"
+	cat "$tmp/prod" "$tmp/cons"
+	expect "producer's exit status" 0 "$prc"
+	expect "consumer's exit status" 0 "$crc"
+	expect "the bytes out against the bytes in" identical \
+		"$(cmp "$tmp/in" "$tmp/out" 2>&1 && echo identical)"
+	sends=$(sed -n 's/^zerocopy_send: sends \([0-9]*\),.*/\1/p' "$tmp/cons")
+	expect "zerocopy_send: bytes" "$size" "$(said "$tmp/cons" zerocopy_send bytes)"
+	expect "zerocopy_send: bytes_consumed_mmap" "$size" "$(delta "$tmp/cons" zerocopy_send bytes_consumed_mmap)"
+	expect "zerocopy_send: bytes_read_copy" 0 "$(delta "$tmp/cons" zerocopy_send bytes_read_copy)"
+	expect "zerocopy_send: zcdev's copies" 0 "$(said "$tmp/cons" zerocopy_send zcdev)"
+	expect "zerocopy_send: completed, of ${sends:-no} sends" "${sends:-none}" \
+		"$(sed -n 's/^zerocopy_send: sends [0-9]*, completed \([0-9]*\),.*/\1/p' "$tmp/cons")"
+	return $status
+}
+
 case_ mmap_producer_to_mmap_consumer t_mmap
 case_ splice_in_move_to_splice_out t_splice
 case_ vmsplice_gift_to_sendfile_out t_gift_sendfile
+case_ uring_rw_put_to_uring_rw_get t_uring
+case_ mmap_producer_to_zerocopy_send t_zerocopy
 
 ktap_end
