@@ -156,9 +156,9 @@ int main(int argc, char **argv)
 			/* The bytes left the ring: they must all reach stdout. */
 			for (off = 0; off < n; off += ret) {
 				ret = write(STDOUT_FILENO, buf + off, n - off);
-				if (ret < 0 && errno == EINTR)
+				if (ret < 0 && errno == EINTR) {
 					ret = 0;
-				else if (ret < 0) {
+				} else if (ret < 0) {
 					perror("write stdout");
 					return 1;
 				}

@@ -148,8 +148,10 @@ int main(int argc, char **argv)
 		n = send(sock, data + tail % info.ring_bytes, head - tail,
 			 MSG_ZEROCOPY);
 		if (n < 0 && errno == ENOBUFS) {
+			struct pollfd err = { .fd = sock };
+
 			/* optmem spent on notifications: read them, try again. */
-			poll(&(struct pollfd){ .fd = sock }, 1, 100);
+			poll(&err, 1, 100);
 			read_completions(sock);
 			continue;
 		}
@@ -174,7 +176,9 @@ int main(int argc, char **argv)
 	}
 	/* A queued notification raises POLLERR: wait for the last one. */
 	while (completed < sends) {
-		if (poll(&(struct pollfd){ .fd = sock }, 1, 10000) <= 0) {
+		struct pollfd err = { .fd = sock };
+
+		if (poll(&err, 1, 10000) <= 0) {
 			fprintf(stderr, "zerocopy_send: no completion for 10 s\n");
 			return 1;
 		}

@@ -137,7 +137,7 @@ bool zuring_built(void)
 
 struct zuring *zuring_open(void)
 {
-	errno = ENOSYS;
+	errno = EOPNOTSUPP;
 	return NULL;
 }
 
@@ -149,9 +149,14 @@ void zuring_close(struct zuring *u)
 ssize_t zuring_rw(struct zuring *u, bool write, int fd, void *buf, size_t n,
 		  bool (*keep_waiting)(void), unsigned long *enters)
 {
-	(void)u, (void)write, (void)fd, (void)buf, (void)n;
-	(void)keep_waiting, (void)enters;
-	errno = ENOSYS;
+	(void)u;
+	(void)write;
+	(void)fd;
+	(void)buf;
+	(void)n;
+	(void)keep_waiting;
+	(void)enters;
+	errno = EOPNOTSUPP;
 	return -1;
 }
 

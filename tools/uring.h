@@ -3,7 +3,7 @@
  * zcdev(1): io_uring's IORING_OP_READ and IORING_OP_WRITE on the device,
  * one request at a time, through liburing. The tool is built with it when
  * liburing is there (the Makefile's TOOLS_URING); without it every call
- * fails with ENOSYS and zuring_built() says so.
+ * fails with EOPNOTSUPP and zuring_built() says so.
  */
 #ifndef ZCDEV_URING_H
 #define ZCDEV_URING_H
@@ -17,7 +17,7 @@ struct zuring;
 /* Was this zcdev built with liburing? */
 bool zuring_built(void);
 
-/* A ring of a few entries; NULL with errno set (ENOSYS: not built in). */
+/* A ring of a few entries; NULL with errno set (EOPNOTSUPP: not built in). */
 struct zuring *zuring_open(void);
 void zuring_close(struct zuring *u);
 
