@@ -29,7 +29,7 @@
 # them with a hash of the sources they came from, and a second lane on the
 # same root (or a second run with the same sources) installs those.
 # Building them the first time installs build-essential, debhelper, dh-dkms,
-# pkgconf and lintian into ROOT if they are missing (apt-get, network); the
+# pkgconf, liburing-dev and lintian into ROOT if they are missing (apt-get, network); the
 # group pulls in systemd-sysusers (systemd-standalone-sysusers where
 # systemd is not installed), autopkgtest installs autopkgtest, autodep8 and
 # the tests' dependencies. All of them stay in ROOT.
@@ -136,14 +136,16 @@ if [ -f "$debs/sources.sha1" ] && [ "$(cat "$debs/sources.sha1")" = "$hash" ] &&
 	ok "packages: built in $codename already, from these sources ($version)"
 else
 	rm -rf "$debs"
-	# (pkgconf: Build-Depends, for the tool's libzcdev flags.)
+	# (pkgconf and liburing-dev: Build-Depends, for the tool's libzcdev
+	# flags and its io_uring methods; a root made before they joined
+	# root_pkgs gets them here.)
 	if ! pkg_run sh -c "cd $wroot/src && dpkg-checkbuilddeps && command -v lintian"; then
 		pkg_run apt-get install -y -q --no-install-recommends \
-			build-essential debhelper dh-dkms pkgconf lintian ||
+			build-essential debhelper dh-dkms pkgconf liburing-dev lintian ||
 		{ pkg_run apt-get update -q &&
 		  pkg_run apt-get install -y -q --no-install-recommends \
-			build-essential debhelper dh-dkms pkgconf lintian; } ||
-		notok "packages: install build-essential debhelper dh-dkms pkgconf lintian in $codename"
+			build-essential debhelper dh-dkms pkgconf liburing-dev lintian; } ||
+		notok "packages: install build-essential debhelper dh-dkms pkgconf liburing-dev lintian in $codename"
 	fi
 	if build_debs "$version" "$debs"; then
 		ok "packages: make deb in $codename ($version)"
