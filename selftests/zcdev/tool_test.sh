@@ -1091,10 +1091,20 @@ closed_port() {
 # put in one process, get --method zerocopy --to a receiver in another:
 # the receiver has every byte once, in order; the consumer sent from the
 # mapping (CONSUME, no read copy) and reported its completions, all in.
+# The receiver stalls for 3 s after its first 4 KiB, so the socket still
+# holds ring pages when CONSUME passes them while put laps the ring: the
+# module keeps those slots (slots_kept moves).
 t_get_zerocopy() {
 	"$zc" reset || return 1
-	rm -f "$tmp/out"
-	listen_to "$tmp/out" || return 1
+	rm -f "$tmp/out" "$tmp/rx"
+	hold_fifo && mkfifo "$tmp/rx" || return 1
+	{ dd bs=4096 count=1 2> /dev/null; sleep 3; cat; } < "$tmp/rx" > "$tmp/out" &
+	dp=$!
+	tcp_port=$((tcp_port + 1))
+	port=$tcp_port
+	nc -l -p "$port" < "$tmp/hold" > "$tmp/rx" &
+	rxp=$!
+	listening "$port" || return 1
 	m0=$(stat_field bytes_consumed_mmap)
 	r0=$(stat_field bytes_read_copy)
 	k0=$(stat_field slots_kept)
@@ -1106,11 +1116,13 @@ t_get_zerocopy() {
 	exec 3>&-
 	wait "$gp" || { echo "get exited $?"; rc=1; }
 	wait "$rxp"
+	wait "$dp"
 	cat "$tmp/err"
 	echo "consumed by mmap $(($(stat_field bytes_consumed_mmap) - m0)), read copied $(($(stat_field bytes_read_copy) - r0)), slots kept $(($(stat_field slots_kept) - k0))"
 	[ "$rc" = 0 ] && cmp "$tmp/in" "$tmp/out" || return 1
 	[ "$(($(stat_field bytes_consumed_mmap) - m0))" = "$size" ] &&
 		[ "$(stat_field bytes_read_copy)" = "$r0" ] || return 1
+	[ "$(($(stat_field slots_kept) - k0))" -gt 0 ] || { echo "no slot kept"; return 1; }
 	zc_line=$(grep '^zcdev: get --method zerocopy: [0-9]* sends' "$tmp/err") ||
 		{ echo "no completion report"; return 1; }
 	sends=$(echo "$zc_line" | sed 's/.*zerocopy: \([0-9]*\) sends.*/\1/')
@@ -1295,7 +1307,159 @@ t_bench_tcp_to() {
 		{ cat "$tmp/stdout"; return 1; }
 }
 
+# Hundredths of a second since boot.
+uptime_cs() {
+	sed 's/^\([0-9]*\)\.\([0-9][0-9]\).*/\1\2/' /proc/uptime
+}
+
+# Small TCP buffers (tcp_set_small), restored by tcp_restore: the ring's
+# bytes cannot all fit in a socket's.
+tcp_set_small() {
+	tcp_w=$(cat /proc/sys/net/ipv4/tcp_wmem)
+	tcp_r=$(cat /proc/sys/net/ipv4/tcp_rmem)
+	echo '4096 16384 32768' > /proc/sys/net/ipv4/tcp_wmem &&
+		echo '4096 16384 32768' > /proc/sys/net/ipv4/tcp_rmem
+}
+
+tcp_restore() {
+	echo "$tcp_w" > /proc/sys/net/ipv4/tcp_wmem
+	echo "$tcp_r" > /proc/sys/net/ipv4/tcp_rmem
+}
+
+# A receiver that never reads again: a stop ends get --method zerocopy
+# within a second or so (the completions of what the socket still holds
+# never come), with exit 1 and exactly this account on stderr; what it
+# sent and what is left in the ring are the input, once each.
+t_get_zerocopy_stop_bounded() {
+	tcp_set_small || return 1
+	ret=1
+	while :; do
+		fill_ring 600000 || break
+		tcp_port=$((tcp_port + 1))
+		port=$tcp_port
+		nc -l -p "$port" -e sleep 60 &
+		rxp=$!
+		listening "$port" || break
+		timeout -s KILL 60 "$zc" get --method zerocopy --to "127.0.0.1:$port" 2> "$tmp/err" &
+		gp=$!
+		sleep 2
+		kill -TERM "$gp"
+		t0=$(uptime_cs)
+		while kill -0 "$gp" 2> /dev/null && [ $(($(uptime_cs) - t0)) -lt 1000 ]; do
+			usleep 20000
+		done
+		took=$(($(uptime_cs) - t0))
+		kill "$rxp"
+		wait "$gp"
+		rc=$?
+		wait "$rxp"
+		rest_of_ring "$tmp/rest" || break
+		cat "$tmp/err"
+		echo "exit $rc $took cs after SIGTERM, left $(wc -c < "$tmp/rest")"
+		[ "$took" -le 300 ] || { echo "get took more than 3 s to stop"; break; }
+		[ "$rc" = 1 ] && [ "$(wc -l < "$tmp/err")" = 3 ] || break
+		sent=$(sed -n 's/^zcdev: \([0-9]*\) bytes were written; nothing was lost: what was not written is still in the ring$/\1/p' "$tmp/err")
+		sed -n 1p "$tmp/err" | grep -qx 'zcdev: get: stopped by SIGTERM' &&
+			[ -n "$sent" ] && sed -n 3p "$tmp/err" |
+			grep -Eqx 'zcdev: get --method zerocopy: [1-9][0-9]* sends, [0-9]+ completed, [0-9]+ of them copied by the kernel; the rest had not completed when get stopped' ||
+			break
+		[ "$(wc -c < "$tmp/rest")" -gt 0 ] || { echo "get was not blocked: nothing left"; break; }
+		[ $((sent + $(wc -c < "$tmp/rest"))) = 600000 ] &&
+			tail -c +$((sent + 1)) "$tmp/small" | cmp -s - "$tmp/rest" || break
+		ret=0
+		break
+	done
+	tcp_restore
+	return $ret
+}
+
+# A peer that talks too (a greeting) and reads everything: get --to must
+# not end with unread bytes on its socket, whose close() would reset the
+# connection and drop what the socket still had to send.
+t_get_to_peer_talks() {
+	for m in read splice zerocopy; do
+		rm -f "$tmp/out"
+		"$zc" reset || return 1
+		tcp_port=$((tcp_port + 1))
+		port=$tcp_port
+		nc -l -p "$port" -e sh -c "printf 'hello from the peer'; exec cat > $tmp/out" &
+		rxp=$!
+		listening "$port" || return 1
+		exec 3> "$dev" || return 1
+		timeout 120 "$zc" get --method "$m" --to "127.0.0.1:$port" 3>&- 2> "$tmp/err" &
+		gp=$!
+		timeout 120 "$zc" put "$tmp/in" 3>&-
+		rc=$?
+		exec 3>&-
+		wait "$gp" || { echo "get -m $m exited $?"; rc=1; }
+		wait "$rxp"
+		[ "$rc" = 0 ] || { cat "$tmp/err"; return 1; }
+		cmp "$tmp/in" "$tmp/out" ||
+			{ echo "get -m $m: the peer got $(wc -c < "$tmp/out") of $size bytes"; cat "$tmp/err"; return 1; }
+	done
+}
+
+# Persistent ENOBUFS (optmem_max too small for a single notification):
+# get --method zerocopy sends those bytes with a plain send() instead,
+# says how many, and every byte arrives.
+t_get_zerocopy_enobufs() {
+	o=$(cat /proc/sys/net/core/optmem_max)
+	ret=1
+	while :; do
+		fill_ring 300000 || break
+		rm -f "$tmp/out"
+		listen_to "$tmp/out" || break
+		echo 1 > /proc/sys/net/core/optmem_max || break
+		timeout 60 "$zc" get --method zerocopy --to "127.0.0.1:$port" 2> "$tmp/err"
+		rc=$?
+		echo "$o" > /proc/sys/net/core/optmem_max
+		wait "$rxp"
+		cat "$tmp/err"
+		[ "$rc" = 0 ] && cmp "$tmp/small" "$tmp/out" || break
+		grep -Eq '^zcdev: get --method zerocopy: [0-9]+ sends, [0-9]+ completed, [0-9]+ of them copied by the kernel; [1-9][0-9]* plain sends \(ENOBUFS with none outstanding: see net.core.optmem_max\)$' \
+			"$tmp/err" || break
+		[ "$(used)" = 0 ] || break
+		ret=0
+		break
+	done
+	echo "$o" > /proc/sys/net/core/optmem_max
+	return $ret
+}
+
+# A non-blocking standard output (busybox telnetd -i sets O_NONBLOCK on
+# its stdin and stdout: the pipe's description, which get shares) and a
+# slow reader: get waits for room on EAGAIN, and every byte arrives.
+t_get_nonblocking_stdout() {
+	if ! grep -q ' /dev/pts ' /proc/mounts; then
+		mkdir -p /dev/pts && mount -t devpts devpts /dev/pts || return 1
+	fi
+	for m in read uring mmap; do
+		fill_ring 300000 || return 1
+		rm -f "$tmp/out" "$tmp/flags"
+		{
+			telnetd -i -K -l /bin/true < /dev/null 2> /dev/null
+			awk '/^flags/ { print $2 }' /proc/self/fdinfo/3 3>&1 > "$tmp/flags"
+			printf MARK
+			timeout 60 "$zc" get --method "$m" 2> "$tmp/err"
+			echo $? > "$tmp/rc"
+		} | { sleep 1; cat; } > "$tmp/out"
+		fl=$(cat "$tmp/flags")
+		[ $((fl & 04000)) != 0 ] || { echo "stdout is not non-blocking (flags $fl)"; return 1; }
+		rc=$(cat "$tmp/rc")
+		# telnetd's few bytes of negotiation, MARK, then get's.
+		pre=$(($(wc -c < "$tmp/out") - 300000))
+		[ "$rc" = 0 ] && tail -c 300000 "$tmp/out" | cmp -s - "$tmp/small" &&
+			[ "$pre" -ge 4 ] && [ "$(head -c "$pre" "$tmp/out" | tail -c 4)" = MARK ] ||
+			{ echo "get -m $m: exit $rc, $((pre - 4)) bytes too many"; cat "$tmp/err"; return 1; }
+		[ "$(used)" = 0 ] || { echo "get -m $m left $(used) bytes"; return 1; }
+	done
+}
+
 tcase get_zerocopy_to_tcp_exact t_get_zerocopy
+tcase get_zerocopy_stop_bounded_exact t_get_zerocopy_stop_bounded
+tcase get_to_peer_talks_every_byte t_get_to_peer_talks
+tcase get_zerocopy_enobufs_plain_sends t_get_zerocopy_enobufs
+tcase get_nonblocking_stdout_every_byte t_get_nonblocking_stdout
 tcase get_to_every_method t_get_to_methods
 tcase get_to_errors_take_nothing t_get_to_errors
 tcase get_zerocopy_signal_while_blocked_exact t_get_zerocopy_signal
