@@ -1087,12 +1087,14 @@ static int get_steps_run(struct side *s)
 /*
  * get zerocopy ends when every send has its completion: the report says
  * how many there were and how many the kernel copied. After a stop, or a
- * failure, a second at most (the socket keeps and sends what it took
- * whatever happens to us: those bytes are written).
+ * failure, it waits one second from then at most, however many signals
+ * come: the socket keeps what send() took and sends it after we exit, but
+ * a completion that has not come means the bytes have not left it yet.
  */
 static int zc_finish(struct side *s, int ret)
 {
-	int r = 1;
+	double end;
+	int r = 1, left;
 
 	if (!ret && !atomic_load(&xfer_abort)) {
 		do
@@ -1104,8 +1106,12 @@ static int zc_finish(struct side *s, int ret)
 			return side_fail(s, "read the completions of %s (MSG_ERRQUEUE)",
 					 s->snk.name ? s->snk.name : "output");
 	}
-	while ((r = zc_wait(s->snk.fd, &s->zc, 1000)) < 0 && errno == EINTR)
-		;
+	/* One deadline: the signals that interrupt the wait do not move it. */
+	end = now_sec() + 1;
+	do {
+		left = (int)((end - now_sec()) * 1000);
+		r = zc_wait(s->snk.fd, &s->zc, left > 0 ? left : 0);
+	} while (r < 0 && errno == EINTR);
 	if (ret || !r)
 		return ret;
 	errno = ECANCELED;
