@@ -106,6 +106,13 @@ int write_full(int fd, const void *buf, size_t n, size_t *done)
 			return -1;
 		}
 		r = SYS(write(fd, p + *done, n - *done));
+		if (r < 0 && errno == EAGAIN) {
+			/* An output another process made non-blocking: wait for room. */
+			struct pollfd out = { .fd = fd, .events = POLLOUT };
+
+			if (SYS(poll(&out, 1, -1)) >= 0)
+				continue;
+		}
 		if (r < 0)
 			return -1;
 		*done += r;
