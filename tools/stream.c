@@ -233,10 +233,25 @@ static ssize_t zring_wait(struct side *s, char **p)
 	}
 }
 
-/* Commit bytes written at head, or release bytes read at tail. */
+/*
+ * Commit bytes written at head, or release bytes read at tail. A consumer
+ * releases bytes that have already reached its output (or a socket): an
+ * interrupted CONSUME is tried again even after an abort, since bytes left
+ * in the ring would be delivered twice by the next consumer.
+ */
 static int zring_commit(struct side *s, uint64_t n)
 {
-	if (SYS(s->put ? zcdev_produce(s->fd, n) : zcdev_consume(s->fd, n)) < 0)
+	long r;
+
+	if (s->put) {
+		r = SYS(zcdev_produce(s->fd, n));
+	} else {
+		do {
+			nr_syscalls++;
+			r = zcdev_consume(s->fd, n);
+		} while (r < 0 && errno == EINTR);
+	}
+	if (r < 0)
 		return side_fail(s, "%s %s",
 				 s->put ? "ZCDEV_IOC_PRODUCE" : "ZCDEV_IOC_CONSUME",
 				 s->name);
