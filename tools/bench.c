@@ -823,6 +823,7 @@ static struct zc_count row_zc(const struct bench *b, const struct brow *r)
 		z.sends += r->s[i].zc.sends;
 		z.done += r->s[i].zc.done;
 		z.copied += r->s[i].zc.copied;
+		z.plain += r->s[i].zc.plain;
 	}
 	return z;
 }

@@ -704,11 +704,17 @@ static int open_tcp_output(const char *to, int dev)
 static void zc_report(const struct side *s)
 {
 	const struct zc_count *z = &s->zc;
+	char plain[128] = "";
 
-	errmsg("get --method zerocopy: %llu sends, %llu completed, %llu of them copied by the kernel%s",
+	if (z->plain)
+		snprintf(plain, sizeof(plain),
+			 "; %llu plain sends (ENOBUFS with none outstanding: see net.core.optmem_max)",
+			 (unsigned long long)z->plain);
+	errmsg("get --method zerocopy: %llu sends, %llu completed, %llu of them copied by the kernel%s%s",
 	       (unsigned long long)z->sends, (unsigned long long)z->done,
 	       (unsigned long long)z->copied,
-	       z->done < z->sends ? "; the rest had not completed when get stopped" : "");
+	       z->done < z->sends ? "; the rest had not completed when get stopped" : "",
+	       plain);
 }
 
 /*

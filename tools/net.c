@@ -238,7 +238,9 @@ int zc_reap(int sock, struct zc_count *z)
 	}
 }
 
-int zc_wait(int sock, struct zc_count *z, int timeout_ms)
+/* Wait until done reaches want: zc_wait() and zc_send()'s ENOBUFS. */
+static int zc_wait_for(int sock, struct zc_count *z, uint64_t want,
+		       int timeout_ms)
 {
 	double end = now_sec() + timeout_ms / 1000.0;
 	uint64_t before;
@@ -251,7 +253,7 @@ int zc_wait(int sock, struct zc_count *z, int timeout_ms)
 		before = z->done;
 		if (zc_reap(sock, z))
 			return -1;
-		if (z->done >= z->sends)
+		if (z->done >= want)
 			return 0;
 		if (timeout_ms >= 0) {
 			left = (int)((end - now_sec()) * 1000);
@@ -272,10 +274,15 @@ int zc_wait(int sock, struct zc_count *z, int timeout_ms)
 		 * completions follow as the socket frees its buffers: look
 		 * again in a while rather than spin.
 		 */
-		if (z->done == before && z->done < z->sends &&
+		if (z->done == before && z->done < want &&
 		    poll(NULL, 0, left < 0 || left > 10 ? 10 : left) < 0)
 			return -1;
 	}
+}
+
+int zc_wait(int sock, struct zc_count *z, int timeout_ms)
+{
+	return zc_wait_for(sock, z, z->sends, timeout_ms);
 }
 
 ssize_t zc_send(int sock, const void *p, size_t n, struct zc_count *z)
@@ -289,12 +296,27 @@ ssize_t zc_send(int sock, const void *p, size_t n, struct zc_count *z)
 			z->sends++;
 			return r;
 		}
-		if (r < 0 && errno == ENOBUFS && z->done < z->sends) {
-			/* Spent optmem: free it by reading the completions. */
-			if (zc_wait(sock, z, -1) < 0)
+		if (r >= 0 || errno != ENOBUFS)
+			return r;
+		/*
+		 * Spent optmem: read the completions that are queued, else
+		 * wait for the next one (not for all), and send again.
+		 */
+		if (z->done < z->sends) {
+			if (zc_wait_for(sock, z, z->done + 1, -1) < 0)
 				return -1;
 			continue;
 		}
+		/*
+		 * Nothing outstanding and still ENOBUFS: the budget cannot
+		 * hold one notification (net.core.optmem_max, or for a user
+		 * without CAP_IPC_LOCK, RLIMIT_MEMLOCK for the pinned pages).
+		 * These bytes go by a plain send, counted.
+		 */
+		z->syscalls++;
+		r = send(sock, p, n, MSG_NOSIGNAL);
+		if (r > 0)
+			z->plain++;
 		return r;
 	}
 }

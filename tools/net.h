@@ -38,6 +38,7 @@ struct zc_count {
 	uint64_t sends;		/* send() calls that took bytes */
 	uint64_t done;		/* of them, completed */
 	uint64_t copied;	/* of those, the kernel copied */
+	uint64_t plain;		/* plain send()s made instead (ENOBUFS) */
 	unsigned long syscalls;	/* recvmsg() and poll() calls made */
 };
 
@@ -60,8 +61,10 @@ int zc_wait(int sock, struct zc_count *z, int timeout_ms);
 /*
  * send(MSG_ZEROCOPY) of up to n bytes at p: what send() took, or -1 with
  * errno. ENOBUFS (the socket's optmem budget for notifications is spent)
- * is met by reading completions, waiting for one if none is queued, and
- * sending again; it is an error only when no send is outstanding.
+ * is met by reading completions, waiting for the next one if none is
+ * queued, and sending again. ENOBUFS with no send outstanding means the
+ * budget cannot hold even one (net.core.optmem_max, RLIMIT_MEMLOCK): then
+ * these bytes go by a plain send(), counted in plain.
  */
 ssize_t zc_send(int sock, const void *p, size_t n, struct zc_count *z);
 
