@@ -700,6 +700,47 @@ static int open_tcp_output(const char *to, int dev)
 	return fd;
 }
 
+static bool stop_signalled(void)
+{
+	return atomic_load(&xfer_signal) != 0;
+}
+
+static bool stop_now(void)
+{
+	return true;
+}
+
+/*
+ * get --to's end: what the peer sent is read and dropped (a close() with
+ * unread bytes would reset the connection and lose what the socket still
+ * had to send), and after a transfer that went well, get waits until the
+ * peer has acknowledged every byte, or a signal stops it. Returns ret, or
+ * EXIT_FAIL when that wait failed or was stopped.
+ */
+static int tcp_output_end(int fd, const char *to, int ret)
+{
+	uint64_t unacked = 0;
+	char why[64];
+	int r = tcp_finish(fd, ret == EXIT_OK ? stop_signalled : stop_now,
+			   &unacked);
+
+	if (r < 0) {
+		errmsg("%s: %s: %llu bytes sent were not acknowledged and may be lost",
+		       to, strerror(errno), (unsigned long long)unacked);
+		return EXIT_FAIL;
+	}
+	if (!r || !unacked)
+		return ret;
+	if (ret == EXIT_OK) {
+		errmsg("%s", stop_reason(why, sizeof(why)));
+		ret = EXIT_FAIL;
+	}
+	errmsg("%s had not acknowledged %llu of the bytes sent when get %s: the connection still delivers them unless the peer resets it",
+	       to, (unsigned long long)unacked,
+	       stop_signalled() ? "stopped" : "ended");
+	return ret;
+}
+
 /* get zerocopy's count of its sends, on stderr whatever the outcome. */
 static void zc_report(const struct side *s)
 {
@@ -843,6 +884,8 @@ static int put_or_get(const struct cmd *c, int argc, char **argv, bool put)
 	ret = transfer(&run, sides, 1, &info);
 	if (!put && method == GET_ZEROCOPY)
 		zc_report(&s);
+	if (a.to)
+		ret = tcp_output_end(io, a.to, ret);
 	if (io2 >= 0)
 		close(io2);
 close_io:

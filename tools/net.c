@@ -11,8 +11,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -188,6 +190,58 @@ bool is_tcp_socket(int fd)
 	len = sizeof(proto);
 	return !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) &&
 	       proto == IPPROTO_TCP;
+}
+
+/* Bytes sent that the peer has not acknowledged, not counting our FIN. */
+static uint64_t tcp_unacked(int sock, bool fin)
+{
+	int q;
+
+	if (ioctl(sock, SIOCOUTQ, &q) || q <= 0)
+		return 0;
+	/* The FIN takes a sequence number, and is acknowledged last. */
+	return fin ? (uint64_t)q - 1 : (uint64_t)q;
+}
+
+int tcp_finish(int sock, bool (*stopped)(void), uint64_t *unacked)
+{
+	bool fin = !shutdown(sock, SHUT_WR), eof = false;
+	char buf[4096];
+	int err;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = sock, .events = POLLIN };
+		socklen_t len = sizeof(err);
+		ssize_t r;
+
+		err = 0;
+		/* Read and drop what the peer sent: the close must not reset. */
+		if (!eof) {
+			while ((r = recv(sock, buf, sizeof(buf), MSG_DONTWAIT)) > 0 ||
+			       (r < 0 && errno == EINTR))
+				;
+			eof = !r;
+			if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+				err = errno;
+		}
+		*unacked = tcp_unacked(sock, fin);
+		if (err)
+			break;
+		if (!*unacked)
+			return 0;
+		if (stopped())
+			return 1;
+		/* An acknowledgment raises no event: look again in a while. */
+		if (eof)
+			pfd.events = 0;
+		if (poll(&pfd, 1, 10) < 0 && errno != EINTR)
+			return -1;
+		if ((pfd.revents & POLLERR) &&
+		    !getsockopt(sock, SOL_SOCKET, SO_ERROR, &err, &len) && err)
+			break;
+	}
+	errno = err;
+	return -1;
 }
 
 int zc_enable(int sock)

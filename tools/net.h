@@ -24,7 +24,18 @@ int hostport_split(const char *arg, char *host, size_t hlen, char *port,
  */
 int tcp_connect(const char *hostport, char *err, size_t len);
 
-/* Is fd a connected TCP socket? */
+/*
+ * The end of a connection we only send on: shutdown(SHUT_WR), then read
+ * and drop whatever the peer sends (a close() with unread bytes would
+ * reset the connection and discard what the socket has yet to send)
+ * until the peer has acknowledged every byte sent. 0 then; 1 when
+ * stopped() said to stop waiting; -1 with errno (ECONNRESET: the peer
+ * reset the connection). *unacked: the bytes sent that the peer had not
+ * acknowledged at the end.
+ */
+int tcp_finish(int sock, bool (*stopped)(void), uint64_t *unacked);
+
+/* Is fd a TCP stream socket (connected or not: this does not ask)? */
 bool is_tcp_socket(int fd);
 
 /*
