@@ -209,10 +209,35 @@ t_zerocopy() {
 	return $status
 }
 
+# zerocopy_send when optmem_max cannot hold a single notification:
+# ENOBUFS with no send outstanding. It sends those bytes plainly, says
+# how many, and ends; every byte arrives.
+t_zerocopy_enobufs() {
+	status=0
+	rm -f "$tmp/out"
+	"$zc" reset || expect "zcdev reset's exit status" 0 $?
+	sh -c "$ex/mmap_producer < $tmp/in" 2> "$tmp/prod"
+	receiver 47991 || expect "a receiver on port 47991" listening none
+	o=$(cat /proc/sys/net/core/optmem_max)
+	echo 1 > /proc/sys/net/core/optmem_max
+	timeout 60 sh -c "$ex/zerocopy_send 127.0.0.1 47991" 2> "$tmp/cons"
+	crc=$?
+	echo "$o" > /proc/sys/net/core/optmem_max
+	wait "$rxp"
+	cat "$tmp/cons"
+	expect "consumer's exit status" 0 "$crc"
+	expect "the bytes out against the bytes in" identical \
+		"$(cmp "$tmp/in" "$tmp/out" 2>&1 && echo identical)"
+	expect "a plain sends line" yes \
+		"$(grep -Eq '^zerocopy_send: [1-9][0-9]* plain sends \(ENOBUFS with none outstanding: see net.core.optmem_max\)$' "$tmp/cons" && echo yes)"
+	return $status
+}
+
 case_ mmap_producer_to_mmap_consumer t_mmap
 case_ splice_in_move_to_splice_out t_splice
 case_ vmsplice_gift_to_sendfile_out t_gift_sendfile
 case_ uring_rw_put_to_uring_rw_get t_uring
 case_ mmap_producer_to_zerocopy_send t_zerocopy
+case_ zerocopy_send_enobufs_plain_sends t_zerocopy_enobufs
 
 ktap_end
