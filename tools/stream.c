@@ -237,19 +237,30 @@ static ssize_t zring_wait(struct side *s, char **p)
  * Commit bytes written at head, or release bytes read at tail. A consumer
  * releases bytes that have already reached its output (or a socket): an
  * interrupted CONSUME is tried again even after an abort, since bytes left
- * in the ring would be delivered twice by the next consumer.
+ * in the ring would be delivered twice by the next consumer. Only a CONSUME
+ * that a second of retries after the abort cannot finish gives up, with
+ * EINTR rather than ECANCELED: a failure of its own, which stderr reports.
  */
 static int zring_commit(struct side *s, uint64_t n)
 {
+	double end = 0;
 	long r;
 
 	if (s->put) {
 		r = SYS(zcdev_produce(s->fd, n));
 	} else {
-		do {
+		for (;;) {
 			nr_syscalls++;
 			r = zcdev_consume(s->fd, n);
-		} while (r < 0 && errno == EINTR);
+			if (r >= 0 || errno != EINTR)
+				break;
+			if (!atomic_load(&xfer_abort))
+				continue;
+			if (!end)
+				end = now_sec() + 1;
+			else if (now_sec() > end)
+				break;
+		}
 	}
 	if (r < 0)
 		return side_fail(s, "%s %s",
@@ -879,8 +890,15 @@ static ssize_t get_mmap(struct side *s, size_t want)
 			return -1;
 		return n;
 	}
-	if (!write_full(k->fd, p, n, &done))
-		return zring_commit(s, n) ? -1 : n;
+	if (!write_full(k->fd, p, n, &done)) {
+		if (!zring_commit(s, n))
+			return n;
+		/* Written but still in the ring: a retry would write them twice. */
+		side_fail(s, "ZCDEV_IOC_CONSUME after a write (%zd bytes written, still in the ring)",
+			  n);
+		s->step_done = n;
+		return -1;
+	}
 	err = errno;
 	if (done && zring_commit(s, done)) {
 		/* Written but still in the ring: a retry would write them twice. */
