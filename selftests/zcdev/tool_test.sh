@@ -1432,37 +1432,68 @@ t_get_zerocopy_enobufs() {
 }
 
 # A non-blocking standard output (busybox telnetd -i sets O_NONBLOCK on
-# its stdin and stdout: the pipe's description, which get shares) and a
-# slow reader: get waits for room on EAGAIN, and every byte arrives.
+# its stdin and stdout: here the description that get shares) and a slow
+# reader: get waits for room on EAGAIN, and every byte arrives. A pipe
+# (get sizes its reads to the pipe's room, mmap does not) and a TCP
+# socket (no room to ask for: every method meets EAGAIN). The reader
+# starts a second after get does.
+nb_get() {
+	cat > "$tmp/nbget.sh" << EOF
+telnetd -i -K -l /bin/true < /dev/null 2> /dev/null
+awk '/^flags/ { print \$2 }' /proc/self/fdinfo/3 3>&1 > "$tmp/flags"
+printf MARK
+{ sleep 1; touch "$tmp/go"; } > /dev/null &
+timeout 60 "$zc" get --method "\$1" 2> "$tmp/err"
+echo \$? > "$tmp/rc"
+EOF
+}
+
+nb_check() {
+	fl=$(cat "$tmp/flags")
+	[ $((fl & 04000)) != 0 ] || { echo "$1: stdout is not non-blocking (flags $fl)"; return 1; }
+	rc=$(cat "$tmp/rc")
+	# telnetd's few bytes of negotiation, MARK, then get's.
+	pre=$(($(wc -c < "$tmp/out") - 300000))
+	[ "$rc" = 0 ] && tail -c 300000 "$tmp/out" | cmp -s - "$tmp/small" &&
+		[ "$pre" -ge 4 ] && [ "$(head -c "$pre" "$tmp/out" | tail -c 4)" = MARK ] ||
+		{ echo "$1: exit $rc, $((pre - 4)) bytes too many"; cat "$tmp/err"; return 1; }
+	[ "$(used)" = 0 ] || { echo "$1 left $(used) bytes"; return 1; }
+}
+
 t_get_nonblocking_stdout() {
 	if ! grep -q ' /dev/pts ' /proc/mounts; then
 		mkdir -p /dev/pts && mount -t devpts devpts /dev/pts || return 1
 	fi
+	nb_get
 	for m in read uring mmap; do
 		fill_ring 300000 || return 1
 		rm -f "$tmp/out" "$tmp/flags" "$tmp/go"
-		# The reader starts a second after get: the pipe is full by then.
-		{
-			telnetd -i -K -l /bin/true < /dev/null 2> /dev/null
-			awk '/^flags/ { print $2 }' /proc/self/fdinfo/3 3>&1 > "$tmp/flags"
-			printf MARK
-			{ sleep 1; touch "$tmp/go"; } > /dev/null &
-			timeout 60 "$zc" get --method "$m" 2> "$tmp/err"
-			echo $? > "$tmp/rc"
-		} | {
+		sh "$tmp/nbget.sh" "$m" | {
 			until [ -e "$tmp/go" ]; do usleep 20000; done
 			cat
 		} > "$tmp/out"
-		fl=$(cat "$tmp/flags")
-		[ $((fl & 04000)) != 0 ] || { echo "stdout is not non-blocking (flags $fl)"; return 1; }
-		rc=$(cat "$tmp/rc")
-		# telnetd's few bytes of negotiation, MARK, then get's.
-		pre=$(($(wc -c < "$tmp/out") - 300000))
-		[ "$rc" = 0 ] && tail -c 300000 "$tmp/out" | cmp -s - "$tmp/small" &&
-			[ "$pre" -ge 4 ] && [ "$(head -c "$pre" "$tmp/out" | tail -c 4)" = MARK ] ||
-			{ echo "get -m $m: exit $rc, $((pre - 4)) bytes too many"; cat "$tmp/err"; return 1; }
-		[ "$(used)" = 0 ] || { echo "get -m $m left $(used) bytes"; return 1; }
+		nb_check "get -m $m into a pipe" || return 1
 	done
+	tcp_set_small || return 1
+	ret=0
+	for m in read uring mmap; do
+		fill_ring 300000 || { ret=1; break; }
+		rm -f "$tmp/out" "$tmp/flags" "$tmp/go" "$tmp/rx"
+		hold_fifo && mkfifo "$tmp/rx" || { ret=1; break; }
+		{ until [ -e "$tmp/go" ]; do usleep 20000; done; cat; } < "$tmp/rx" > "$tmp/out" &
+		dp=$!
+		tcp_port=$((tcp_port + 1))
+		port=$tcp_port
+		nc -l -p "$port" < "$tmp/hold" > "$tmp/rx" &
+		rxp=$!
+		listening "$port" || { ret=1; break; }
+		nc 127.0.0.1 "$port" -e sh "$tmp/nbget.sh" "$m"
+		wait "$rxp"
+		wait "$dp"
+		nb_check "get -m $m into a TCP socket" || { ret=1; break; }
+	done
+	tcp_restore
+	return $ret
 }
 
 tcase get_zerocopy_to_tcp_exact t_get_zerocopy
