@@ -1465,6 +1465,7 @@ t_get_nonblocking_stdout() {
 		mkdir -p /dev/pts && mount -t devpts devpts /dev/pts || return 1
 	fi
 	nb_get
+	ret=0
 	for m in read uring mmap; do
 		fill_ring 300000 || return 1
 		rm -f "$tmp/out" "$tmp/flags" "$tmp/go"
@@ -1472,10 +1473,9 @@ t_get_nonblocking_stdout() {
 			until [ -e "$tmp/go" ]; do usleep 20000; done
 			cat
 		} > "$tmp/out"
-		nb_check "get -m $m into a pipe" || return 1
+		nb_check "get -m $m into a pipe" || ret=1
 	done
 	tcp_set_small || return 1
-	ret=0
 	for m in read uring mmap; do
 		fill_ring 300000 || { ret=1; break; }
 		rm -f "$tmp/out" "$tmp/flags" "$tmp/go" "$tmp/rx"
@@ -1490,7 +1490,7 @@ t_get_nonblocking_stdout() {
 		nc 127.0.0.1 "$port" -e sh "$tmp/nbget.sh" "$m"
 		wait "$rxp"
 		wait "$dp"
-		nb_check "get -m $m into a TCP socket" || { ret=1; break; }
+		nb_check "get -m $m into a TCP socket" || ret=1
 	done
 	tcp_restore
 	return $ret
