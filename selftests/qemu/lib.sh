@@ -53,8 +53,9 @@ kernel_cmdline_tcg+=" sysctl.kernel.hung_task_timeout_secs=600"
 # scatter-gather, and TCP copies every MSG_ZEROCOPY send.
 #
 # The network reaches nothing but the sink: restrict=on drops every
-# connection, datagram and ping the guest sends anywhere else (the host's
-# own addresses included), and the guestfwd rule hands each connection
+# connection and datagram the guest sends anywhere else (the host's own
+# addresses included; slirp answers ARP, and pings of its own virtual
+# addresses, itself), and the guestfwd rule hands each connection
 # to the sink address to a new `cksum` that QEMU starts with the
 # connection as its standard input and output: it replies with the CRC
 # and the length of what it got once the guest shuts down its side, and
