@@ -111,7 +111,8 @@ boot() {
 
 	pack_initramfs "$dir/initramfs.cpio.gz" "$ko" mode=check "hang=${ZCDEV_GUEST_HANG:-}"
 	rm -f "$vfile"
-	set_qemu_cmd "$v" "$dir/initramfs.cpio.gz" "$vfile" -serial stdio -- "$kernel_cmdline"
+	set_qemu_cmd "$v" "$dir/initramfs.cpio.gz" "$vfile" -serial stdio "${nic_args[@]}" \
+		-- "$kernel_cmdline"
 	local limit=$timeout_s
 	[ "$s" != debug ] || limit=$((timeout_s * 2))
 	say "$s: booting $v (timeout ${limit}s, console: ${log#"$top"/})"

@@ -12,7 +12,9 @@
 # and hang=1 makes check mode hang after loading the module (to show that
 # the host's timeout catches it). lane= names the lane (6.1, 6.12, newest,
 # debug), which the tests see as ZCDEV_LANE: the engines run in some lanes
-# only.
+# only. nic_addr= and nic_sink= are the NIC's address and the receiver
+# QEMU serves outside the guest (lib.sh: nic_args), which the tests see as
+# ZCDEV_NIC_SINK once eth0 is up, and ZCDEV_NIC_ERROR says why it is not.
 #
 # Results leave through the second serial port, /dev/ttyS1, which the host
 # saves to a file; the console (ttyS0) is for people. The last line is
@@ -25,7 +27,7 @@
 set -u -o pipefail
 export PATH=/bin:/usr/bin HOME=/root
 
-mode='' hang='' rows='' cols='' cmd='' tty='' lane=''
+mode='' hang='' rows='' cols='' cmd='' tty='' lane='' nic_addr='' nic_sink=''
 # shellcheck source=/dev/null
 . /etc/zcdev/config
 export ZCDEV_LANE="$lane"
@@ -61,6 +63,39 @@ mount -t sysfs sysfs /sys
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tracefs tracefs /sys/kernel/tracing
 ip link set lo up
+
+# The NIC (lib.sh: nic_args): e1000, whose driver is a module in Debian's
+# kernels (/lib/e1000.ko) and built into the debug kernel. eth0 gets
+# nic_addr; its carrier comes a moment later, which nic_test waits for.
+# Prints why it failed.
+nic_up() {
+	local out i
+	if [ -f /lib/e1000.ko ] && ! out=$(insmod /lib/e1000.ko 2>&1); then
+		echo "insmod e1000.ko: $out"
+		return 1
+	fi
+	for i in $(seq 100); do
+		[ -e /sys/class/net/eth0 ] && break
+		sleep 0.1
+	done
+	if [ ! -e /sys/class/net/eth0 ]; then
+		echo "no eth0 10 s after loading the e1000 driver (no NIC from QEMU?)"
+		return 1
+	fi
+	out=$({ ip link set eth0 up && ip addr add "$nic_addr" dev eth0; } 2>&1) ||
+		{ echo "configuring eth0 with $nic_addr: $out"; return 1; }
+}
+
+if [ -n "$nic_sink" ]; then
+	if nic_why=$(nic_up); then
+		export ZCDEV_NIC_SINK="$nic_sink"
+		echo "zcdev: NIC: eth0 $nic_addr, the sink at $nic_sink"
+	else
+		export ZCDEV_NIC_ERROR="$nic_why"
+		echo "zcdev: NIC: eth0 is not up, the NIC tests will fail: $nic_why" >&2
+		[ "$mode" != check ] || report "# NIC: eth0 is not up, the NIC tests will fail: $nic_why"
+	fi
+fi
 
 # Kernel log lines that match a splat pattern, less the expected ones.
 splats() {

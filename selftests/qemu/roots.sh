@@ -18,7 +18,8 @@
 #
 # Layout of $cache (ZCDEV_CACHE, default /var/cache/zcdev):
 #   roots/NAME/           a Debian root; roots/NAME.lock serialises apt in it
-#   kernels/RELEASE/      vmlinuz of a lane's kernel, out of its package
+#   kernels/RELEASE/      vmlinuz of a lane's kernel, out of its package, and
+#                         e1000.ko, the driver of the guests' NIC
 #   debug-kernel/KEY/     debug kernel trees (bind-mounted into the root)
 # `make distclean` removes all of it.
 
@@ -224,4 +225,42 @@ lane_kernel() {
 		mv "$dir.tmp" "$dir"
 	fi
 	echo "$v"
+}
+
+# lane_nic_module LANE RELEASE: the driver of the guests' NIC (e1000,
+# lib.sh: nic_args), which Debian builds as a module, out of the lane's
+# own modules package into $cache/kernels/RELEASE/e1000.ko, uncompressed
+# (busybox insmod loads no .ko.xz); init.sh loads it. The modules are in
+# linux-modules-* from 7.x, in the image package before. Kept like the
+# image: fetched once per release.
+lane_nic_module() {
+	local lane=$1 v=$2 root=${lane_root[$1]} dir=$cache/kernels/$2 pkg tmp f='' f2
+	[ ! -f "$dir/e1000.ko" ] || return 0
+	say "$lane: fetching the e1000 module of $v (the guest's NIC)"
+	tmp=$(mktemp -d "$roots/$root/tmp/nic.XXXXXX")
+	for pkg in "linux-modules-$v" "linux-image-$v-unsigned" "linux-image-$v"; do
+		in_root "$root" "" sh -c "cd /tmp/${tmp##*/} && apt-get download -qq $pkg" \
+			> /dev/null 2>&1 || continue
+		dpkg-deb --fsys-tarfile "$tmp"/*.deb |
+			tar -x -C "$tmp" --wildcards '*/e1000/e1000.ko*' 2>/dev/null || true
+		rm -f "$tmp"/*.deb
+		f=$(find "$tmp" -name 'e1000.ko*' -type f | head -n 1)
+		[ -z "$f" ] || break
+	done
+	case $f in
+	*.ko) ;;
+	*.ko.xz)
+		in_root "$root" "" xz -d "/tmp/${f#"$roots/$root/tmp/"}" ||
+			{ rm -rf "$tmp"; die "$lane: cannot decompress ${f##*/}"; }
+		f=${f%.xz} ;;
+	*)
+		rm -rf "$tmp"
+		die "$lane: no e1000 module for $v in its packages${f:+ (${f##*/}: unknown compression)}" ;;
+	esac
+	# A temporary name beside it, then a rename: a run that reads it
+	# meanwhile sees all of it or none.
+	f2=$(mktemp "$dir/e1000.ko.XXXXXX")
+	cp "$f" "$f2"
+	mv "$f2" "$dir/e1000.ko"
+	rm -rf "$tmp"
 }

@@ -57,7 +57,7 @@ exec 9>&-	# the lock: the guest needs nothing more from build/
 append=$kernel_cmdline
 [ -z "${ZCDEV_BENCH:-}" ] || append=$kernel_cmdline_bench
 [ -n "${V:-}" ] || append+=" quiet"
-set_qemu_cmd "$v" "$initrd" "$vfile" "${console[@]}" -- "$append"
+set_qemu_cmd "$v" "$initrd" "$vfile" "${console[@]}" "${nic_args[@]}" -- "$append"
 
 say "$kernel: booting $v"
 rc=0
