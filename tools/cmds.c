@@ -165,7 +165,7 @@ const char copy_help[] =
 "       vmsplice      vmsplice -> sendfile\n"
 "       uring         uring -> uring (io_uring write, io_uring read)\n"
 "       PUT:GET       any pair, e.g. write:sendfile or splice:mmap (not\n"
-"                     tee or zerocopy: get's alone)\n"
+"                     tee or zerocopy, which only get has)\n"
 "  -c, --chunk BYTES  bytes per call, K/M/G suffixes (default 64K)\n"
 "  -t, --timeout SEC  give up (exit 1) after SEC seconds, whatever copy is\n"
 "                     doing, opening SRC or DST included (default: never)\n"
