@@ -84,17 +84,6 @@ void zcdev_page_put(struct zcdev *zd, struct page *page)
 }
 
 /*
- * A page somebody may have pinned (io_uring fixed buffers, O_DIRECT,
- * process_vm_writev() through a mapping) can still be written through the
- * pin after every PTE is gone: such a page is never lent by reference.
- * folio_maybe_dma_pinned() is in every kernel zcdev supports (6.1 on).
- */
-bool zcdev_page_maybe_pinned(struct page *page)
-{
-	return folio_maybe_dma_pinned(page_folio(page));
-}
-
-/*
  * How many references does @page have beyond @refs of the ring's own and
  * one per PTE that maps it (each PTE holds a reference)? A pin's, an
  * skb's, a GUP user's; *@maps gets the PTEs counted. A transient
@@ -124,13 +113,6 @@ int zcdev_page_others(struct page *page, unsigned int refs, int *maps)
 	smp_rmb();
 	*maps = min(*maps, zcdev_page_mapcount(page));
 	return count - (int)refs - *maps;
-}
-
-bool zcdev_page_held(struct page *page, unsigned int refs)
-{
-	int maps;
-
-	return zcdev_page_others(page, refs, &maps) > 0;
 }
 
 /* Publish the counters to the meta page; user space reads with acquire. */

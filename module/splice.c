@@ -195,6 +195,17 @@ static unsigned int zcdev_lend_len(struct zcdev_lend *l, unsigned int i)
 	return end - start;
 }
 
+/*
+ * A page somebody may have pinned (io_uring fixed buffers, O_DIRECT,
+ * process_vm_writev() through a mapping) can still be written through the
+ * pin after every PTE is gone: such a page is never lent by reference.
+ * folio_maybe_dma_pinned() is in every kernel zcdev supports (6.1 on).
+ */
+static bool zcdev_page_maybe_pinned(struct page *page)
+{
+	return folio_maybe_dma_pinned(page_folio(page));
+}
+
 /* A page of the pipe's own with the lent bytes of @page at the same offset. */
 static struct page *zcdev_lend_copy(struct page *page, unsigned int off,
 				    unsigned int len)
@@ -375,7 +386,7 @@ static void zcdev_lend_zap(struct zcdev *zd, struct zcdev_lend *l)
  * in no pipe (a page some pipe, sendfile's included, still holds is
  * marked already, and was judged when it was marked, with no PTE since),
  * on no LRU and in no page cache. Any reference above that means a copy:
- * zcdev_page_held(), whose PTE allowance is 0 after the zap. Without a
+ * zcdev_page_others(), whose PTE allowance is 0 after the zap. Without a
  * zap (no writable mapping now) the same holds while no read-only PTE
  * adds its own reference; a page mapped read-only is judged by its pins
  * alone. A transient reference (compaction, a fault that lost its race)
@@ -385,6 +396,7 @@ static bool zcdev_lend_maybe_written(struct zcdev_lend *l, unsigned int i)
 {
 	struct page *page = l->pages[i];
 	unsigned int j, refs = 1;	/* the ring's */
+	int maps;
 
 	if (zcdev_page_maybe_pinned(page))
 		return true;
@@ -395,7 +407,7 @@ static bool zcdev_lend_maybe_written(struct zcdev_lend *l, unsigned int i)
 	for (j = 0; j < l->nr; j++)
 		if (!test_bit(j, l->copied) && l->pages[j] == page)
 			refs++;
-	return zcdev_page_held(page, refs);
+	return zcdev_page_others(page, refs, &maps) > 0;
 }
 
 /*

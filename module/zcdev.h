@@ -209,9 +209,7 @@ struct page *zcdev_page_alloc(struct zcdev *zd, gfp_t extra);
 void zcdev_page_adopt(struct zcdev *zd, struct page *page);
 void zcdev_page_put(struct zcdev *zd, struct page *page);
 int zcdev_total_pages_reserve(u32 old_nr, u32 new_nr);
-bool zcdev_page_maybe_pinned(struct page *page);
 int zcdev_page_others(struct page *page, unsigned int refs, int *maps);
-bool zcdev_page_held(struct page *page, unsigned int refs);
 bool zcdev_page_poisoned(struct page *page);
 
 /* main.c */
